@@ -1,0 +1,185 @@
+"""The data schema every service shares (pydantic).
+
+Field names match the proto messages in proto/acoustack/v1, so a validation error's location reads the
+same on both sides (e.g. ``model_output.detections.3.box.end_time_s``). Times are UTC and time-zone
+aware; ids are UUIDs made where the record is born.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must be time-zone aware (UTC); a naive time is ambiguous on a field device")
+    return value.astimezone(dt.UTC)
+
+
+UTCDatetime = Annotated[dt.datetime, AfterValidator(_as_utc)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+NonEmptyText = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Deployment(Schema):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    latitude: Annotated[float, Field(ge=-90.0, le=90.0)] | None = None
+    longitude: Annotated[float, Field(ge=-180.0, le=180.0)] | None = None
+    started_at: UTCDatetime = Field(default_factory=utc_now)
+    ended_at: UTCDatetime | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Deployment:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together: give both or neither")
+        if self.ended_at is not None and self.ended_at < self.started_at:
+            raise ValueError("ended_at is before started_at")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+
+class RecordingStatus(enum.StrEnum):
+    TEMPORARY = "temporary"
+    SAVED = "saved"
+    DELETED = "deleted"
+    FAILED = "failed"
+
+
+class Recording(Schema):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    deployment_id: uuid.UUID
+    device_id: NonEmptyText
+    source_id: NonEmptyText = "default"
+    path: NonEmptyText
+    started_at: UTCDatetime
+    duration_s: Annotated[float, Field(ge=0.0, le=86_400.0)]
+    capture_samplerate_hz: Annotated[int, Field(gt=0, le=2_000_000)]
+    channels: Annotated[int, Field(ge=1, le=64)] = 1
+    time_expansion: Annotated[float, Field(gt=0.0, le=1000.0)] = 1.0
+    status: RecordingStatus = RecordingStatus.TEMPORARY
+    failure_reason: Annotated[str, Field(max_length=2000)] = ""
+    created_at: UTCDatetime = Field(default_factory=utc_now)
+
+    @property
+    def header_samplerate_hz(self) -> int:
+        """The rate written in the WAV header: time expansion slows the audio down."""
+        return round(self.capture_samplerate_hz / self.time_expansion)
+
+
+class Tag(Schema):
+    key: Annotated[str, Field(min_length=1, max_length=200)]
+    value: Annotated[str, Field(max_length=1000)]
+
+
+class PredictedTag(Schema):
+    tag: Tag
+    confidence: Probability = 1.0
+
+
+class PredictionType(enum.StrEnum):
+    PRESENCE = "presence"
+    SEQUENCE = "sequence"
+    EVENT = "event"
+
+
+class BoundingBox(Schema):
+    """Seconds from the start of the recording, and Hz."""
+
+    start_time_s: Annotated[float, Field(ge=0.0)]
+    end_time_s: Annotated[float, Field(ge=0.0)]
+    low_freq_hz: Annotated[float, Field(ge=0.0)] = 0.0
+    high_freq_hz: Annotated[float, Field(ge=0.0)] = 0.0
+
+    @model_validator(mode="after")
+    def _check(self) -> BoundingBox:
+        if self.end_time_s < self.start_time_s:
+            raise ValueError("end_time_s is before start_time_s")
+        if self.high_freq_hz < self.low_freq_hz:
+            raise ValueError("high_freq_hz is below low_freq_hz")
+        return self
+
+
+class Detection(Schema):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    prediction_type: PredictionType = PredictionType.EVENT
+    box: BoundingBox | None = None
+    detection_score: Probability
+    tags: list[PredictedTag] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Detection:
+        if self.prediction_type is PredictionType.PRESENCE and self.box is not None:
+            raise ValueError("a presence detection covers the whole recording: it has no box")
+        if self.prediction_type is not PredictionType.PRESENCE and self.box is None:
+            raise ValueError(f"a {self.prediction_type.value} detection needs a box")
+        return self
+
+
+class ModelOutput(Schema):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    recording_id: uuid.UUID
+    model_name: Annotated[str, Field(min_length=1, max_length=200)]
+    model_version: Annotated[str, Field(max_length=200)] = ""
+    tags: list[PredictedTag] = Field(default_factory=list)
+    detections: list[Detection] = Field(default_factory=list)
+    created_at: UTCDatetime = Field(default_factory=utc_now)
+
+
+class Message(Schema):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    content: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+    created_at: UTCDatetime = Field(default_factory=utc_now)
+    priority: int = 0
+    attempts: Annotated[int, Field(ge=0)] = 0
+    last_attempt_at: UTCDatetime | None = None
+
+
+class ResponseStatus(enum.StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+class Response(Schema):
+    message_id: uuid.UUID
+    status: ResponseStatus
+    content: Annotated[str, Field(max_length=100_000)] = ""
+    received_at: UTCDatetime = Field(default_factory=utc_now)
+
+
+class Metric(Schema):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    value: float
+    unit: Annotated[str, Field(max_length=50)] = ""
+
+
+class Heartbeat(Schema):
+    device_id: NonEmptyText
+    sent_at: UTCDatetime = Field(default_factory=utc_now)
+    status: Annotated[str, Field(max_length=200)] = "ok"
+    metrics: list[Metric] = Field(default_factory=list)
+
+
+class RecordingEntry(Schema):
+    """A recording with the outputs of every model that processed it."""
+
+    recording: Recording
+    model_outputs: list[ModelOutput] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""acoustack storage service: Postgres behind the gRPC Store contract."""

@@ -1,0 +1,83 @@
+"""Apply the numbered migrations at start: in order, each once, each in its own transaction.
+
+An advisory lock keeps two storage replicas starting together from applying the same step twice.
+A migration that was applied and then edited is refused (its checksum no longer matches): schema
+changes go in a new numbered file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+
+from acoustack.errors import FailedPreconditionError
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_LOCK_KEY = 0x61636F75  # "acou": any constant shared by every replica
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def bundled_migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("acoustack_storage.migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a number: {versions}")
+    return found
+
+
+def apply_migrations(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> list[int]:
+    """Bring the database up to date; returns the versions applied now."""
+    migrations = bundled_migrations() if migrations is None else migrations
+    applied_now = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version    integer PRIMARY KEY,
+                   name       text NOT NULL,
+                   checksum   text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {
+            row[0]: row[1]
+            for row in conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+        }
+        for migration in migrations:
+            if migration.version in done:
+                if done[migration.version] != migration.checksum:
+                    raise FailedPreconditionError(
+                        f"migration {migration.version:04d}_{migration.name} was changed after it "
+                        "was applied to this database",
+                        help="never edit an applied migration; add a new numbered file instead",
+                    )
+                continue
+            log.info("applying migration %04d_%s", migration.version, migration.name)
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (migration.version, migration.name, migration.checksum),
+            )
+            applied_now.append(migration.version)
+    return applied_now

@@ -1,0 +1,261 @@
+"""The gRPC face of the store: decode and validate requests, call the repository, encode replies.
+
+Bad input is INVALID_ARGUMENT naming the field, unknown ids NOT_FOUND, a database that is down
+UNAVAILABLE; anything unexpected is logged and returned as INTERNAL, never UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from pydantic import ValidationError
+
+from acoustack import convert, schema
+from acoustack.errors import AcoustackError, InvalidArgumentError, validation_message
+from acoustack.v1 import store_pb2 as spb
+from acoustack.v1 import store_pb2_grpc
+from acoustack_storage.repository import (
+    DetectionFilter,
+    PostgresStore,
+    RecordingFilter,
+    StoredRecording,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _rpc(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: StoreServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except AcoustackError as exc:
+            context.abort(exc.grpc_code, str(exc))
+        except Exception:
+            log.exception("%s failed", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error (see storage log)")
+
+    return wrapper
+
+
+def _validate(build: Callable[[], Any], root: str) -> Any:
+    try:
+        return build()
+    except ValidationError as exc:
+        raise InvalidArgumentError(validation_message(exc, root)) from None
+
+
+def _uuid(value: str, field: str, *, required: bool = True) -> uuid.UUID | None:
+    if not value:
+        if required:
+            raise InvalidArgumentError(f"{field}: required")
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgumentError(f"{field}: {value!r} is not a UUID") from None
+
+
+def _time(message: Any, field: str) -> dt.datetime | None:
+    return convert.datetime_from_proto(message, field)
+
+
+def _entry(stored: StoredRecording) -> spb.RecordingEntry:
+    entry = spb.RecordingEntry(recording=convert.recording_to_proto(stored.recording))
+    entry.model_outputs.extend(stored.model_outputs)
+    return entry
+
+
+class StoreServicer(store_pb2_grpc.StoreServicer):
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    # deployments
+    @_rpc
+    def StartDeployment(self, request, context):
+        data = convert.deployment_dict(
+            convert.pb.Deployment(
+                id=request.id,
+                name=request.name,
+                latitude=request.latitude if request.HasField("latitude") else None,
+                longitude=request.longitude if request.HasField("longitude") else None,
+                started_at=request.started_at if request.HasField("started_at") else None,
+            )
+        )
+        deployment = _validate(lambda: schema.Deployment.model_validate(data), "")
+        started = self.store.start_deployment(deployment)
+        return spb.StartDeploymentResponse(deployment=convert.deployment_to_proto(started))
+
+    @_rpc
+    def EndDeployment(self, request, context):
+        deployment_id = _uuid(request.deployment_id, "deployment_id")
+        ended_at = _time(request, "ended_at") or schema.utc_now()
+        ended = self.store.end_deployment(deployment_id, ended_at)
+        return spb.EndDeploymentResponse(deployment=convert.deployment_to_proto(ended))
+
+    @_rpc
+    def GetCurrentDeployment(self, request, context):
+        current = self.store.current_deployment()
+        if current is None:
+            return spb.GetCurrentDeploymentResponse()
+        return spb.GetCurrentDeploymentResponse(deployment=convert.deployment_to_proto(current))
+
+    @_rpc
+    def GetDeployment(self, request, context):
+        found = self.store.get_deployment(_uuid(request.deployment_id, "deployment_id"))
+        return spb.GetDeploymentResponse(deployment=convert.deployment_to_proto(found))
+
+    # recordings
+    @_rpc
+    def StoreRecording(self, request, context):
+        if not request.HasField("recording"):
+            raise InvalidArgumentError("recording: required")
+        recording = _validate(lambda: convert.recording_from_proto(request.recording), "recording")
+        stored, created = self.store.store_recording(recording)
+        return spb.StoreRecordingResponse(recording=convert.recording_to_proto(stored), created=created)
+
+    @_rpc
+    def GetRecording(self, request, context):
+        stored = self.store.get_recording(
+            _uuid(request.recording_id, "recording_id"),
+            include_model_outputs=request.include_model_outputs,
+        )
+        return spb.GetRecordingResponse(entry=_entry(stored))
+
+    @_rpc
+    def GetRecordingsByPath(self, request, context):
+        if not request.paths:
+            raise InvalidArgumentError("paths: give at least one path")
+        entries, missing = self.store.get_recordings_by_path(
+            list(request.paths), include_model_outputs=request.include_model_outputs
+        )
+        return spb.GetRecordingsByPathResponse(
+            entries=[_entry(e) for e in entries], missing_paths=missing
+        )
+
+    @_rpc
+    def ListRecordings(self, request, context):
+        statuses = []
+        for i, value in enumerate(request.statuses):
+            status = convert.recording_status_from_proto(value)
+            if not isinstance(status, schema.RecordingStatus):
+                raise InvalidArgumentError(f"statuses.{i}: {value} is not a recording status")
+            statuses.append(status)
+        query = RecordingFilter(
+            deployment_id=_uuid(request.deployment_id, "deployment_id", required=False),
+            statuses=tuple(statuses),
+            started_from=_time(request, "started_from"),
+            started_to=_time(request, "started_to"),
+            limit=request.limit,
+            newest_first=request.order == spb.SORT_ORDER_NEWEST_FIRST,
+        )
+        found = self.store.list_recordings(query, include_model_outputs=request.include_model_outputs)
+        return spb.ListRecordingsResponse(entries=[_entry(e) for e in found])
+
+    @_rpc
+    def UpdateRecordingPath(self, request, context):
+        status = None
+        if request.status:
+            status = convert.recording_status_from_proto(request.status)
+            if not isinstance(status, schema.RecordingStatus):
+                raise InvalidArgumentError(f"status: {request.status} is not a recording status")
+        updated = self.store.update_recording_path(
+            _uuid(request.recording_id, "recording_id"), request.path, status
+        )
+        return spb.UpdateRecordingPathResponse(recording=convert.recording_to_proto(updated))
+
+    @_rpc
+    def MarkRecordingFailed(self, request, context):
+        updated = self.store.mark_recording_failed(
+            _uuid(request.recording_id, "recording_id"), request.reason
+        )
+        return spb.MarkRecordingFailedResponse(recording=convert.recording_to_proto(updated))
+
+    @_rpc
+    def MarkRecordingDeleted(self, request, context):
+        updated = self.store.mark_recording_deleted(_uuid(request.recording_id, "recording_id"))
+        return spb.MarkRecordingDeletedResponse(recording=convert.recording_to_proto(updated))
+
+    # model outputs
+    @_rpc
+    def StoreModelOutput(self, request, context):
+        if not request.HasField("model_output"):
+            raise InvalidArgumentError("model_output: required")
+        output = _validate(
+            lambda: convert.model_output_from_proto(request.model_output), "model_output"
+        )
+        messages = [
+            _validate(lambda m=m: convert.message_from_proto(m), f"messages.{i}")
+            for i, m in enumerate(request.messages)
+        ]
+        stored, created = self.store.store_model_output(output, messages)
+        return spb.StoreModelOutputResponse(model_output=stored, created=created)
+
+    @_rpc
+    def ListDetections(self, request, context):
+        query = DetectionFilter(
+            started_from=_time(request, "started_from"),
+            started_to=_time(request, "started_to"),
+            model_name=request.model_name,
+            min_score=request.min_score if request.HasField("min_score") else None,
+            max_score=request.max_score if request.HasField("max_score") else None,
+            tag_key=request.tag_key,
+            tag_value=request.tag_value,
+            deployment_id=_uuid(request.deployment_id, "deployment_id", required=False),
+            limit=request.limit,
+            newest_first=request.order == spb.SORT_ORDER_NEWEST_FIRST,
+        )
+        hits = self.store.list_detections(query)
+        reply = spb.ListDetectionsResponse()
+        for hit in hits:
+            reply.hits.add(
+                detection=convert.detection_to_proto(hit.detection),
+                recording_id=str(hit.recording_id),
+                model_output_id=str(hit.model_output_id),
+                model_name=hit.model_name,
+                recording_started_at=convert.timestamp(hit.recording_started_at),
+            )
+        return reply
+
+    # outbox
+    @_rpc
+    def StoreMessage(self, request, context):
+        if not request.HasField("message"):
+            raise InvalidArgumentError("message: required")
+        message = _validate(lambda: convert.message_from_proto(request.message), "message")
+        stored, created = self.store.store_message(message)
+        return spb.StoreMessageResponse(message=convert.message_to_proto(stored), created=created)
+
+    @_rpc
+    def GetUnsentMessages(self, request, context):
+        messages = self.store.get_unsent_messages(
+            request.limit, newest_first=request.order == spb.SORT_ORDER_NEWEST_FIRST
+        )
+        return spb.GetUnsentMessagesResponse(messages=[convert.message_to_proto(m) for m in messages])
+
+    @_rpc
+    def StoreResponse(self, request, context):
+        if not request.HasField("response"):
+            raise InvalidArgumentError("response: required")
+        response = _validate(lambda: convert.response_from_proto(request.response), "response")
+        self.store.store_response(response)
+        return spb.StoreResponseResponse()
+
+    @_rpc
+    def ListResponses(self, request, context):
+        responses = self.store.list_responses(_uuid(request.message_id, "message_id"))
+        return spb.ListResponsesResponse(responses=[convert.response_to_proto(r) for r in responses])
+
+
+def register(servicer: StoreServicer) -> Callable[[grpc.Server], str]:
+    def add(server: grpc.Server) -> str:
+        store_pb2_grpc.add_StoreServicer_to_server(servicer, server)
+        return spb.DESCRIPTOR.services_by_name["Store"].full_name
+
+    return add
