@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from acoustack.clients import RetryPolicy, StoreClient
+from acoustack.grpc_server import RunningServer, start_server
+from acoustack_storage.repository import PostgresStore
+from acoustack_storage.servicer import StoreServicer, register
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[PostgresStore]:
+    s = PostgresStore.open(database_url, timeout_s=2.0)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def storage_server(store: PostgresStore) -> Iterator[RunningServer]:
+    """The real servicer on a loopback port, in this process."""
+    running = start_server([register(StoreServicer(store))], address="127.0.0.1:0")
+    yield running
+    running.stop(0)
+
+
+@pytest.fixture
+def client(storage_server: RunningServer) -> Iterator[StoreClient]:
+    with StoreClient(
+        f"127.0.0.1:{storage_server.port}", retry=RetryPolicy(budget_s=1.0), call_timeout_s=10
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def deployment(client: StoreClient):
+    return client.start_deployment("meadow", 52.2, 0.12)
