@@ -12,8 +12,6 @@ import urllib.parse
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from acoustack.clients import RetryPolicy, StoreClient
 from acoustack.errors import UnavailableError
 from acoustack.grpc_server import start_server
@@ -25,6 +23,7 @@ from acoustack.v1 import store_pb2 as spb
 from acoustack_storage.__main__ import watch_database
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.servicer import StoreServicer, register
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
 @pytest.fixture
@@ -76,7 +75,9 @@ def test_health_turns_not_serving_while_the_database_is_down(proxied_database):
     try:
         assert check(target) == (True, f"{target}: SERVING")
         proxy.cut()
-        assert wait_for(lambda: not check(target)[0], 10), "health stayed SERVING with the database down"
+        assert wait_for(lambda: not check(target)[0], 10), (
+            "health stayed SERVING with the database down"
+        )
         assert check(target, "acoustack.v1.Store")[1].endswith("NOT_SERVING")
         proxy.restore()
         assert wait_for(lambda: check(target)[0], 10), "health did not recover with the database"
@@ -93,7 +94,9 @@ def test_the_client_waits_for_a_storage_service_that_is_starting(database_url):
     holder = {}
 
     def start_late():
-        holder["server"] = start_server([register(StoreServicer(store))], address=f"127.0.0.1:{port}")
+        holder["server"] = start_server(
+            [register(StoreServicer(store))], address=f"127.0.0.1:{port}"
+        )
 
     timer = threading.Timer(1.0, start_late)
     timer.start()
@@ -135,11 +138,13 @@ def run_storage(env: dict[str, str]) -> subprocess.Popen:
 
 def test_the_service_process_serves_and_drains_on_sigterm(database_url):
     port = free_port()
-    proc = run_storage({
-        "STORAGE_DATABASE_URL": database_url,
-        "STORAGE_GRPC_HOST": "127.0.0.1",
-        "STORAGE_GRPC_PORT": str(port),
-    })
+    proc = run_storage(
+        {
+            "STORAGE_DATABASE_URL": database_url,
+            "STORAGE_GRPC_HOST": "127.0.0.1",
+            "STORAGE_GRPC_PORT": str(port),
+        }
+    )
     target = f"127.0.0.1:{port}"
     try:
         assert wait_for(lambda: check(target)[0], 30), "storage never reported SERVING"
@@ -170,10 +175,12 @@ def test_the_service_refuses_to_start_with_bad_configuration():
 
 def test_the_service_gives_up_on_an_unreachable_database_with_a_clear_error():
     port = free_port()
-    proc = run_storage({
-        "STORAGE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/nothing",
-        "STORAGE_DATABASE_WAIT_S": "2",
-    })
+    proc = run_storage(
+        {
+            "STORAGE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/nothing",
+            "STORAGE_DATABASE_WAIT_S": "2",
+        }
+    )
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "the database was not reachable within 2 s" in output

@@ -1,6 +1,5 @@
 import psycopg
 import pytest
-
 from acoustack.errors import FailedPreconditionError
 from acoustack_storage.migrate import Migration, apply_migrations, bundled_migrations
 
@@ -16,9 +15,14 @@ def tables(url: str) -> set[str]:
 def test_migrations_create_the_schema_once(empty_database_url):
     with psycopg.connect(empty_database_url) as conn:
         assert apply_migrations(conn) == [m.version for m in bundled_migrations()]
-    assert {"deployments", "recordings", "model_outputs", "detections", "messages", "responses"} <= tables(
-        empty_database_url
-    )
+    assert {
+        "deployments",
+        "recordings",
+        "model_outputs",
+        "detections",
+        "messages",
+        "responses",
+    } <= tables(empty_database_url)
     with psycopg.connect(empty_database_url) as conn:
         assert apply_migrations(conn) == []  # a restart applies nothing
 

@@ -7,7 +7,6 @@ import uuid
 
 import grpc
 import pytest
-
 from acoustack import convert, schema
 from acoustack.errors import (
     AlreadyExistsError,
@@ -63,7 +62,12 @@ def test_ending_twice_keeps_the_first_end(client, deployment):
 
 @pytest.mark.parametrize(
     ("latitude", "longitude", "field"),
-    [(90.5, 0.0, "latitude"), (-91.0, 0.0, "latitude"), (0.0, 180.01, "longitude"), (0.0, -200.0, "longitude")],
+    [
+        (90.5, 0.0, "latitude"),
+        (-91.0, 0.0, "latitude"),
+        (0.0, 180.01, "longitude"),
+        (0.0, -200.0, "longitude"),
+    ],
 )
 def test_coordinates_out_of_range_are_refused_by_name(client, latitude, longitude, field):
     with pytest.raises(InvalidArgumentError, match=f"^{field}: Input should be"):
@@ -128,7 +132,10 @@ def test_a_reused_id_with_other_content_is_refused(client, deployment):
 def test_two_recordings_cannot_share_a_file(client, deployment):
     first = factories.recording(deployment.id, path="/rec/a.wav")
     client.store_recording(first)
-    with pytest.raises(AlreadyExistsError, match=f"recording.path: /rec/a.wav already belongs to recording {first.id}"):
+    with pytest.raises(
+        AlreadyExistsError,
+        match=f"recording.path: /rec/a.wav already belongs to recording {first.id}",
+    ):
         client.store_recording(factories.recording(deployment.id, path="/rec/a.wav"))
 
 
@@ -213,9 +220,13 @@ def test_a_limit_beyond_the_maximum_is_refused(client):
 def test_file_management_moves_and_deletes(client, deployment):
     r = factories.recording(deployment.id, path="/tmp/rec.wav")
     client.store_recording(r)
-    saved = client.update_recording_path(r.id, "/data/2026/06/01/rec.wav", schema.RecordingStatus.SAVED)
+    saved = client.update_recording_path(
+        r.id, "/data/2026/06/01/rec.wav", schema.RecordingStatus.SAVED
+    )
     assert (saved.path, saved.status) == ("/data/2026/06/01/rec.wav", pb.RECORDING_STATUS_SAVED)
-    assert client.get_recordings_by_path(["/data/2026/06/01/rec.wav"]).entries[0].recording.id == str(r.id)
+    assert client.get_recordings_by_path(["/data/2026/06/01/rec.wav"]).entries[
+        0
+    ].recording.id == str(r.id)
     deleted = client.mark_recording_deleted(r.id)
     assert deleted.status == pb.RECORDING_STATUS_DELETED
     # A deleted recording's old path can be used again.
@@ -279,18 +290,28 @@ def test_an_output_for_an_unknown_recording_is_not_found(client):
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda o: setattr(o.detections[1], "detection_score", 1.5),
-         "model_output.detections.1.detection_score: Input should be less than or equal to 1"),
-        (lambda o: setattr(o.detections[0].tags[2], "confidence", -0.1),
-         "model_output.detections.0.tags.2.confidence: Input should be greater than or equal to 0"),
-        (lambda o: setattr(o.detections[2].box, "end_time_s", 0.0),
-         "model_output.detections.2.box: Value error, end_time_s is before start_time_s"),
-        (lambda o: o.detections[0].ClearField("box"),
-         "model_output.detections.0: Value error, a event detection needs a box"),
+        (
+            lambda o: setattr(o.detections[1], "detection_score", 1.5),
+            "model_output.detections.1.detection_score: Input should be less than or equal to 1",
+        ),
+        (
+            lambda o: setattr(o.detections[0].tags[2], "confidence", -0.1),
+            "model_output.detections.0.tags.2.confidence: Input should be greater than or equal to 0",
+        ),
+        (
+            lambda o: setattr(o.detections[2].box, "end_time_s", 0.0),
+            "model_output.detections.2.box: Value error, end_time_s is before start_time_s",
+        ),
+        (
+            lambda o: o.detections[0].ClearField("box"),
+            "model_output.detections.0: Value error, a event detection needs a box",
+        ),
         (lambda o: setattr(o, "model_name", ""), "model_output.model_name: Field required"),
     ],
 )
-def test_bad_outputs_are_refused_by_field_and_nothing_is_stored(client, deployment, mutate, message):
+def test_bad_outputs_are_refused_by_field_and_nothing_is_stored(
+    client, deployment, mutate, message
+):
     r = factories.recording(deployment.id)
     client.store_recording(r)
     proto = convert.model_output_to_proto(factories.model_output(r.id, n_detections=3))
@@ -310,18 +331,30 @@ def test_detection_queries_by_time_model_score_and_tag(client, deployment):
 
     def det(score, species):
         return schema.Detection(
-            box=schema.BoundingBox(start_time_s=0.1, end_time_s=0.2, low_freq_hz=20e3, high_freq_hz=50e3),
+            box=schema.BoundingBox(
+                start_time_s=0.1, end_time_s=0.2, low_freq_hz=20e3, high_freq_hz=50e3
+            ),
             detection_score=score,
-            tags=[schema.PredictedTag(tag=schema.Tag(key="species", value=species), confidence=score)],
+            tags=[
+                schema.PredictedTag(tag=schema.Tag(key="species", value=species), confidence=score)
+            ],
         )
 
-    client.store_model_output(schema.ModelOutput(
-        recording_id=early.id, model_name="batdetect2",
-        detections=[det(0.9, "Myotis"), det(0.3, "Pipistrellus")]))
-    client.store_model_output(schema.ModelOutput(
-        recording_id=late.id, model_name="batdetect2", detections=[det(0.7, "Myotis")]))
-    client.store_model_output(schema.ModelOutput(
-        recording_id=late.id, model_name="energy", detections=[det(0.5, "bat")]))
+    client.store_model_output(
+        schema.ModelOutput(
+            recording_id=early.id,
+            model_name="batdetect2",
+            detections=[det(0.9, "Myotis"), det(0.3, "Pipistrellus")],
+        )
+    )
+    client.store_model_output(
+        schema.ModelOutput(
+            recording_id=late.id, model_name="batdetect2", detections=[det(0.7, "Myotis")]
+        )
+    )
+    client.store_model_output(
+        schema.ModelOutput(recording_id=late.id, model_name="energy", detections=[det(0.5, "bat")])
+    )
 
     assert len(client.list_detections()) == 4
     assert len(client.list_detections(model_name="energy")) == 1
@@ -351,15 +384,24 @@ def test_contradictory_detection_queries_are_refused(client):
 def test_a_message_stays_unsent_until_a_success(client):
     message = schema.Message(content='{"hello": 1}')
     assert client.store_message(message).created
-    client.store_response(schema.Response(message_id=message.id, status=schema.ResponseStatus.ERROR,
-                                          content="connection refused"))
-    client.store_response(schema.Response(message_id=message.id, status=schema.ResponseStatus.FAILED,
-                                          content="HTTP 503"))
+    client.store_response(
+        schema.Response(
+            message_id=message.id, status=schema.ResponseStatus.ERROR, content="connection refused"
+        )
+    )
+    client.store_response(
+        schema.Response(
+            message_id=message.id, status=schema.ResponseStatus.FAILED, content="HTTP 503"
+        )
+    )
     unsent = client.get_unsent_messages()
     assert [m.id for m in unsent] == [str(message.id)]
     assert unsent[0].attempts == 2
-    client.store_response(schema.Response(message_id=message.id, status=schema.ResponseStatus.SUCCESS,
-                                          content="HTTP 200"))
+    client.store_response(
+        schema.Response(
+            message_id=message.id, status=schema.ResponseStatus.SUCCESS, content="HTTP 200"
+        )
+    )
     assert client.get_unsent_messages() == []
     responses = client.list_responses(message.id)
     assert [r.content for r in responses] == ["connection refused", "HTTP 503", "HTTP 200"]
@@ -372,7 +414,10 @@ def test_unsent_messages_come_oldest_or_newest_first_with_a_limit(client):
     for m in reversed(messages):
         client.store_message(m)
     assert [m.content for m in client.get_unsent_messages(limit=3)] == ["m0", "m1", "m2"]
-    assert [m.content for m in client.get_unsent_messages(limit=2, newest_first=True)] == ["m4", "m3"]
+    assert [m.content for m in client.get_unsent_messages(limit=2, newest_first=True)] == [
+        "m4",
+        "m3",
+    ]
 
 
 def test_a_retried_message_is_stored_once(client):
@@ -386,7 +431,9 @@ def test_a_retried_message_is_stored_once(client):
 
 def test_responses_need_a_known_message_and_a_status(client):
     with pytest.raises(NotFoundError, match="response.message_id: no message"):
-        client.store_response(schema.Response(message_id=uuid.uuid4(), status=schema.ResponseStatus.SUCCESS))
+        client.store_response(
+            schema.Response(message_id=uuid.uuid4(), status=schema.ResponseStatus.SUCCESS)
+        )
     message = schema.Message(content="x")
     client.store_message(message)
     with pytest.raises(InvalidArgumentError, match="response.status: Field required"):

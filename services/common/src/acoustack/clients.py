@@ -103,7 +103,10 @@ class GrpcClient:
                     ) from None
                 log.warning(
                     "%s unavailable (%s), attempt %d; retrying in %.2f s",
-                    self.target, exc.details(), attempt, delay,
+                    self.target,
+                    exc.details(),
+                    attempt,
+                    delay,
                 )
                 time.sleep(delay)
 
@@ -159,7 +162,9 @@ class StoreClient(GrpcClient):
 
     def current_deployment(self) -> pb.Deployment | None:
         reply = self.call(
-            self.stub.GetCurrentDeployment, spb.GetCurrentDeploymentRequest(), name="GetCurrentDeployment"
+            self.stub.GetCurrentDeployment,
+            spb.GetCurrentDeploymentRequest(),
+            name="GetCurrentDeployment",
         )
         return reply.deployment if reply.HasField("deployment") else None
 
@@ -168,7 +173,9 @@ class StoreClient(GrpcClient):
         return self.call(self.stub.GetDeployment, request, name="GetDeployment").deployment
 
     # recordings
-    def store_recording(self, recording: schema.Recording | pb.Recording) -> spb.StoreRecordingResponse:
+    def store_recording(
+        self, recording: schema.Recording | pb.Recording
+    ) -> spb.StoreRecordingResponse:
         request = spb.StoreRecordingRequest(recording=_proto(recording, convert.recording_to_proto))
         return self.call(self.stub.StoreRecording, request, name="StoreRecording")
 
@@ -212,15 +219,21 @@ class StoreClient(GrpcClient):
             path=path,
             status=convert.recording_status_to_proto(status) if status else 0,
         )
-        return self.call(self.stub.UpdateRecordingPath, request, name="UpdateRecordingPath").recording
+        return self.call(
+            self.stub.UpdateRecordingPath, request, name="UpdateRecordingPath"
+        ).recording
 
     def mark_recording_failed(self, recording_id: uuid.UUID | str, reason: str) -> pb.Recording:
         request = spb.MarkRecordingFailedRequest(recording_id=str(recording_id), reason=reason)
-        return self.call(self.stub.MarkRecordingFailed, request, name="MarkRecordingFailed").recording
+        return self.call(
+            self.stub.MarkRecordingFailed, request, name="MarkRecordingFailed"
+        ).recording
 
     def mark_recording_deleted(self, recording_id: uuid.UUID | str) -> pb.Recording:
         request = spb.MarkRecordingDeletedRequest(recording_id=str(recording_id))
-        return self.call(self.stub.MarkRecordingDeleted, request, name="MarkRecordingDeleted").recording
+        return self.call(
+            self.stub.MarkRecordingDeleted, request, name="MarkRecordingDeleted"
+        ).recording
 
     # model outputs
     def store_model_output(
@@ -251,7 +264,9 @@ class StoreClient(GrpcClient):
     ) -> list[pb.Message]:
         order = spb.SORT_ORDER_NEWEST_FIRST if newest_first else spb.SORT_ORDER_OLDEST_FIRST
         request = spb.GetUnsentMessagesRequest(limit=limit, order=order)
-        return list(self.call(self.stub.GetUnsentMessages, request, name="GetUnsentMessages").messages)
+        return list(
+            self.call(self.stub.GetUnsentMessages, request, name="GetUnsentMessages").messages
+        )
 
     def store_response(self, response: schema.Response | pb.Response) -> None:
         request = spb.StoreResponseRequest(response=_proto(response, convert.response_to_proto))

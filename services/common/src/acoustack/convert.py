@@ -200,7 +200,9 @@ def recording_dict(msg: pb.Recording) -> dict[str, Any]:
 
 
 def _predicted_tags_dicts(tags: Any) -> list[dict[str, Any]]:
-    return [{"tag": {"key": t.tag.key, "value": t.tag.value}, "confidence": t.confidence} for t in tags]
+    return [
+        {"tag": {"key": t.tag.key, "value": t.tag.value}, "confidence": t.confidence} for t in tags
+    ]
 
 
 def detection_dict(msg: pb.Detection) -> dict[str, Any]:

@@ -15,7 +15,7 @@ class AcoustackError(Exception):
     grpc_code = grpc.StatusCode.INTERNAL
     help = ""
 
-    def __init__(self, message: str, *, help: str = "") -> None:  # noqa: A002 - the word users see
+    def __init__(self, message: str, *, help: str = "") -> None:
         super().__init__(message)
         if help:
             self.help = help

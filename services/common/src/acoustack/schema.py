@@ -21,7 +21,9 @@ def utc_now() -> dt.datetime:
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("must be time-zone aware (UTC); a naive time is ambiguous on a field device")
+        raise ValueError(
+            "must be time-zone aware (UTC); a naive time is ambiguous on a field device"
+        )
     return value.astimezone(dt.UTC)
 
 

@@ -9,6 +9,7 @@ import time
 
 from acoustack.errors import ConfigError, FailedPreconditionError, UnavailableError
 from acoustack.grpc_server import RunningServer, start_server, wait_for_termination
+
 from acoustack_storage.config import PREFIX, StorageSettings
 from acoustack_storage.migrate import apply_migrations
 from acoustack_storage.repository import PostgresStore
@@ -38,7 +39,9 @@ def wait_and_migrate(store: PostgresStore, wait_s: float) -> None:
             delay = min(delay * 2, 5.0)
 
 
-def watch_database(store: PostgresStore, server: RunningServer, interval_s: float, stop: threading.Event) -> None:
+def watch_database(
+    store: PostgresStore, server: RunningServer, interval_s: float, stop: threading.Event
+) -> None:
     """Report NOT_SERVING while the database is unreachable, so orchestrators can see it."""
     serving = True
     while not stop.wait(interval_s):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
-
 from acoustack.config import Settings
+from pydantic import Field
 
 PREFIX = "STORAGE"
 
@@ -20,15 +19,20 @@ class StorageSettings(Settings):
         ),
     ]
     grpc_host: Annotated[str, Field(min_length=1, description="address to listen on")] = "0.0.0.0"
-    grpc_port: Annotated[int, Field(ge=0, le=65535, description="gRPC port (0 takes a free one)")] = 50051
-    pool_min_size: Annotated[int, Field(ge=1, le=100, description="database connections kept open")] = 1
+    grpc_port: Annotated[
+        int, Field(ge=0, le=65535, description="gRPC port (0 takes a free one)")
+    ] = 50051
+    pool_min_size: Annotated[
+        int, Field(ge=1, le=100, description="database connections kept open")
+    ] = 1
     pool_max_size: Annotated[int, Field(ge=1, le=100, description="most database connections")] = 8
     grpc_workers: Annotated[int, Field(ge=1, le=256, description="threads serving requests")] = 8
     max_message_mb: Annotated[
         int, Field(ge=1, le=1024, description="largest gRPC message accepted or sent, in MiB")
     ] = 64
     database_wait_s: Annotated[
-        float, Field(ge=0, description="how long to wait for the database at start before giving up")
+        float,
+        Field(ge=0, description="how long to wait for the database at start before giving up"),
     ] = 60.0
     health_interval_s: Annotated[
         float, Field(gt=0, description="how often the database is checked for the health service")

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
-
 from acoustack.errors import FailedPreconditionError
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,9 @@ def bundled_migrations() -> list[Migration]:
     return found
 
 
-def apply_migrations(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> list[int]:
+def apply_migrations(
+    conn: psycopg.Connection, migrations: list[Migration] | None = None
+) -> list[int]:
     """Bring the database up to date; returns the versions applied now."""
     migrations = bundled_migrations() if migrations is None else migrations
     applied_now = []

@@ -16,9 +16,6 @@ from dataclasses import dataclass, field
 
 import psycopg
 import psycopg_pool
-from psycopg import errors as pg_errors
-from psycopg.rows import dict_row
-
 from acoustack import convert, schema
 from acoustack.errors import (
     AlreadyExistsError,
@@ -28,6 +25,8 @@ from acoustack.errors import (
     UnavailableError,
 )
 from acoustack.v1 import types_pb2 as pb
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,9 @@ DEFAULT_LIMIT = 100
 
 def effective_limit(limit: int) -> int:
     if limit < 0 or limit > MAX_LIMIT:
-        raise InvalidArgumentError(f"limit: must be between 1 and {MAX_LIMIT} (0 means {DEFAULT_LIMIT})")
+        raise InvalidArgumentError(
+            f"limit: must be between 1 and {MAX_LIMIT} (0 means {DEFAULT_LIMIT})"
+        )
     return limit or DEFAULT_LIMIT
 
 
@@ -160,7 +161,9 @@ class PostgresStore:
 
     def start_deployment(self, deployment: schema.Deployment) -> schema.Deployment:
         if deployment.ended_at is not None:
-            raise InvalidArgumentError("ended_at: a deployment starts active; end it with EndDeployment")
+            raise InvalidArgumentError(
+                "ended_at: a deployment starts active; end it with EndDeployment"
+            )
         try:
             with self._tx() as conn:
                 row = conn.execute(
@@ -249,9 +252,19 @@ class PostgresStore:
                         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                         ON CONFLICT (id) DO NOTHING RETURNING {_RECORDING_COLUMNS}""",
                     (
-                        r.id, r.deployment_id, r.device_id, r.source_id, r.path, r.started_at,
-                        r.duration_s, r.capture_samplerate_hz, r.channels, r.time_expansion,
-                        r.status.value, r.failure_reason, r.created_at,
+                        r.id,
+                        r.deployment_id,
+                        r.device_id,
+                        r.source_id,
+                        r.path,
+                        r.started_at,
+                        r.duration_s,
+                        r.capture_samplerate_hz,
+                        r.channels,
+                        r.time_expansion,
+                        r.status.value,
+                        r.failure_reason,
+                        r.created_at,
                     ),
                 ).fetchone()
                 if row is not None:
@@ -366,7 +379,9 @@ class PostgresStore:
                 return self._attach_outputs(conn, recordings)
         return [StoredRecording(r) for r in recordings]
 
-    def _update_recording(self, recording_id: uuid.UUID, assignments: str, params: tuple) -> schema.Recording:
+    def _update_recording(
+        self, recording_id: uuid.UUID, assignments: str, params: tuple
+    ) -> schema.Recording:
         try:
             with self._tx() as conn:
                 row = conn.execute(
@@ -419,15 +434,21 @@ class PostgresStore:
                     (output.recording_id,),
                 ).fetchone()
                 if rec is None:
-                    raise NotFoundError(f"model_output.recording_id: no recording {output.recording_id}")
+                    raise NotFoundError(
+                        f"model_output.recording_id: no recording {output.recording_id}"
+                    )
                 inserted = conn.execute(
                     """INSERT INTO model_outputs
                            (id, recording_id, model_name, model_version, created_at, document)
                        VALUES (%s, %s, %s, %s, %s, %s)
                        ON CONFLICT (recording_id, model_name) DO NOTHING RETURNING id""",
                     (
-                        output.id, output.recording_id, output.model_name, output.model_version,
-                        output.created_at, document.SerializeToString(),
+                        output.id,
+                        output.recording_id,
+                        output.model_name,
+                        output.model_version,
+                        output.created_at,
+                        document.SerializeToString(),
                     ),
                 ).fetchone()
                 if inserted is None:
@@ -440,7 +461,11 @@ class PostgresStore:
                 self._copy_detections(conn, output, rec["started_at"], rec["deployment_id"])
                 self._insert_messages(conn, messages, output.id)
         except pg_errors.UniqueViolation as exc:
-            what = "model_output.id" if "model_outputs_pkey" in str(exc) else "a detection or message id"
+            what = (
+                "model_output.id"
+                if "model_outputs_pkey" in str(exc)
+                else "a detection or message id"
+            )
             raise AlreadyExistsError(f"{what} is already used by another record") from None
         return document, True
 
@@ -462,23 +487,34 @@ class PostgresStore:
             for d in output.detections:
                 box = d.box
                 tags = json.dumps(
-                    [{"key": t.tag.key, "value": t.tag.value, "confidence": t.confidence} for t in d.tags]
+                    [
+                        {"key": t.tag.key, "value": t.tag.value, "confidence": t.confidence}
+                        for t in d.tags
+                    ]
                 )
                 copy.write_row(
                     (
-                        d.id, output.id, output.recording_id, started_at, deployment_id,
-                        output.model_name, d.prediction_type.value,
+                        d.id,
+                        output.id,
+                        output.recording_id,
+                        started_at,
+                        deployment_id,
+                        output.model_name,
+                        d.prediction_type.value,
                         box.start_time_s if box else None,
                         box.end_time_s if box else None,
                         box.low_freq_hz if box else None,
                         box.high_freq_hz if box else None,
-                        d.detection_score, tags,
+                        d.detection_score,
+                        tags,
                     )
                 )
 
     @staticmethod
     def _insert_messages(
-        conn: psycopg.Connection, messages: Sequence[schema.Message], model_output_id: uuid.UUID | None
+        conn: psycopg.Connection,
+        messages: Sequence[schema.Message],
+        model_output_id: uuid.UUID | None,
     ) -> None:
         if not messages:
             return
@@ -539,7 +575,9 @@ class PostgresStore:
         for row in rows:
             box = None
             if row["start_time_s"] is not None:
-                box = {k: row[k] for k in ("start_time_s", "end_time_s", "low_freq_hz", "high_freq_hz")}
+                box = {
+                    k: row[k] for k in ("start_time_s", "end_time_s", "low_freq_hz", "high_freq_hz")
+                }
             detection = schema.Detection.model_validate(
                 {
                     "id": row["id"],
@@ -547,14 +585,20 @@ class PostgresStore:
                     "box": box,
                     "detection_score": row["detection_score"],
                     "tags": [
-                        {"tag": {"key": t["key"], "value": t["value"]}, "confidence": t["confidence"]}
+                        {
+                            "tag": {"key": t["key"], "value": t["value"]},
+                            "confidence": t["confidence"],
+                        }
                         for t in row["tags"]
                     ],
                 }
             )
             hits.append(
                 DetectionHit(
-                    detection, row["recording_id"], row["model_output_id"], row["model_name"],
+                    detection,
+                    row["recording_id"],
+                    row["model_output_id"],
+                    row["model_name"],
                     row["recording_started_at"],
                 )
             )
@@ -579,7 +623,9 @@ class PostgresStore:
             raise AlreadyExistsError(f"message.id: message {message.id} exists with other content")
         return existing, False
 
-    def get_unsent_messages(self, limit: int, *, newest_first: bool = False) -> list[schema.Message]:
+    def get_unsent_messages(
+        self, limit: int, *, newest_first: bool = False
+    ) -> list[schema.Message]:
         order = "DESC" if newest_first else "ASC"
         with self._tx() as conn:
             rows = conn.execute(
@@ -608,7 +654,12 @@ class PostgresStore:
             conn.execute(
                 """INSERT INTO responses (message_id, status, content, received_at)
                    VALUES (%s, %s, %s, %s)""",
-                (response.message_id, response.status.value, response.content, response.received_at),
+                (
+                    response.message_id,
+                    response.status.value,
+                    response.content,
+                    response.received_at,
+                ),
             )
 
     def list_responses(self, message_id: uuid.UUID) -> list[schema.Response]:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from pydantic import ValidationError
-
 from acoustack import convert, schema
 from acoustack.errors import AcoustackError, InvalidArgumentError, validation_message
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import store_pb2_grpc
+from pydantic import ValidationError
+
 from acoustack_storage.repository import (
     DetectionFilter,
     PostgresStore,
@@ -39,7 +39,9 @@ def _rpc(method: Callable[..., Any]) -> Callable[..., Any]:
             context.abort(exc.grpc_code, str(exc))
         except Exception:
             log.exception("%s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error (see storage log)")
+            context.abort(
+                grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error (see storage log)"
+            )
 
     return wrapper
 
@@ -118,7 +120,9 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             raise InvalidArgumentError("recording: required")
         recording = _validate(lambda: convert.recording_from_proto(request.recording), "recording")
         stored, created = self.store.store_recording(recording)
-        return spb.StoreRecordingResponse(recording=convert.recording_to_proto(stored), created=created)
+        return spb.StoreRecordingResponse(
+            recording=convert.recording_to_proto(stored), created=created
+        )
 
     @_rpc
     def GetRecording(self, request, context):
@@ -155,7 +159,9 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             limit=request.limit,
             newest_first=request.order == spb.SORT_ORDER_NEWEST_FIRST,
         )
-        found = self.store.list_recordings(query, include_model_outputs=request.include_model_outputs)
+        found = self.store.list_recordings(
+            query, include_model_outputs=request.include_model_outputs
+        )
         return spb.ListRecordingsResponse(entries=[_entry(e) for e in found])
 
     @_rpc
@@ -237,7 +243,9 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         messages = self.store.get_unsent_messages(
             request.limit, newest_first=request.order == spb.SORT_ORDER_NEWEST_FIRST
         )
-        return spb.GetUnsentMessagesResponse(messages=[convert.message_to_proto(m) for m in messages])
+        return spb.GetUnsentMessagesResponse(
+            messages=[convert.message_to_proto(m) for m in messages]
+        )
 
     @_rpc
     def StoreResponse(self, request, context):
@@ -250,7 +258,9 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
     @_rpc
     def ListResponses(self, request, context):
         responses = self.store.list_responses(_uuid(request.message_id, "message_id"))
-        return spb.ListResponsesResponse(responses=[convert.response_to_proto(r) for r in responses])
+        return spb.ListResponsesResponse(
+            responses=[convert.response_to_proto(r) for r in responses]
+        )
 
 
 def register(servicer: StoreServicer) -> Callable[[grpc.Server], str]:

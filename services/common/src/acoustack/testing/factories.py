@@ -30,7 +30,9 @@ def recording(deployment_id: uuid.UUID | str, **overrides: Any) -> schema.Record
     return schema.Recording.model_validate(values)
 
 
-def detection(rng: random.Random | None = None, *, n_tags: int = 5, **overrides: Any) -> schema.Detection:
+def detection(
+    rng: random.Random | None = None, *, n_tags: int = 5, **overrides: Any
+) -> schema.Detection:
     rng = rng or random.Random(0)
     start = rng.uniform(0, 2.9)
     low = rng.uniform(15_000, 60_000)
@@ -44,7 +46,9 @@ def detection(rng: random.Random | None = None, *, n_tags: int = 5, **overrides:
         "detection_score": rng.random(),
         "tags": [
             schema.PredictedTag(
-                tag=schema.Tag(key="species", value=SPECIES[i % len(SPECIES)] + ("" if i < 4 else f" {i}")),
+                tag=schema.Tag(
+                    key="species", value=SPECIES[i % len(SPECIES)] + ("" if i < 4 else f" {i}")
+                ),
                 confidence=rng.random(),
             )
             for i in range(n_tags)

@@ -21,9 +21,8 @@ def postgres_admin_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_template(postgres_admin_url: str) -> Iterator[str]:
     """A database with the storage schema applied once; each test's database is copied from it."""
-    from acoustack_storage.migrate import apply_migrations
-
     import psycopg
+    from acoustack_storage.migrate import apply_migrations
 
     name = servers.unique_name("acoustack_tpl")
     url = servers.create_database(postgres_admin_url, name)
