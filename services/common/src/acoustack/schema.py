@@ -33,7 +33,8 @@ NonEmptyText = Annotated[str, Field(min_length=1, max_length=1000)]
 
 
 class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and infinity are refused everywhere: a score or a time that is not a number is a bug upstream.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class Deployment(Schema):
@@ -142,6 +143,15 @@ class ModelOutput(Schema):
     tags: list[PredictedTag] = Field(default_factory=list)
     detections: list[Detection] = Field(default_factory=list)
     created_at: UTCDatetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelOutput:
+        seen: set[uuid.UUID] = set()
+        for d in self.detections:
+            if d.id in seen:
+                raise ValueError(f"detection id {d.id} is used twice in this output")
+            seen.add(d.id)
+        return self
 
 
 class Message(Schema):

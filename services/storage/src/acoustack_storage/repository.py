@@ -7,7 +7,6 @@ bad requests become the typed errors of acoustack.errors, each naming the field 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 import psycopg_pool
-from acoustack import convert, schema
+from acoustack import schema
 from acoustack.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -44,10 +43,17 @@ def effective_limit(limit: int) -> int:
 
 @dataclass
 class StoredRecording:
-    """A recording with the outputs of the models that processed it (kept in their wire form)."""
+    """A recording with the outputs of the models that processed it.
+
+    Outputs stay serialized (acoustack.v1.ModelOutput): the gRPC layer parses each straight into
+    its reply, with no copy in between.
+    """
 
     recording: schema.Recording
-    model_outputs: list[pb.ModelOutput] = field(default_factory=list)
+    model_output_documents: list[bytes] = field(default_factory=list)
+
+    def model_outputs(self) -> list[pb.ModelOutput]:
+        return [pb.ModelOutput.FromString(doc) for doc in self.model_output_documents]
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class DetectionFilter:
 
 @dataclass(frozen=True)
 class DetectionHit:
-    detection: schema.Detection
+    detection: pb.Detection  # in wire form, as the model output document holds it
     recording_id: uuid.UUID
     model_output_id: uuid.UUID
     model_name: str
@@ -97,6 +103,32 @@ def _deployment(row: dict) -> schema.Deployment:
 
 def _recording(row: dict) -> schema.Recording:
     return schema.Recording.model_validate(row)
+
+
+_TAG_SEPARATOR = "\x1f"  # the ASCII unit separator: never part of a tag key
+
+
+def _tag_entry(key: str, value: str | None) -> str:
+    return key if value is None else f"{key}{_TAG_SEPARATOR}{value}"
+
+
+def tag_index(output: pb.ModelOutput) -> list[str]:
+    """Every tag key, and every key=value pair, carried by the output's detections."""
+    pairs = {(t.tag.key, t.tag.value) for d in output.detections for t in d.tags}
+    return sorted({key for key, _ in pairs} | {_tag_entry(key, value) for key, value in pairs})
+
+
+def _detection_matches(d: pb.Detection, query: DetectionFilter) -> bool:
+    if query.min_score is not None and d.detection_score < query.min_score:
+        return False
+    if query.max_score is not None and d.detection_score > query.max_score:
+        return False
+    if query.tag_key:
+        return any(
+            t.tag.key == query.tag_key and (not query.tag_value or t.tag.value == query.tag_value)
+            for t in d.tags
+        )
+    return True
 
 
 class PostgresStore:
@@ -309,11 +341,10 @@ class PostgresStore:
                 """SELECT recording_id, document FROM model_outputs
                    WHERE recording_id = ANY(%s) ORDER BY created_at, id""",
                 (list(entries),),
+                binary=True,  # the documents arrive as raw bytes, not hex text to decode
             ).fetchall()
             for row in rows:
-                entries[row["recording_id"]].model_outputs.append(
-                    pb.ModelOutput.FromString(row["document"])
-                )
+                entries[row["recording_id"]].model_output_documents.append(row["document"])
         return list(entries.values())
 
     def get_recording(
@@ -419,96 +450,56 @@ class PostgresStore:
     # --- model outputs ----------------------------------------------------------------------
 
     def store_model_output(
-        self, output: schema.ModelOutput, messages: Sequence[schema.Message] = ()
-    ) -> tuple[pb.ModelOutput, bool]:
-        """Store an output, its detections and its messages in one transaction.
+        self, output: pb.ModelOutput, messages: Sequence[schema.Message] = ()
+    ) -> tuple[uuid.UUID, bool]:
+        """Store an output and its messages in one transaction; return its id and whether it is new.
 
-        Idempotent per (recording, model name): a second output of the same model for the same
-        recording (a redelivered detection task) stores nothing and returns the first one.
+        ``output`` must have passed ``wire_validation.check_model_output``. Idempotent per
+        (recording, model name): a second output of the same model for the same recording (a
+        redelivered detection task) stores nothing and returns the first one.
         """
-        document = convert.model_output_to_proto(output)
+        recording_id = uuid.UUID(output.recording_id)
+        output_id = uuid.UUID(output.id)
+        scores = [d.detection_score for d in output.detections]
         try:
             with self._tx() as conn:
-                rec = conn.execute(
-                    "SELECT started_at, deployment_id FROM recordings WHERE id = %s",
-                    (output.recording_id,),
-                ).fetchone()
-                if rec is None:
-                    raise NotFoundError(
-                        f"model_output.recording_id: no recording {output.recording_id}"
-                    )
                 inserted = conn.execute(
-                    """INSERT INTO model_outputs
-                           (id, recording_id, model_name, model_version, created_at, document)
-                       VALUES (%s, %s, %s, %s, %s, %s)
-                       ON CONFLICT (recording_id, model_name) DO NOTHING RETURNING id""",
+                    """INSERT INTO model_outputs (
+                           id, recording_id, model_name, model_version, created_at,
+                           recording_started_at, deployment_id, detection_count,
+                           min_detection_score, max_detection_score, tag_index, document)
+                       SELECT %s, r.id, %s, %s, %s, r.started_at, r.deployment_id, %s, %s, %s, %s, %s
+                       FROM recordings r WHERE r.id = %s
+                       ON CONFLICT (recording_id, model_name) DO NOTHING
+                       RETURNING id""",
                     (
-                        output.id,
-                        output.recording_id,
+                        output_id,
                         output.model_name,
                         output.model_version,
-                        output.created_at,
-                        document.SerializeToString(),
+                        output.created_at.ToDatetime(tzinfo=dt.UTC),
+                        len(scores),
+                        min(scores, default=None),
+                        max(scores, default=None),
+                        tag_index(output),
+                        output.SerializeToString(),
+                        recording_id,
                     ),
                 ).fetchone()
                 if inserted is None:
                     row = conn.execute(
-                        """SELECT document FROM model_outputs
-                           WHERE recording_id = %s AND model_name = %s""",
-                        (output.recording_id, output.model_name),
+                        "SELECT id FROM model_outputs WHERE recording_id = %s AND model_name = %s",
+                        (recording_id, output.model_name),
                     ).fetchone()
-                    return pb.ModelOutput.FromString(row["document"]), False
-                self._copy_detections(conn, output, rec["started_at"], rec["deployment_id"])
-                self._insert_messages(conn, messages, output.id)
+                    if row is None:
+                        raise NotFoundError(
+                            f"model_output.recording_id: no recording {recording_id}"
+                        )
+                    return row["id"], False
+                self._insert_messages(conn, messages, output_id)
         except pg_errors.UniqueViolation as exc:
-            what = (
-                "model_output.id"
-                if "model_outputs_pkey" in str(exc)
-                else "a detection or message id"
-            )
+            what = "model_output.id" if "model_outputs_pkey" in str(exc) else "a message id"
             raise AlreadyExistsError(f"{what} is already used by another record") from None
-        return document, True
-
-    @staticmethod
-    def _copy_detections(
-        conn: psycopg.Connection,
-        output: schema.ModelOutput,
-        started_at: dt.datetime,
-        deployment_id: uuid.UUID,
-    ) -> None:
-        if not output.detections:
-            return
-        columns = (
-            "id, model_output_id, recording_id, recording_started_at, deployment_id, model_name, "
-            "prediction_type, start_time_s, end_time_s, low_freq_hz, high_freq_hz, "
-            "detection_score, tags"
-        )
-        with conn.cursor().copy(f"COPY detections ({columns}) FROM STDIN") as copy:
-            for d in output.detections:
-                box = d.box
-                tags = json.dumps(
-                    [
-                        {"key": t.tag.key, "value": t.tag.value, "confidence": t.confidence}
-                        for t in d.tags
-                    ]
-                )
-                copy.write_row(
-                    (
-                        d.id,
-                        output.id,
-                        output.recording_id,
-                        started_at,
-                        deployment_id,
-                        output.model_name,
-                        d.prediction_type.value,
-                        box.start_time_s if box else None,
-                        box.end_time_s if box else None,
-                        box.low_freq_hz if box else None,
-                        box.high_freq_hz if box else None,
-                        d.detection_score,
-                        tags,
-                    )
-                )
+        return output_id, True
 
     @staticmethod
     def _insert_messages(
@@ -526,7 +517,21 @@ class PostgresStore:
             )
 
     def list_detections(self, query: DetectionFilter) -> list[DetectionHit]:
-        where, params = [], []
+        """Detections matching every condition, ordered by recording start then call start.
+
+        The outputs' index columns narrow the candidates (time, model, deployment, score range,
+        tag); each candidate's detections are then checked one by one.
+        """
+        if query.tag_value and not query.tag_key:
+            raise InvalidArgumentError("tag_key: required when tag_value is given")
+        if (
+            query.min_score is not None
+            and query.max_score is not None
+            and query.min_score > query.max_score
+        ):
+            raise InvalidArgumentError("min_score: greater than max_score, so nothing could match")
+        limit = effective_limit(query.limit)
+        where, params = ["detection_count > 0"], []
         if query.started_from is not None:
             where.append("recording_started_at >= %s")
             params.append(query.started_from)
@@ -540,69 +545,49 @@ class PostgresStore:
             where.append("deployment_id = %s")
             params.append(query.deployment_id)
         if query.min_score is not None:
-            where.append("detection_score >= %s")
+            where.append("max_detection_score >= %s")
             params.append(query.min_score)
         if query.max_score is not None:
-            where.append("detection_score <= %s")
+            where.append("min_detection_score <= %s")
             params.append(query.max_score)
-        if query.tag_value and not query.tag_key:
-            raise InvalidArgumentError("tag_key: required when tag_value is given")
         if query.tag_key:
-            wanted = {"key": query.tag_key}
-            if query.tag_value:
-                wanted["value"] = query.tag_value
-            where.append("tags @> %s::jsonb")
-            params.append(json.dumps([wanted]))
-        if (
-            query.min_score is not None
-            and query.max_score is not None
-            and query.min_score > query.max_score
-        ):
-            raise InvalidArgumentError("min_score: greater than max_score, so nothing could match")
+            where.append("tag_index @> %s")
+            params.append([_tag_entry(query.tag_key, query.tag_value or None)])
         order = "DESC" if query.newest_first else "ASC"
         sql = (
-            "SELECT id, model_output_id, recording_id, recording_started_at, model_name, "
-            "prediction_type, start_time_s, end_time_s, low_freq_hz, high_freq_hz, "
-            "detection_score, tags FROM detections"
+            "SELECT id, recording_id, recording_started_at, model_name, document "
+            f"FROM model_outputs WHERE {' AND '.join(where)} "
+            f"ORDER BY recording_started_at {order}, id"
         )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY recording_started_at {order}, start_time_s {order}, id LIMIT %s"
-        params.append(effective_limit(query.limit))
-        with self._tx() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        hits = []
-        for row in rows:
-            box = None
-            if row["start_time_s"] is not None:
-                box = {
-                    k: row[k] for k in ("start_time_s", "end_time_s", "low_freq_hz", "high_freq_hz")
-                }
-            detection = schema.Detection.model_validate(
-                {
-                    "id": row["id"],
-                    "prediction_type": row["prediction_type"],
-                    "box": box,
-                    "detection_score": row["detection_score"],
-                    "tags": [
-                        {
-                            "tag": {"key": t["key"], "value": t["value"]},
-                            "confidence": t["confidence"],
-                        }
-                        for t in row["tags"]
-                    ],
-                }
-            )
-            hits.append(
-                DetectionHit(
-                    detection,
-                    row["recording_id"],
-                    row["model_output_id"],
-                    row["model_name"],
-                    row["recording_started_at"],
-                )
-            )
-        return hits
+        hits: list[DetectionHit] = []
+        with self._pool.connection() as conn, conn.transaction():
+            cursor = conn.cursor(name="list_detections", row_factory=dict_row, binary=True)
+            cursor.itersize = 64
+            group_start = None
+            for row in cursor.execute(sql, params):
+                # Stop once the limit is reached, but only at the end of a recording-start group,
+                # so the final sort sees every detection of the last recording it keeps.
+                if len(hits) >= limit and row["recording_started_at"] != group_start:
+                    break
+                group_start = row["recording_started_at"]
+                output = pb.ModelOutput.FromString(row["document"])
+                for d in output.detections:
+                    if _detection_matches(d, query):
+                        hits.append(
+                            DetectionHit(
+                                d, row["recording_id"], row["id"],
+                                row["model_name"], row["recording_started_at"],
+                            )
+                        )  # fmt: skip
+        hits.sort(
+            key=lambda h: (
+                h.recording_started_at,
+                h.detection.box.start_time_s if h.detection.HasField("box") else -1.0,
+                str(h.detection.id),
+            ),
+            reverse=query.newest_first,
+        )
+        return hits[:limit]
 
     # --- outbox -----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from acoustack import convert, schema
 from acoustack.errors import AcoustackError, InvalidArgumentError, validation_message
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import store_pb2_grpc
+from acoustack.wire_validation import check_model_output
 from pydantic import ValidationError
 
 from acoustack_storage.repository import (
@@ -68,9 +69,10 @@ def _time(message: Any, field: str) -> dt.datetime | None:
     return convert.datetime_from_proto(message, field)
 
 
-def _entry(stored: StoredRecording) -> spb.RecordingEntry:
-    entry = spb.RecordingEntry(recording=convert.recording_to_proto(stored.recording))
-    entry.model_outputs.extend(stored.model_outputs)
+def _fill_entry(entry: spb.RecordingEntry, stored: StoredRecording) -> spb.RecordingEntry:
+    entry.recording.CopyFrom(convert.recording_to_proto(stored.recording))
+    for document in stored.model_output_documents:
+        entry.model_outputs.add().MergeFromString(document)
     return entry
 
 
@@ -130,7 +132,9 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             _uuid(request.recording_id, "recording_id"),
             include_model_outputs=request.include_model_outputs,
         )
-        return spb.GetRecordingResponse(entry=_entry(stored))
+        reply = spb.GetRecordingResponse()
+        _fill_entry(reply.entry, stored)
+        return reply
 
     @_rpc
     def GetRecordingsByPath(self, request, context):
@@ -139,9 +143,10 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         entries, missing = self.store.get_recordings_by_path(
             list(request.paths), include_model_outputs=request.include_model_outputs
         )
-        return spb.GetRecordingsByPathResponse(
-            entries=[_entry(e) for e in entries], missing_paths=missing
-        )
+        reply = spb.GetRecordingsByPathResponse(missing_paths=missing)
+        for stored in entries:
+            _fill_entry(reply.entries.add(), stored)
+        return reply
 
     @_rpc
     def ListRecordings(self, request, context):
@@ -162,7 +167,10 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         found = self.store.list_recordings(
             query, include_model_outputs=request.include_model_outputs
         )
-        return spb.ListRecordingsResponse(entries=[_entry(e) for e in found])
+        reply = spb.ListRecordingsResponse()
+        for stored in found:
+            _fill_entry(reply.entries.add(), stored)
+        return reply
 
     @_rpc
     def UpdateRecordingPath(self, request, context):
@@ -193,15 +201,13 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
     def StoreModelOutput(self, request, context):
         if not request.HasField("model_output"):
             raise InvalidArgumentError("model_output: required")
-        output = _validate(
-            lambda: convert.model_output_from_proto(request.model_output), "model_output"
-        )
+        output = check_model_output(request.model_output)
         messages = [
             _validate(lambda m=m: convert.message_from_proto(m), f"messages.{i}")
             for i, m in enumerate(request.messages)
         ]
-        stored, created = self.store.store_model_output(output, messages)
-        return spb.StoreModelOutputResponse(model_output=stored, created=created)
+        output_id, created = self.store.store_model_output(output, messages)
+        return spb.StoreModelOutputResponse(model_output_id=str(output_id), created=created)
 
     @_rpc
     def ListDetections(self, request, context):
@@ -221,7 +227,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         reply = spb.ListDetectionsResponse()
         for hit in hits:
             reply.hits.add(
-                detection=convert.detection_to_proto(hit.detection),
+                detection=hit.detection,
                 recording_id=str(hit.recording_id),
                 model_output_id=str(hit.model_output_id),
                 model_name=hit.model_name,

@@ -203,12 +203,12 @@ class StoreModelOutputRequest(_message.Message):
     def __init__(self, model_output: _Optional[_Union[_types_pb2.ModelOutput, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[_types_pb2.Message, _Mapping]]] = ...) -> None: ...
 
 class StoreModelOutputResponse(_message.Message):
-    __slots__ = ("model_output", "created")
-    MODEL_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("model_output_id", "created")
+    MODEL_OUTPUT_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
-    model_output: _types_pb2.ModelOutput
+    model_output_id: str
     created: bool
-    def __init__(self, model_output: _Optional[_Union[_types_pb2.ModelOutput, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+    def __init__(self, model_output_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class ListDetectionsRequest(_message.Message):
     __slots__ = ("started_from", "started_to", "model_name", "min_score", "max_score", "tag_key", "tag_value", "deployment_id", "limit", "order")

@@ -36,43 +36,33 @@ CREATE INDEX recordings_started_at ON recordings (started_at, id);
 CREATE INDEX recordings_deployment_started_at ON recordings (deployment_id, started_at);
 CREATE INDEX recordings_status_started_at ON recordings (status, started_at);
 
--- A model output is immutable once stored (idempotent per recording and model), so it is also kept
--- whole, as its serialized acoustack.v1.ModelOutput: reading a recording's outputs is one fetch,
--- not a rebuild from thousands of rows. The detections table below serves the queries.
+-- A model output is immutable once stored (idempotent per recording and model), so it is kept whole as
+-- one row: its serialized acoustack.v1.ModelOutput, plus the columns queries narrow on (the recording's
+-- start and deployment, the model, the score range, every tag key and key=value pair of its detections).
+-- One row per output instead of one per detection keeps a 200-detection write to a single insert;
+-- detection queries narrow here by index and finish on the decoded documents.
 CREATE TABLE model_outputs (
-    id            uuid PRIMARY KEY,
-    recording_id  uuid NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
-    model_name    text NOT NULL,
-    model_version text NOT NULL,
-    created_at    timestamptz NOT NULL,
-    document      bytea NOT NULL,
-    UNIQUE (recording_id, model_name)
-);
-CREATE INDEX model_outputs_model_created_at ON model_outputs (model_name, created_at);
-
--- One row per detection, with the recording's start and the model copied in (both immutable) so that
--- time-range, model, score and tag queries need no join. Tags: [{"key", "value", "confidence"}].
-CREATE TABLE detections (
     id                   uuid PRIMARY KEY,
-    model_output_id      uuid NOT NULL REFERENCES model_outputs (id) ON DELETE CASCADE,
-    recording_id         uuid NOT NULL,
+    recording_id         uuid NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
+    model_name           text NOT NULL,
+    model_version        text NOT NULL,
+    created_at           timestamptz NOT NULL,
     recording_started_at timestamptz NOT NULL,
     deployment_id        uuid NOT NULL,
-    model_name           text NOT NULL,
-    prediction_type      text NOT NULL CHECK (prediction_type IN ('presence', 'sequence', 'event')),
-    start_time_s         double precision,
-    end_time_s           double precision,
-    low_freq_hz          double precision,
-    high_freq_hz         double precision,
-    detection_score      double precision NOT NULL CHECK (detection_score BETWEEN 0 AND 1),
-    tags                 jsonb NOT NULL DEFAULT '[]'
+    detection_count      integer NOT NULL,
+    min_detection_score  double precision,
+    max_detection_score  double precision,
+    -- 'key' and 'key' || chr(31) || 'value' for every detection tag.
+    tag_index            text[] NOT NULL,
+    -- lz4: several times faster than the default pglz on every write, for a little more disk.
+    document             bytea COMPRESSION lz4 NOT NULL,
+    UNIQUE (recording_id, model_name)
 );
-CREATE INDEX detections_model_output ON detections (model_output_id);
-CREATE INDEX detections_started_at ON detections (recording_started_at);
-CREATE INDEX detections_model_started_at ON detections (model_name, recording_started_at);
-CREATE INDEX detections_deployment_started_at ON detections (deployment_id, recording_started_at);
-CREATE INDEX detections_score ON detections (detection_score);
-CREATE INDEX detections_tags ON detections USING gin (tags jsonb_path_ops);
+CREATE INDEX model_outputs_started_at ON model_outputs (recording_started_at, id);
+CREATE INDEX model_outputs_model_started_at ON model_outputs (model_name, recording_started_at);
+CREATE INDEX model_outputs_deployment_started_at ON model_outputs (deployment_id, recording_started_at);
+CREATE INDEX model_outputs_max_score ON model_outputs (max_detection_score);
+CREATE INDEX model_outputs_tag_index ON model_outputs USING gin (tag_index);
 
 -- The outbox: a message stays unsent until a response with status success is stored for it.
 CREATE TABLE messages (
