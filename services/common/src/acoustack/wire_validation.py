@@ -62,7 +62,9 @@ def _check_range(value: float, path: str, low: float, high: float | None) -> Non
 def _check_tags(tags: Any, path: str) -> None:
     for i, t in enumerate(tags):
         key = t.tag.key
-        if not 1 <= len(key) <= 200:
+        if not key:
+            _fail(f"{path}.{i}.tag.key", "String should have at least 1 character")
+        if len(key) > 200:
             _check_text(key, f"{path}.{i}.tag.key", min_length=1, max_length=200)
         if len(t.tag.value) > 1000:
             _check_text(t.tag.value, f"{path}.{i}.tag.value", min_length=0, max_length=1000)
