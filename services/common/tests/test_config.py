@@ -1,9 +1,10 @@
 from typing import Annotated
 
 import pytest
+from pydantic import Field
+
 from acoustack.config import Settings
 from acoustack.errors import ConfigError
-from pydantic import Field
 
 
 class Example(Settings):

@@ -6,10 +6,11 @@ import datetime as dt
 import uuid
 
 import pytest
+from pydantic import ValidationError
+
 from acoustack import convert, schema
 from acoustack.errors import validation_message
 from acoustack.testing import factories
-from pydantic import ValidationError
 
 
 def test_naive_times_are_refused_and_others_become_utc():

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from acoustack.clients import RetryPolicy, StoreClient
 from acoustack.grpc_server import RunningServer, start_server
 from acoustack_storage.repository import PostgresStore

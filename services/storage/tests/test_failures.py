@@ -12,6 +12,8 @@ import urllib.parse
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from acoustack.clients import RetryPolicy, StoreClient
 from acoustack.errors import UnavailableError
 from acoustack.grpc_server import start_server
@@ -23,7 +25,6 @@ from acoustack.v1 import store_pb2 as spb
 from acoustack_storage.__main__ import watch_database
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.servicer import StoreServicer, register
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
 @pytest.fixture

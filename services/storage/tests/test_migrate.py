@@ -1,5 +1,6 @@
 import psycopg
 import pytest
+
 from acoustack.errors import FailedPreconditionError
 from acoustack_storage.migrate import Migration, apply_migrations, bundled_migrations
 

@@ -7,6 +7,7 @@ import uuid
 
 import grpc
 import pytest
+
 from acoustack import convert, schema
 from acoustack.errors import (
     AlreadyExistsError,

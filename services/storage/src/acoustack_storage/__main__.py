@@ -9,7 +9,6 @@ import time
 
 from acoustack.errors import ConfigError, FailedPreconditionError, UnavailableError
 from acoustack.grpc_server import RunningServer, start_server, wait_for_termination
-
 from acoustack_storage.config import PREFIX, StorageSettings
 from acoustack_storage.migrate import apply_migrations
 from acoustack_storage.repository import PostgresStore

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from acoustack.config import Settings
 from pydantic import Field
+
+from acoustack.config import Settings
 
 PREFIX = "STORAGE"
 

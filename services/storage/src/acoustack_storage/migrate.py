@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
+
 from acoustack.errors import FailedPreconditionError
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 import psycopg
 import psycopg_pool
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+
 from acoustack import schema
 from acoustack.errors import (
     AlreadyExistsError,
@@ -24,8 +27,6 @@ from acoustack.errors import (
     UnavailableError,
 )
 from acoustack.v1 import types_pb2 as pb
-from psycopg import errors as pg_errors
-from psycopg.rows import dict_row
 
 log = logging.getLogger(__name__)
 

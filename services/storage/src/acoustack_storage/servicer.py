@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from pydantic import ValidationError
+
 from acoustack import convert, schema
 from acoustack.errors import AcoustackError, InvalidArgumentError, validation_message
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import store_pb2_grpc
 from acoustack.wire_validation import check_model_output
-from pydantic import ValidationError
-
 from acoustack_storage.repository import (
     DetectionFilter,
     PostgresStore,

@@ -22,6 +22,7 @@ def postgres_admin_url() -> Iterator[str]:
 def postgres_template(postgres_admin_url: str) -> Iterator[str]:
     """A database with the storage schema applied once; each test's database is copied from it."""
     import psycopg
+
     from acoustack_storage.migrate import apply_migrations
 
     name = servers.unique_name("acoustack_tpl")
