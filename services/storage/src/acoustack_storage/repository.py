@@ -113,9 +113,12 @@ def _tag_entry(key: str, value: str | None) -> str:
     return key if value is None else f"{key}{_TAG_SEPARATOR}{value}"
 
 
-def tag_index(output: pb.ModelOutput) -> list[str]:
-    """Every tag key, and every key=value pair, carried by the output's detections."""
-    pairs = {(t.tag.key, t.tag.value) for d in output.detections for t in d.tags}
+def detection_tag_pairs(output: pb.ModelOutput) -> set[tuple[str, str]]:
+    return {(t.tag.key, t.tag.value) for d in output.detections for t in d.tags}
+
+
+def tag_index(pairs: set[tuple[str, str]]) -> list[str]:
+    """Every tag key, and every key=value pair, carried by an output's detections."""
     return sorted({key for key, _ in pairs} | {_tag_entry(key, value) for key, value in pairs})
 
 
@@ -451,11 +454,16 @@ class PostgresStore:
     # --- model outputs ----------------------------------------------------------------------
 
     def store_model_output(
-        self, output: pb.ModelOutput, messages: Sequence[schema.Message] = ()
+        self,
+        output: pb.ModelOutput,
+        messages: Sequence[schema.Message] = (),
+        *,
+        tag_pairs: set[tuple[str, str]] | None = None,
     ) -> tuple[uuid.UUID, bool]:
         """Store an output and its messages in one transaction; return its id and whether it is new.
 
-        ``output`` must have passed ``wire_validation.check_model_output``. Idempotent per
+        ``output`` must have passed ``wire_validation.check_model_output``, which also gives
+        ``tag_pairs`` (computed here when not given). Idempotent per
         (recording, model name): a second output of the same model for the same recording (a
         redelivered detection task) stores nothing and returns the first one.
         """
@@ -481,7 +489,7 @@ class PostgresStore:
                         len(scores),
                         min(scores, default=None),
                         max(scores, default=None),
-                        tag_index(output),
+                        tag_index(detection_tag_pairs(output) if tag_pairs is None else tag_pairs),
                         output.SerializeToString(),
                         recording_id,
                     ),

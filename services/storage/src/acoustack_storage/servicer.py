@@ -201,12 +201,13 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
     def StoreModelOutput(self, request, context):
         if not request.HasField("model_output"):
             raise InvalidArgumentError("model_output: required")
-        output = check_model_output(request.model_output)
+        output = request.model_output
+        tag_pairs = check_model_output(output)
         messages = [
             _validate(lambda m=m: convert.message_from_proto(m), f"messages.{i}")
             for i, m in enumerate(request.messages)
         ]
-        output_id, created = self.store.store_model_output(output, messages)
+        output_id, created = self.store.store_model_output(output, messages, tag_pairs=tag_pairs)
         return spb.StoreModelOutputResponse(model_output_id=str(output_id), created=created)
 
     @_rpc
