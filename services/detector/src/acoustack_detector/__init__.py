@@ -1,0 +1,1 @@
+"""acoustack detector service: models behind the Model contract, and the detection pipeline."""
