@@ -134,7 +134,7 @@ class EnergyModelServicer(model_pb2_grpc.ModelServicer):
                 )
             try:
                 samples, header_rate = read_wav(path)
-            except (OSError, EOFError, wave.Error, ValueError) as exc:
+            except (OSError, EOFError, RuntimeError, wave.Error, ValueError) as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"recording.path: {exc}")
             rate = int(header_rate * (recording.time_expansion or 1.0))
             return model_pb2.DetectResponse(

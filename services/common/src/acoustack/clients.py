@@ -83,13 +83,17 @@ class GrpcClient:
         return self._channel
 
     def call(self, method: Callable[..., Reply], request: Any, *, name: str = "") -> Reply:
+        """Call with retry. For a client-streaming method, ``request`` is a function returning
+        a fresh request iterator, since a retry must send the stream again from its start."""
         deadline = time.monotonic() + self.retry.budget_s
         delays = iter(self.retry.delays())
         attempt = 0
         while True:
             attempt += 1
             try:
-                return method(request, timeout=self.call_timeout_s)
+                return method(
+                    request() if callable(request) else request, timeout=self.call_timeout_s
+                )
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else None
                 if code is not grpc.StatusCode.UNAVAILABLE:
