@@ -60,3 +60,17 @@ def rabbitmq() -> Iterator[servers.RabbitVhost]:
             yield vhost
     except servers.NoServerError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def storage_target(database_url: str) -> Iterator[str]:
+    """A real storage service (in this process) on a loopback port, over this test's database."""
+    from acoustack.grpc_server import start_server
+    from acoustack_storage.repository import PostgresStore
+    from acoustack_storage.servicer import StoreServicer, register
+
+    store = PostgresStore.open(database_url, timeout_s=2.0)
+    running = start_server([register(StoreServicer(store))], address="127.0.0.1:0")
+    yield f"127.0.0.1:{running.port}"
+    running.stop(0)
+    store.close()

@@ -1,0 +1,114 @@
+"""Fixtures for the detector's tests: real WAV files, and the example model server as a process."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+import wave
+from pathlib import Path
+
+import pytest
+
+from acoustack import convert, schema
+from acoustack.healthcheck import check
+from acoustack.testing import factories
+from acoustack.testing.servers import free_port
+
+REPO = Path(__file__).resolve().parents[3]
+AUDIO = Path(__file__).resolve().parent / "data" / "audio"
+MYOTIS = AUDIO / "20170701_213954-MYOMYS-LR_0_0.5.wav"
+EXAMPLE = REPO / "examples" / "energy_model" / "energy_model.py"
+
+
+def load_example():
+    if "energy_model" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("energy_model", EXAMPLE)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["energy_model"] = module  # dataclasses look their module up while it loads
+        spec.loader.exec_module(module)
+    return sys.modules["energy_model"]
+
+
+@pytest.fixture
+def recordings_root(tmp_path) -> Path:
+    """A recordings volume holding one real bat recording."""
+    root = tmp_path / "recordings"
+    root.mkdir()
+    shutil.copy(MYOTIS, root / MYOTIS.name)
+    return root
+
+
+@pytest.fixture
+def make_recording():
+    """A schema recording describing a WAV file on disk (its real rate and duration)."""
+
+    def make(path: Path, deployment_id=None, **overrides) -> schema.Recording:
+        with wave.open(str(path), "rb") as wav:
+            rate, frames = wav.getframerate(), wav.getnframes()
+        return factories.recording(
+            deployment_id or uuid.uuid4(),
+            path=str(path),
+            capture_samplerate_hz=rate,
+            duration_s=frames / rate,
+            **overrides,
+        )
+
+    return make
+
+
+@pytest.fixture
+def example_server(recordings_root):
+    """The example model server as its own process, as a researcher would run it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(EXAMPLE),
+            "--port",
+            str(port),
+            "--recordings-root",
+            str(recordings_root),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    target = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not check(target)[0]:
+        assert proc.poll() is None, proc.stdout.read().decode()
+        assert time.monotonic() < deadline, "the example model server did not start"
+        time.sleep(0.1)
+    yield target
+    proc.terminate()
+    proc.wait(10)
+
+
+class BandEnergyAudioModel:
+    """The example's detector as an in-process AudioModel (what the detector's server serves)."""
+
+    name = "energy-band"
+    version = "1.0"
+    samplerate_hz = 0
+    classes = ("band-energy",)
+
+    def __init__(self) -> None:
+        self.example = load_example()
+        self.detector = self.example.EnergyBandDetector()
+
+    def detect_audio(self, samples, samplerate_hz, time_expansion=1.0):
+        mono = samples if samples.ndim == 1 else samples[:, 0]
+        found = self.detector.detect(mono, int(samplerate_hz * time_expansion))
+        return [schema.Detection.model_validate(convert.detection_dict(d)) for d in found]
+
+    def detect_file(self, path, time_expansion=1.0):
+        samples, rate = self.example.read_wav(path)
+        return self.detect_audio(samples, rate, time_expansion)
+
+
+@pytest.fixture
+def band_energy_model() -> BandEnergyAudioModel:
+    return BandEnergyAudioModel()
