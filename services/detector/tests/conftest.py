@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from acoustack import convert, schema
+from acoustack.errors import InvalidArgumentError
 from acoustack.healthcheck import check
 from acoustack.testing import factories
 from acoustack.testing.servers import free_port
@@ -105,7 +106,10 @@ class BandEnergyAudioModel:
         return [schema.Detection.model_validate(convert.detection_dict(d)) for d in found]
 
     def detect_file(self, path, time_expansion=1.0):
-        samples, rate = self.example.read_wav(path)
+        try:
+            samples, rate = self.example.read_wav(path)
+        except (OSError, EOFError, RuntimeError, ValueError, wave.Error) as exc:
+            raise InvalidArgumentError(f"{path}: not a readable WAV file ({exc})") from None
         return self.detect_audio(samples, rate, time_expansion)
 
 

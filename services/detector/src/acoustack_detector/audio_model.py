@@ -29,7 +29,9 @@ class AudioModel(Protocol):
         """``samples``: float32 in [-1, 1], shape (frames,) or (frames, channels)."""
         ...
 
-    def detect_file(self, path: Path, time_expansion: float = 1.0) -> list[schema.Detection]: ...
+    def detect_file(self, path: Path, time_expansion: float = 1.0) -> list[schema.Detection]:
+        """Raises InvalidArgumentError naming the file when it is not readable audio."""
+        ...
 
 
 def pcm_s16le_to_float(pcm: bytes, channels: int) -> np.ndarray:
