@@ -1,0 +1,1 @@
+"""acoustack recorder service: audio sources, recording conditions, crash-safe WAV files."""
