@@ -25,7 +25,8 @@ def fields(**overrides) -> GuanoFields:
     values = dict(
         timestamp=T0, capture_samplerate_hz=384_000, time_expansion=1.0, length_s=0.01,
         make="Dodotronic", model="UltraMic 384K", serial="10000000abcdef01", firmware="acoustack 0.1.0",
-        deployment="meadow", source_id="mic-0", recording_id=uuid.uuid4(),
+        deployment="meadow", deployment_id=uuid.uuid4(), device_id="pi-10000000abcdef01",
+        source_id="mic-0", recording_id=uuid.uuid4(),
         latitude=52.2053, longitude=0.1218,
     )  # fmt: skip
     values.update(overrides)

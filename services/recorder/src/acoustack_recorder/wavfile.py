@@ -34,6 +34,8 @@ class GuanoFields:
     serial: str
     firmware: str
     deployment: str
+    deployment_id: uuid.UUID
+    device_id: str
     source_id: str
     recording_id: uuid.UUID
     latitude: float | None = None
@@ -51,6 +53,8 @@ class GuanoFields:
             "Serial": self.serial,
             "Firmware Version": self.firmware,
             "acoustack|Deployment": self.deployment,
+            "acoustack|Deployment ID": str(self.deployment_id),
+            "acoustack|Device ID": self.device_id,
             "acoustack|Source ID": self.source_id,
             "acoustack|Recording ID": str(self.recording_id),
         }

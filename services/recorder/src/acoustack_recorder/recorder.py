@@ -1,0 +1,299 @@
+"""One recording slot, start to finish, and the bookkeeping that keeps a field device honest.
+
+conditions → current deployment → capture → crash-safe WAV in the temporary area → register with
+storage → hand to detection. Nothing is lost on a fault: a file storage could not take stays in
+the temporary area, and its GUANO block carries everything needed to register it later, so
+``reconcile`` (run at start and after outages) registers it, or quarantines what cannot be.
+
+A device that fails is retried with growing pauses, each failure is recorded as a failed
+recording, and ``health`` turns unhealthy after a configured number of failures in a row, so
+compose or k3s restart the service and the heartbeat reports the last good recording.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import threading
+import uuid
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from acoustack import convert, schema
+from acoustack.clients import StoreClient
+from acoustack.errors import AcoustackError, NotFoundError, UnavailableError
+from acoustack_recorder.conditions import AllOf, RecordingCondition, Site
+from acoustack_recorder.sources import AudioSource, DeviceUnavailableError
+from acoustack_recorder.wavfile import (
+    GuanoFields,
+    leftover_partials,
+    read_guano,
+    recording_file_name,
+    write_recording,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    RECORDED = "recorded"
+    RECORDED_UNREGISTERED = "recorded, registration pending"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    outcome: Outcome
+    reason: str = ""
+    recording_id: uuid.UUID | None = None
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    device_id: str
+    make: str = "unknown"
+    model: str = "unknown"
+    firmware: str = "acoustack"
+
+
+@dataclass
+class Health:
+    """What the health service and the heartbeat report about this recorder."""
+
+    failure_threshold: int = 3
+    consecutive_failures: int = 0
+    last_success_at: dt.datetime | None = None
+    last_failure_at: dt.datetime | None = None
+    last_failure_reason: str = ""
+    retry_not_before: dt.datetime | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def healthy(self) -> bool:
+        return self.consecutive_failures < self.failure_threshold
+
+    def succeeded(self, at: dt.datetime) -> None:
+        with self._lock:
+            self.consecutive_failures = 0
+            self.last_success_at = at
+            self.retry_not_before = None
+
+    def failed(self, at: dt.datetime, reason: str, max_backoff_s: float) -> None:
+        with self._lock:
+            self.consecutive_failures += 1
+            self.last_failure_at = at
+            self.last_failure_reason = reason
+            pause = min(max_backoff_s, 2.0 ** (self.consecutive_failures - 1))
+            self.retry_not_before = at + dt.timedelta(seconds=pause)
+
+
+def temporary_area(preferred: Path, fallback: Path) -> Path:
+    """RAM-backed storage spares the SD card; when it is missing or not writable, use the disk."""
+    for candidate in (preferred, fallback):
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+            probe = candidate / f".probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+            return candidate
+        except OSError as exc:
+            log.warning("temporary area %s not usable (%s)", candidate, exc.strerror)
+    raise UnavailableError(f"neither {preferred} nor {fallback} can hold recordings")
+
+
+@dataclass
+class Recorder:
+    store: StoreClient
+    source: AudioSource
+    temp_dir: Path
+    device: DeviceInfo
+    source_id: str = "default"
+    duration_s: float = 3.0
+    time_expansion: float = 1.0
+    conditions: RecordingCondition = field(default_factory=lambda: AllOf([]))
+    hand_to_detection: Callable[[uuid.UUID], None] | None = None
+    health: Health = field(default_factory=Health)
+    max_backoff_s: float = 300.0
+    quarantine_dir: Path | None = None
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    _last_deployment: schema.Deployment | None = field(default=None, init=False, repr=False)
+
+    def record_slot(self) -> SlotResult:
+        now = self.clock()
+        if self.health.retry_not_before and now < self.health.retry_not_before:
+            return SlotResult(
+                Outcome.SKIPPED,
+                f"device retry paused until {self.health.retry_not_before:%H:%M:%S}",
+            )
+        deployment = self._current_deployment()
+        if deployment is None:
+            return SlotResult(Outcome.SKIPPED, "no active deployment (start one first)")
+        site = (
+            Site(deployment.latitude, deployment.longitude)
+            if deployment.latitude is not None and deployment.longitude is not None
+            else None
+        )
+        verdict = self.conditions.check(now, site)
+        if not verdict:
+            return SlotResult(Outcome.SKIPPED, verdict.reason)
+        recording_id = uuid.uuid4()
+        started_at = self.clock()
+        try:
+            samples = self.source.record(self.duration_s)
+        except AcoustackError as exc:
+            return self._failed(deployment, recording_id, started_at, exc)
+        guano = GuanoFields(
+            timestamp=started_at,
+            capture_samplerate_hz=self.source.samplerate_hz,
+            time_expansion=self.time_expansion,
+            length_s=len(samples) / self.source.samplerate_hz,
+            make=self.device.make,
+            model=self.device.model,
+            serial=self.device.device_id,
+            firmware=self.device.firmware,
+            deployment=deployment.name,
+            deployment_id=deployment.id,
+            device_id=self.device.device_id,
+            source_id=self.source_id,
+            recording_id=recording_id,
+            latitude=deployment.latitude,
+            longitude=deployment.longitude,
+        )
+        path = write_recording(self.temp_dir, samples, guano)
+        self.health.succeeded(started_at)
+        recording = recording_from_guano(path, read_guano(path), samples.shape[1])
+        return self._register(recording, path)
+
+    def _current_deployment(self) -> schema.Deployment | None:
+        """The active deployment; while storage is unreachable, the last one it named, so the
+        device keeps recording through an outage."""
+        try:
+            current = self.store.current_deployment()
+        except UnavailableError as exc:
+            if self._last_deployment is None:
+                raise
+            log.warning(
+                "storage unreachable (%s); recording for %s", exc, self._last_deployment.name
+            )
+            return self._last_deployment
+        self._last_deployment = convert.deployment_from_proto(current) if current else None
+        return self._last_deployment
+
+    def _register(self, recording: schema.Recording, path: Path) -> SlotResult:
+        try:
+            self.store.store_recording(recording)
+        except UnavailableError as exc:
+            log.warning("storage unreachable; %s kept for later registration (%s)", path.name, exc)
+            return SlotResult(Outcome.RECORDED_UNREGISTERED, str(exc), recording.id, path)
+        if self.hand_to_detection is not None:
+            self.hand_to_detection(recording.id)
+        return SlotResult(Outcome.RECORDED, "", recording.id, path)
+
+    def _failed(
+        self,
+        deployment: schema.Deployment,
+        recording_id: uuid.UUID,
+        at: dt.datetime,
+        exc: AcoustackError,
+    ) -> SlotResult:
+        reason = str(exc)
+        self.health.failed(at, reason, self.max_backoff_s)
+        log.error("recording failed (%d in a row): %s", self.health.consecutive_failures, reason)
+        failed = schema.Recording(
+            id=recording_id,
+            deployment_id=deployment.id,
+            device_id=self.device.device_id,
+            source_id=self.source_id,
+            path=str(self.temp_dir / recording_file_name(at, self.source_id, recording_id)),
+            started_at=at,
+            duration_s=0.0,
+            capture_samplerate_hz=self.source.samplerate_hz,
+            channels=max(1, self.source.channels),
+            time_expansion=self.time_expansion,
+            status=schema.RecordingStatus.FAILED,
+            failure_reason=reason[:2000],
+        )
+        try:
+            self.store.store_recording(failed)
+        except UnavailableError:
+            log.warning("storage unreachable; the failed recording is only in this log")
+        kind = "device" if isinstance(exc, DeviceUnavailableError) else "configuration"
+        return SlotResult(Outcome.FAILED, f"{kind}: {reason}", recording_id)
+
+    def reconcile(self) -> dict[str, int]:
+        """Bring the temporary area and the store into agreement (at start, after outages).
+
+        Leftover partial files (a crash mid-write) are deleted; whole files the store does not
+        know are registered from their GUANO block and handed to detection; files that cannot be
+        registered (no or bad GUANO, unknown deployment) are moved to quarantine.
+        """
+        counts = {"registered": 0, "known": 0, "quarantined": 0, "partials_removed": 0}
+        for partial in leftover_partials(self.temp_dir):
+            partial.unlink(missing_ok=True)
+            counts["partials_removed"] += 1
+        for path in sorted(self.temp_dir.glob("*.wav")):
+            try:
+                recording = recording_from_guano(path, read_guano(path))
+            except (
+                AcoustackError,
+                ValueError,
+                KeyError,
+                EOFError,
+                RuntimeError,
+                wave.Error,
+            ) as exc:
+                self._quarantine(path, f"unreadable metadata: {exc}")
+                counts["quarantined"] += 1
+                continue
+            try:
+                self.store.get_recording(recording.id)
+                counts["known"] += 1
+                continue
+            except NotFoundError:
+                pass
+            try:
+                result = self._register(recording, path)
+            except NotFoundError as exc:  # its deployment is not in this store
+                self._quarantine(path, str(exc))
+                counts["quarantined"] += 1
+                continue
+            if result.outcome is Outcome.RECORDED:
+                counts["registered"] += 1
+        if any(counts.values()):
+            log.info("reconciled the temporary area: %s", counts)
+        return counts
+
+    def _quarantine(self, path: Path, why: str) -> None:
+        target = self.quarantine_dir or self.temp_dir.parent / "quarantine"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), target / path.name)
+        (target / f"{path.name}.why.txt").write_text(why + "\n")
+        log.warning("quarantined %s: %s", path.name, why)
+
+
+def recording_from_guano(
+    path: Path, guano: dict[str, str], channels: int | None = None
+) -> schema.Recording:
+    """The recording a file describes: GUANO holds its identity, the header its layout."""
+    recording_id = uuid.UUID(guano["acoustack|Recording ID"])  # KeyError: not one of ours
+    if channels is None:
+        with wave.open(str(path), "rb") as wav:
+            channels = wav.getnchannels()
+    return schema.Recording(
+        id=recording_id,
+        deployment_id=uuid.UUID(guano["acoustack|Deployment ID"]),
+        device_id=guano["acoustack|Device ID"],
+        source_id=guano["acoustack|Source ID"],
+        path=str(path),
+        started_at=dt.datetime.fromisoformat(guano["Timestamp"]),
+        duration_s=float(guano["Length"]),
+        capture_samplerate_hz=int(guano["Samplerate"]),
+        channels=channels,
+        time_expansion=float(guano["TE"]),
+    )

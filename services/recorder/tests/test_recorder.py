@@ -1,0 +1,234 @@
+"""The recorder against a real storage service and Postgres, writing real files; the microphone is
+faked at the PyAudio boundary only (test_sources.FakePyAudio's twin here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import wave
+
+import numpy as np
+import pytest
+
+from acoustack.clients import RetryPolicy, StoreClient
+from acoustack.errors import UnavailableError
+from acoustack.testing.proxy import TcpProxy
+from acoustack.v1 import types_pb2 as pb
+from acoustack_recorder.conditions import AllOf, DailyWindow, DailyWindows, FreeDiskSpace
+from acoustack_recorder.recorder import DeviceInfo, Health, Outcome, Recorder, temporary_area
+from acoustack_recorder.sources import MicrophoneSource, SyntheticSource
+from acoustack_recorder.wavfile import read_guano
+
+DEVICE = DeviceInfo("pi-10000000abcdef01", make="Dodotronic", model="UltraMic 384K", firmware="0.1")
+
+
+class LosableMic:
+    """A PyAudio stand-in whose only input device can be unplugged."""
+
+    def __init__(self):
+        self.plugged = True
+        module = self
+
+        class Stream:
+            def read(self, frames, exception_on_overflow=True):
+                if not module.plugged:
+                    raise OSError(-9996, "Invalid input device")
+                return np.zeros(frames, "<i2").tobytes()
+
+            def stop_stream(self):
+                pass
+
+            def close(self):
+                pass
+
+        class PyAudio:
+            def get_device_count(self):
+                return 1 if module.plugged else 0
+
+            def get_device_info_by_index(self, index):
+                return {
+                    "name": "UltraMic 384K",
+                    "maxInputChannels": 1,
+                    "defaultSampleRate": 384000.0,
+                }
+
+            def is_format_supported(self, rate, **kwargs):
+                return True
+
+            def open(self, **kwargs):
+                if not module.plugged:
+                    raise OSError(-9996, "Invalid input device")
+                return Stream()
+
+            def terminate(self):
+                pass
+
+        self.PyAudio = PyAudio
+
+
+@pytest.fixture
+def store(storage_target):
+    with StoreClient(storage_target, retry=RetryPolicy(budget_s=0.5)) as client:
+        yield client
+
+
+@pytest.fixture
+def deployment(store):
+    return store.start_deployment("meadow", 52.2053, 0.1218)
+
+
+def make_recorder(store, tmp_path, **overrides) -> Recorder:
+    handed = []
+    values = dict(
+        store=store,
+        source=SyntheticSource(384_000, seed=1),
+        temp_dir=tmp_path / "tmp",
+        device=DEVICE,
+        source_id="mic-0",
+        duration_s=0.5,
+        hand_to_detection=handed.append,
+    )
+    values.update(overrides)
+    recorder = Recorder(**values)
+    recorder.temp_dir.mkdir(parents=True, exist_ok=True)
+    recorder.handed = handed
+    return recorder
+
+
+def test_a_slot_is_recorded_registered_and_handed_to_detection(store, deployment, tmp_path):
+    recorder = make_recorder(store, tmp_path, time_expansion=10.0)
+    result = recorder.record_slot()
+    assert result.outcome is Outcome.RECORDED
+    assert recorder.handed == [result.recording_id]
+    stored = store.get_recording(result.recording_id).recording
+    assert stored.path == str(result.path)
+    assert stored.deployment_id == deployment.id
+    assert (stored.device_id, stored.source_id) == (DEVICE.device_id, "mic-0")
+    assert (stored.capture_samplerate_hz, stored.time_expansion) == (384_000, 10.0)
+    assert stored.duration_s == pytest.approx(0.5)
+    assert stored.status == pb.RECORDING_STATUS_TEMPORARY
+    with wave.open(str(result.path), "rb") as wav:
+        assert wav.getframerate() == 38_400  # time-expanded header
+    guano = read_guano(result.path)
+    assert guano["Loc Position"] == "52.205300 0.121800"
+    assert guano["Serial"] == DEVICE.device_id
+    assert recorder.health.last_success_at is not None
+
+
+def test_two_slots_in_the_same_second_make_two_files(store, deployment, tmp_path):
+    fixed = dt.datetime(2026, 6, 1, 22, 0, tzinfo=dt.UTC)
+    recorder = make_recorder(store, tmp_path, clock=lambda: fixed)
+    first, second = recorder.record_slot(), recorder.record_slot()
+    assert first.path != second.path
+    assert len(list(recorder.temp_dir.glob("*.wav"))) == 2
+
+
+def test_without_a_deployment_or_outside_the_window_nothing_is_recorded(store, tmp_path):
+    recorder = make_recorder(store, tmp_path)
+    assert recorder.record_slot().reason == "no active deployment (start one first)"
+    store.start_deployment("meadow", 52.2, 0.12)
+    noon = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+    night_only = make_recorder(
+        store, tmp_path,
+        conditions=AllOf([DailyWindows([DailyWindow(dt.time(20), dt.time(6))], "Europe/London")]),
+        clock=lambda: noon,
+    )  # fmt: skip
+    result = night_only.record_slot()
+    assert (result.outcome, result.reason) == (
+        Outcome.SKIPPED,
+        "13:00 is outside 20:00–06:00 Europe/London",
+    )
+    full_disk = make_recorder(store, tmp_path, conditions=FreeDiskSpace(tmp_path, 10**18))
+    assert full_disk.record_slot().reason.startswith("free disk")
+    assert list((tmp_path / "tmp").glob("*.wav")) == []
+
+
+def test_a_lost_microphone_is_recorded_as_failed_backed_off_and_turns_health_red(
+    store, deployment, tmp_path
+):
+    mic = LosableMic()
+    now = [dt.datetime(2026, 6, 1, 22, 0, tzinfo=dt.UTC)]
+    recorder = make_recorder(
+        store, tmp_path,
+        source=MicrophoneSource("UltraMic", 384_000, pyaudio_module=mic),
+        health=Health(failure_threshold=2),
+        clock=lambda: now[0],
+    )  # fmt: skip
+    assert recorder.record_slot().outcome is Outcome.RECORDED
+    mic.plugged = False
+    failed = recorder.record_slot()
+    assert failed.outcome is Outcome.FAILED
+    assert "Invalid input device" in failed.reason
+    stored = store.get_recording(failed.recording_id).recording
+    assert stored.status == pb.RECORDING_STATUS_FAILED
+    assert "Invalid input device" in stored.failure_reason
+    assert recorder.health.healthy  # one failure: not yet
+    # Until the backoff pause ends the device is not tried again.
+    assert recorder.record_slot().reason.startswith("device retry paused until")
+    now[0] += dt.timedelta(seconds=2)
+    assert recorder.record_slot().outcome is Outcome.FAILED
+    assert not recorder.health.healthy
+    assert recorder.health.last_failure_reason.startswith("no input device matches")
+    mic.plugged = True
+    now[0] += dt.timedelta(minutes=10)
+    assert recorder.record_slot().outcome is Outcome.RECORDED
+    assert recorder.health.healthy and recorder.health.consecutive_failures == 0
+    failures = store.list_recordings(statuses=[pb.RECORDING_STATUS_FAILED])
+    assert len(failures) == 2
+
+
+def test_storage_down_keeps_the_file_and_reconcile_registers_it(storage_target, tmp_path):
+    host, port = storage_target.rsplit(":", 1)
+    proxy = TcpProxy(host, int(port))
+    try:
+        with StoreClient(f"127.0.0.1:{proxy.port}", retry=RetryPolicy(budget_s=0.3)) as store:
+            store.start_deployment("meadow", 52.2, 0.12)
+            recorder = make_recorder(store, tmp_path)
+            assert recorder.record_slot().outcome is Outcome.RECORDED
+            proxy.cut()
+            kept = (
+                recorder.record_slot()
+            )  # the deployment is remembered; the device keeps recording
+            assert kept.outcome is Outcome.RECORDED_UNREGISTERED
+            assert kept.path.exists()
+            proxy.restore()
+            wait_until_reachable(store)  # reconcile runs once storage answers again
+            assert recorder.reconcile() == {
+                "registered": 1, "known": 1, "quarantined": 0, "partials_removed": 0
+            }  # fmt: skip
+            assert store.get_recording(kept.recording_id).recording.path == str(kept.path)
+            assert recorder.handed[-1] == kept.recording_id
+    finally:
+        proxy.close()
+
+
+def wait_until_reachable(store, timeout_s=15.0):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            store.current_deployment()
+            return
+        except UnavailableError:
+            assert time.monotonic() < deadline, "storage did not come back"
+            time.sleep(0.1)
+
+
+def test_reconcile_cleans_partials_and_quarantines_what_it_cannot_register(
+    store, deployment, tmp_path
+):
+    recorder = make_recorder(store, tmp_path)
+    (recorder.temp_dir / ".20260601T220000.000Z_mic-0_abc.wav.partial").write_bytes(b"RIFF")
+    (recorder.temp_dir / "stranger.wav").write_bytes(b"RIFF\0\0\0\0WAVE")
+    counts = recorder.reconcile()
+    assert counts == {"registered": 0, "known": 0, "quarantined": 1, "partials_removed": 1}
+    quarantine = tmp_path / "quarantine"
+    assert (quarantine / "stranger.wav").exists()
+    assert "unreadable metadata" in (quarantine / "stranger.wav.why.txt").read_text()
+    assert list(recorder.temp_dir.iterdir()) == []
+
+
+def test_the_temporary_area_falls_back_when_ram_storage_is_missing(tmp_path):
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the RAM disk should be")
+    assert temporary_area(blocked / "tmp", tmp_path / "disk") == tmp_path / "disk"
+    assert temporary_area(tmp_path / "ram", tmp_path / "disk") == tmp_path / "ram"
