@@ -1,0 +1,58 @@
+"""The record task with a real worker on RabbitMQ: recordings appear in the store and go to detection."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from acoustack.celery_app import create_app
+from acoustack.clients import StoreClient
+from acoustack.names import Queue, Task
+from acoustack_recorder.recorder import DeviceInfo, Recorder
+from acoustack_recorder.sources import SyntheticSource
+from acoustack_recorder.worker import detection_handoff, register_record_task
+
+
+@pytest.fixture
+def app(rabbitmq):
+    app = create_app(rabbitmq.url)
+    app.conf.broker_heartbeat = 0  # the in-thread test worker then stops in a second
+    with app.connection_for_write() as connection:
+        for queue in (Queue.RECORDING, Queue.DETECTION):
+            app.amqp.queues[queue.value].bind(connection).declare()
+            app.amqp.queues[queue.value].bind(connection).purge()
+    return app
+
+
+def test_scheduled_record_tasks_fill_the_store_and_queue_detection(app, storage_target, tmp_path):
+    with StoreClient(storage_target) as store:
+        store.start_deployment("meadow", 52.2, 0.12)
+        register_record_task(
+            app,
+            lambda: Recorder(
+                store=store,
+                source=SyntheticSource(384_000),
+                temp_dir=tmp_path / "tmp",
+                device=DeviceInfo("pi-test"),
+                duration_s=0.2,
+                hand_to_detection=detection_handoff(app),
+            ),
+        )
+        with start_worker(
+            app, pool="solo", concurrency=1, queues=[Queue.RECORDING.value],
+            perform_ping_check=False, shutdown_timeout=5,
+        ):  # fmt: skip
+            for _ in range(3):  # as the beat would, once per slot
+                app.send_task(Task.RECORD.value)
+            deadline = time.monotonic() + 30
+            while len(store.list_recordings()) < 3:
+                assert time.monotonic() < deadline, "recordings did not appear"
+                time.sleep(0.1)
+        with app.connection_for_write() as connection:
+            queued = connection.default_channel.queue_declare(
+                Queue.DETECTION.value, passive=True
+            ).message_count
+        assert queued == 3
+        assert len(list((tmp_path / "tmp").glob("*.wav"))) == 3
