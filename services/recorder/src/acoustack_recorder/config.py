@@ -1,0 +1,142 @@
+"""Recorder settings, read once from RECORDER_* environment variables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from acoustack.config import Settings
+
+PREFIX = "RECORDER"
+
+_WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+_SUN = re.compile(r"^(dawn|sunrise|sunset|dusk)([-+]\d+[mh])?([-+]\d+[mh])?$")
+
+
+def parse_windows(text: str) -> list[tuple[dt.time, dt.time]]:
+    """'20:00-06:00,04:30-05:30' → [(20:00, 06:00), (04:30, 05:30)]."""
+    windows = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = _WINDOW.match(part)
+        if not match:
+            raise ValueError(f"{part!r} is not HH:MM-HH:MM (e.g. 20:00-06:00)")
+        h1, m1, h2, m2 = map(int, match.groups())
+        try:
+            windows.append((dt.time(h1, m1), dt.time(h2, m2)))
+        except ValueError:
+            raise ValueError(f"{part!r}: hours 0-23, minutes 0-59") from None
+    return windows
+
+
+def _minutes(token: str | None) -> dt.timedelta:
+    if not token:
+        return dt.timedelta(0)
+    amount = int(token[1:-1]) * (60 if token[-1] == "h" else 1)
+    return dt.timedelta(minutes=amount)
+
+
+def parse_sun_window(text: str) -> tuple[str, dt.timedelta, dt.timedelta] | None:
+    """'dusk-30m+3h' → ('dusk', 30 min before, 3 h after)."""
+    if not text:
+        return None
+    match = _SUN.match(text.replace(" ", ""))
+    if not match:
+        raise ValueError(
+            f"{text!r} is not EVENT-BEFORE+AFTER, e.g. dusk-30m+3h (events: dawn, sunrise, sunset, dusk)"
+        )
+    event, first, second = match.groups()
+    before = _minutes(next((t for t in (first, second) if t and t[0] == "-"), None))
+    after = _minutes(next((t for t in (first, second) if t and t[0] == "+"), None))
+    if before + after <= dt.timedelta(0):
+        raise ValueError(f"{text!r}: give a duration before and/or after the event")
+    return event, before, after
+
+
+class RecorderSettings(Settings):
+    broker_url: Annotated[
+        str,
+        Field(pattern=r"^amqps?://", description="RabbitMQ URL, amqp://user:pass@host:5672/vhost"),
+    ]
+    storage_target: Annotated[
+        str, Field(min_length=3, description="storage gRPC address, host:port")
+    ] = "storage:50051"
+    source: Annotated[
+        Literal["replay", "microphone", "synthetic"], Field(description="where audio comes from")
+    ] = "replay"
+    replay_dir: Annotated[
+        Path, Field(description="folder of WAV files the replay source plays in a loop")
+    ] = Path("/opt/acoustack/audio")
+    device: Annotated[
+        str,
+        Field(
+            description="microphone name (a part of it) or index; `acoustack devices` lists them"
+        ),
+    ] = ""
+    samplerate_hz: Annotated[
+        int, Field(gt=0, le=1_000_000, description="capture rate in Hz, up to 384000 for bats")
+    ] = 384_000
+    channels: Annotated[int, Field(ge=1, le=8, description="input channels")] = 1
+    chunk_frames: Annotated[
+        int, Field(ge=64, le=1_048_576, description="frames per read from the device")
+    ] = 4096
+    duration_s: Annotated[
+        float, Field(gt=0, le=3600, description="length of each recording in seconds")
+    ] = 3.0
+    time_expansion: Annotated[
+        float,
+        Field(gt=0, le=100, description="1 for real time; 10 writes a 10x slower header rate"),
+    ] = 1.0
+    temp_dir: Annotated[
+        Path, Field(description="temporary area for new recordings (RAM-backed spares the SD card)")
+    ] = Path("/dev/shm/acoustack")
+    fallback_temp_dir: Annotated[
+        Path, Field(description="used when temp_dir cannot be written")
+    ] = Path("/data/recordings/tmp")
+    data_dir: Annotated[
+        Path, Field(description="persistent data volume (device id, quarantine)")
+    ] = Path("/data")
+    source_id: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+            description="this recorder instance (one per microphone)",
+        ),
+    ] = "mic-0"
+    daily_windows: Annotated[
+        str,
+        Field(
+            description="local-time windows to record in, e.g. 20:00-06:00,04:00-06:00; empty: all day"
+        ),
+    ] = ""
+    timezone: Annotated[
+        str, Field(description="IANA time zone of daily_windows, e.g. Europe/London")
+    ] = "UTC"
+    sun_window: Annotated[
+        str, Field(description="record around a sun event at the deployment, e.g. dusk-30m+3h")
+    ] = ""
+    min_free_disk_mb: Annotated[
+        int, Field(ge=0, description="stop recording below this much free disk")
+    ] = 500
+    failure_threshold: Annotated[
+        int, Field(ge=1, description="failures in a row before health turns NOT_SERVING")
+    ] = 3
+    health_port: Annotated[int, Field(ge=0, le=65535, description="gRPC health port")] = 50053
+    make: str = "unknown"
+    model: str = "unknown"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("daily_windows")
+    @classmethod
+    def _windows(cls, value: str) -> str:
+        parse_windows(value)
+        return value
+
+    @field_validator("sun_window")
+    @classmethod
+    def _sun(cls, value: str) -> str:
+        parse_sun_window(value)
+        return value

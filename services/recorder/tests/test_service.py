@@ -1,0 +1,93 @@
+"""The recorder as a process (python -m acoustack_recorder) against the local RabbitMQ and a real
+storage service, recording on schedule from the replay source."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from acoustack.celery_app import create_app
+from acoustack.clients import StoreClient
+from acoustack.healthcheck import check
+from acoustack.names import Queue, Task
+from acoustack.testing.servers import free_port
+
+AUDIO = Path(__file__).resolve().parents[2] / "detector" / "tests" / "data" / "audio"
+
+
+def start_recorder(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "acoustack_recorder"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_the_recorder_process_records_on_schedule_into_the_store(
+    rabbitmq, storage_target, tmp_path
+):
+    app = create_app(rabbitmq.url)
+    with app.connection_for_write() as connection:
+        for queue in (Queue.RECORDING, Queue.DETECTION):
+            app.amqp.queues[queue.value].bind(connection).declare()
+            app.amqp.queues[queue.value].bind(connection).purge()
+    health_port = free_port()
+    with StoreClient(storage_target) as store:
+        store.start_deployment("meadow", 52.2, 0.12)
+        proc = start_recorder({
+            "RECORDER_BROKER_URL": rabbitmq.url,
+            "RECORDER_STORAGE_TARGET": storage_target,
+            "RECORDER_SOURCE": "replay",
+            "RECORDER_REPLAY_DIR": str(AUDIO),
+            "RECORDER_DURATION_S": "0.5",
+            "RECORDER_TEMP_DIR": str(tmp_path / "shm"),
+            "RECORDER_FALLBACK_TEMP_DIR": str(tmp_path / "disk"),
+            "RECORDER_DATA_DIR": str(tmp_path / "data"),
+            "RECORDER_HEALTH_PORT": str(health_port),
+            "RECORDER_MIN_FREE_DISK_MB": "1",
+        })  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not check(f"127.0.0.1:{health_port}")[0]:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "the recorder never reported SERVING"
+                time.sleep(0.2)
+            for _ in range(4):  # the beat's part: one record task per slot
+                app.send_task(Task.RECORD.value)
+                time.sleep(1.0)
+            deadline = time.monotonic() + 30
+            while len(store.list_recordings()) < 4:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "recordings did not reach the store"
+                time.sleep(0.2)
+            recordings = store.list_recordings()
+            assert all(e.recording.capture_samplerate_hz == 384_000 for e in recordings)
+            assert all(Path(e.recording.path).parent == tmp_path / "shm" for e in recordings)
+            assert recordings[0].recording.device_id.startswith(("pi-", "mac-", "id-"))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            output, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, output
+
+
+def test_bad_settings_stop_the_recorder_with_the_variable_named(tmp_path):
+    proc = start_recorder({
+        "RECORDER_BROKER_URL": "redis://nope",
+        "RECORDER_DAILY_WINDOWS": "20:00-6pm",
+        "RECORDER_SUN_WINDOW": "teatime+1h",
+    })  # fmt: skip
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "RECORDER_BROKER_URL: String should match pattern" in output
+    assert "RECORDER_DAILY_WINDOWS: Value error, '20:00-6pm' is not HH:MM-HH:MM" in output
+    assert "RECORDER_SUN_WINDOW: Value error, 'teatime+1h' is not EVENT-BEFORE+AFTER" in output
+    proc = start_recorder({"RECORDER_BROKER_URL": "amqp://x", "RECORDER_SOURCE": "microphone"})
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "RECORDER_DEVICE: required for the microphone source" in output
