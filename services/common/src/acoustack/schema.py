@@ -34,7 +34,11 @@ NonEmptyText = Annotated[str, Field(min_length=1, max_length=1000)]
 
 class Schema(BaseModel):
     # NaN and infinity are refused everywhere: a score or a time that is not a number is a bug upstream.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    # defer_build: a validator is built when its model is first used, so a service pays memory only
+    # for the records it handles (the recorder never builds the model-output ones).
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, allow_inf_nan=False, defer_build=True
+    )
 
 
 class Deployment(Schema):

@@ -105,7 +105,7 @@ def main() -> int:
             quarantine_dir=settings.data_dir / "quarantine",
         ),
     )
-    server = start_server([], address=f"0.0.0.0:{settings.health_port}")
+    server = start_server([], address=f"0.0.0.0:{settings.health_port}", max_workers=2)
     stop = threading.Event()
 
     def follow_health() -> None:
@@ -127,6 +127,11 @@ def main() -> int:
         pool="solo",
         hostname=f"recorder-{settings.source_id}@%h",
         loglevel=settings.log_level,
+        # A recorder takes orders only from its queue: no cluster gossip, start-up sync or event
+        # heartbeats (less memory and traffic on a Pi; the broker connection keeps its own).
+        without_gossip=True,
+        without_mingle=True,
+        without_heartbeat=True,
     )
     try:
         worker.start()  # returns on SIGTERM/SIGINT after the slot in progress ends (warm shutdown)

@@ -167,7 +167,7 @@ class Recorder:
         )
         path = write_recording(self.temp_dir, samples, guano)
         self.health.succeeded(started_at)
-        recording = recording_from_guano(path, read_guano(path), samples.shape[1])
+        recording = recording_from_guano(path, guano.as_lines(), samples.shape[1])
         return self._register(recording, path)
 
     def _current_deployment(self) -> schema.Deployment | None:

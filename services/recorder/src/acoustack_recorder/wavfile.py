@@ -80,29 +80,43 @@ def _guano_chunk(fields: Mapping[str, str]) -> bytes:
     return b"guan" + struct.pack("<I", len(body)) + body + pad
 
 
-def encode_wav(samples: np.ndarray, header_samplerate_hz: int, guano: Mapping[str, str]) -> bytes:
-    """``samples``: int16, shape (frames,) or (frames, channels)."""
+def encode_wav(
+    samples: np.ndarray, header_samplerate_hz: int, guano: Mapping[str, str]
+) -> list[bytes | memoryview]:
+    """The file as pieces to write in order; the audio is not copied (a view of ``samples``).
+
+    ``samples``: int16, shape (frames,) or (frames, channels).
+    """
     if samples.dtype != np.int16:
         raise InvalidArgumentError(f"samples: expected int16 PCM, got {samples.dtype}")
-    frames = samples.reshape(len(samples), -1)
+    frames = np.ascontiguousarray(samples.reshape(len(samples), -1).astype("<i2", copy=False))
     channels = frames.shape[1]
-    data = frames.astype("<i2", copy=False).tobytes()
+    data = memoryview(frames).cast("B")
     fmt = struct.pack(
         "<4sIHHIIHH", b"fmt ", 16, 1, channels, header_samplerate_hz,
         header_samplerate_hz * channels * 2, channels * 2, 16,
     )  # fmt: skip
-    data_chunk = b"data" + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
     guan = _guano_chunk(guano)
-    riff_size = 4 + len(fmt) + len(data_chunk) + len(guan)
-    return b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + fmt + data_chunk + guan
+    pad = b"\0" if len(data) % 2 else b""
+    riff_size = 4 + len(fmt) + 8 + len(data) + len(pad) + len(guan)
+    header = (
+        b"RIFF"
+        + struct.pack("<I", riff_size)
+        + b"WAVE"
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+    )
+    return [header, data, pad, guan]
 
 
-def write_atomically(path: Path, content: bytes) -> Path:
-    """Write ``content`` to ``path`` so that it is either whole or absent after a crash."""
+def write_atomically(path: Path, pieces: list[bytes | memoryview]) -> Path:
+    """Write ``pieces`` to ``path`` so that it is either whole or absent after a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}{TEMP_SUFFIX}")
     with open(temp, "wb") as handle:
-        handle.write(content)
+        for piece in pieces:
+            handle.write(piece)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, path)
@@ -122,20 +136,17 @@ def write_recording(directory: Path, samples: np.ndarray, guano: GuanoFields) ->
 
 
 def read_guano(path: Path) -> dict[str, str]:
-    """The GUANO fields of a WAV file (empty when it has none)."""
-    data = path.read_bytes()
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise InvalidArgumentError(f"{path}: not a WAV file")
-    offset = 12
-    while offset + 8 <= len(data):
-        chunk_id, size = (
-            data[offset : offset + 4],
-            struct.unpack("<I", data[offset + 4 : offset + 8])[0],
-        )
-        if chunk_id == b"guan":
-            text = data[offset + 8 : offset + 8 + size].decode("utf-8")
-            return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
-        offset += 8 + size + (size % 2)
+    """The GUANO fields of a WAV file (empty when it has none); reads chunk headers, not the audio."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise InvalidArgumentError(f"{path}: not a WAV file")
+        while len(chunk := handle.read(8)) == 8:
+            chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if chunk_id == b"guan":
+                text = handle.read(size).decode("utf-8", errors="replace")
+                return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+            handle.seek(size + (size % 2), os.SEEK_CUR)
     return {}
 
 
