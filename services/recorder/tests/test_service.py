@@ -15,6 +15,7 @@ from acoustack.clients import StoreClient
 from acoustack.healthcheck import check
 from acoustack.names import Queue, Task
 from acoustack.testing.servers import free_port
+from acoustack.v1 import types_pb2 as pb
 
 AUDIO = Path(__file__).resolve().parents[2] / "detector" / "tests" / "data" / "audio"
 
@@ -91,3 +92,44 @@ def test_bad_settings_stop_the_recorder_with_the_variable_named(tmp_path):
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "RECORDER_DEVICE: required for the microphone source" in output
+
+
+def test_repeated_device_failures_turn_health_not_serving(rabbitmq, storage_target, tmp_path):
+    """No microphone (PyAudio absent here): each slot fails, and after the configured number in a
+    row the health service says NOT_SERVING, which is what makes compose and k3s restart it."""
+    app = create_app(rabbitmq.url)
+    with app.connection_for_write() as connection:
+        app.amqp.queues[Queue.RECORDING.value].bind(connection).declare()
+        app.amqp.queues[Queue.RECORDING.value].bind(connection).purge()
+    health_port = free_port()
+    target = f"127.0.0.1:{health_port}"
+    with StoreClient(storage_target) as store:
+        store.start_deployment("meadow", 52.2, 0.12)
+        proc = start_recorder({
+            "RECORDER_BROKER_URL": rabbitmq.url,
+            "RECORDER_STORAGE_TARGET": storage_target,
+            "RECORDER_SOURCE": "microphone",
+            "RECORDER_DEVICE": "UltraMic",
+            "RECORDER_FAILURE_THRESHOLD": "2",
+            "RECORDER_TEMP_DIR": str(tmp_path / "shm"),
+            "RECORDER_DATA_DIR": str(tmp_path / "data"),
+            "RECORDER_HEALTH_PORT": str(health_port),
+        })  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not check(target)[0]:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            deadline = time.monotonic() + 30
+            while check(target)[0]:  # one slot every half second; the device backs off between
+                assert time.monotonic() < deadline, "health stayed SERVING through failures"
+                app.send_task(Task.RECORD.value)
+                time.sleep(0.5)
+            assert check(target)[1].endswith("NOT_SERVING")
+            failed = store.list_recordings(statuses=[pb.RECORDING_STATUS_FAILED])
+            assert len(failed) >= 2
+            assert "PyAudio is not installed" in failed[0].recording.failure_reason
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
