@@ -24,13 +24,37 @@ from acoustack_recorder.conditions import (
 from acoustack_recorder.config import PREFIX, RecorderSettings, parse_sun_window, parse_windows
 from acoustack_recorder.identity import device_id
 from acoustack_recorder.recorder import DeviceInfo, Health, Recorder, temporary_area
-from acoustack_recorder.sources import MicrophoneSource, ReplaySource, SyntheticSource
+from acoustack_recorder.sources import (
+    DeviceUnavailableError,
+    MicrophoneSource,
+    ReplaySource,
+    SyntheticSource,
+    list_input_devices,
+)
 from acoustack_recorder.worker import detection_handoff, register_record_task
 
 log = logging.getLogger("acoustack_recorder")
 
 
-def build_source(settings: RecorderSettings):
+def build_source(settings: RecorderSettings, pyaudio_module=None):
+    if settings.source == "auto":
+        try:
+            devices = list_input_devices(pyaudio_module)
+        except DeviceUnavailableError as exc:
+            devices = []
+            log.info("no microphone (%s)", exc)
+        if not devices:
+            log.info("no input device: replaying %s", settings.replay_dir)
+            return ReplaySource(settings.replay_dir, settings.samplerate_hz)
+        device = settings.device or devices[0].index
+        log.info("recording from %s", settings.device or devices[0].name)
+        return MicrophoneSource(
+            device,
+            settings.samplerate_hz,
+            settings.channels,
+            settings.chunk_frames,
+            pyaudio_module=pyaudio_module,
+        )
     if settings.source == "microphone":
         if not settings.device:
             raise ConfigError(

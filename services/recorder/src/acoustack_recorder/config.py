@@ -65,8 +65,11 @@ class RecorderSettings(Settings):
         str, Field(min_length=3, description="storage gRPC address, host:port")
     ] = "storage:50051"
     source: Annotated[
-        Literal["replay", "microphone", "synthetic"], Field(description="where audio comes from")
-    ] = "replay"
+        Literal["auto", "replay", "microphone", "synthetic"],
+        Field(
+            description="where audio comes from; auto: the microphone if there is one, else replay"
+        ),
+    ] = "auto"
     replay_dir: Annotated[
         Path, Field(description="folder of WAV files the replay source plays in a loop")
     ] = Path("/opt/acoustack/audio")
