@@ -1,0 +1,1 @@
+"""acoustack scheduler: the program, its schedule, deployments and the control API."""
