@@ -22,7 +22,7 @@ from acoustack_recorder.conditions import (
     SunWindow,
 )
 from acoustack_recorder.config import PREFIX, RecorderSettings, parse_sun_window, parse_windows
-from acoustack_recorder.identity import device_id
+from acoustack.identity import device_id
 from acoustack_recorder.recorder import DeviceInfo, Health, Recorder, temporary_area
 from acoustack_recorder.sources import (
     DeviceUnavailableError,

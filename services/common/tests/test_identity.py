@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from acoustack_recorder.identity import device_id
+from acoustack.identity import device_id
 
 PI_CPUINFO = """processor\t: 0
 model name\t: ARMv7 Processor rev 3 (v7l)

@@ -1,0 +1,324 @@
+"""The six task templates (acoupi's, with its parameters and call sequences).
+
+Each takes components and returns the task: a plain function that a Celery task, a test or a script
+calls. Any object with the right methods will do (see ``acoustack.components.types``).
+
+Failure: a component that raises is logged with what the task was doing and to which record, and
+the error goes on to the caller (Celery retries the task, or its schedule runs it again). Each task
+is safe to run again after a failure at any step:
+- recording: a file whose registration failed stays in the temporary area, where the recorder's
+  reconcile registers or quarantines it;
+- detection: message ids are derived from (recording, model, builder), so a run that stored the
+  output but not all its messages stores the missing ones on the next run, and no duplicates;
+- file management: a recording is copied to its new place, the store updated, and only then the
+  temporary file removed; if the store update fails, the copy is removed;
+- messaging: a send that raises is stored as an ERROR response; the message stays unsent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from acoustack import schema
+from acoustack.components.types import (
+    AudioRecorder,
+    MessageBuilder,
+    MessageStore,
+    Messenger,
+    Model,
+    ModelOutputCleaner,
+    ProcessingFilter,
+    RecordingCondition,
+    RecordingSavingFilter,
+    RecordingSavingManager,
+    Store,
+    Summariser,
+)
+from acoustack.identity import device_id as find_device_id
+
+logger = logging.getLogger(__name__)
+
+TEMP_PATH = Path(os.environ.get("ACOUSTACK_TEMP_PATH", "/dev/shm/acoustack"))
+MetricFn = Callable[[], schema.Metric]
+HeartbeatSerializer = Callable[[schema.Heartbeat], "str | bytes"]
+RecordingManagementCondition = Callable[[schema.Recording, Sequence[schema.ModelOutput]], bool]
+_MESSAGE_IDS = uuid.UUID("0b6f8f2e-5c1a-4f57-9a53-7d0c1e8b2a44")  # namespace for derived ids
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def generate_recording_task(
+    recorder: AudioRecorder,
+    store: Store,
+    logger: logging.Logger = logger,
+    recording_conditions: list[RecordingCondition] | None = None,
+) -> Callable[[], schema.Recording | None]:
+    conditions = list(recording_conditions or [])
+
+    def recording_task() -> schema.Recording | None:
+        now = _now()
+        for condition in conditions:
+            if not condition.should_record(now):
+                logger.info(
+                    "not recording at %s: %s says no", now.isoformat(), type(condition).__name__
+                )
+                return None
+        deployment = store.get_current_deployment()
+        if deployment is None:
+            logger.info("not recording: no active deployment")
+            return None
+        try:
+            recording = recorder.record(deployment)
+        except Exception:
+            logger.exception("recording failed (deployment %s)", deployment.name)
+            raise
+        try:
+            store.store_recording(recording)
+        except Exception:
+            logger.exception(
+                "recording %s at %s was made but not stored; the file stays for reconciliation",
+                recording.id, recording.path,
+            )  # fmt: skip
+            raise
+        return recording
+
+    return recording_task
+
+
+def _message_id(recording_id: uuid.UUID, model_name: str, index: int, builder: object) -> uuid.UUID:
+    return uuid.uuid5(
+        _MESSAGE_IDS, f"{recording_id}/{model_name}/{index}/{type(builder).__qualname__}"
+    )
+
+
+def generate_detection_task(
+    store: Store,
+    model: Model,
+    message_store: MessageStore,
+    logger: logging.Logger = logger,
+    output_cleaners: list[ModelOutputCleaner] | None = None,
+    processing_filters: list[ProcessingFilter] | None = None,
+    message_factories: list[MessageBuilder] | None = None,
+) -> Callable[[schema.Recording], schema.ModelOutput | None]:
+    cleaners = list(output_cleaners or [])
+    filters = list(processing_filters or [])
+    factories = list(message_factories or [])
+
+    def detection_task(recording: schema.Recording) -> schema.ModelOutput | None:
+        for processing_filter in filters:
+            if not processing_filter.should_process_recording(recording):
+                logger.info(
+                    "recording %s not processed: %s says no",
+                    recording.id,
+                    type(processing_filter).__name__,
+                )
+                return None
+        try:
+            model_output = model.run(recording)
+        except Exception:
+            logger.exception(
+                "model %s failed on recording %s (%s)", model.name, recording.id, recording.path
+            )
+            raise
+        for cleaner in cleaners:
+            model_output = cleaner.clean(model_output)
+        try:
+            store.store_model_output(model_output)
+            for index, factory in enumerate(factories):
+                message = factory.build_message(model_output)
+                if message is None:
+                    continue
+                message = message.model_copy(
+                    update={
+                        "id": _message_id(recording.id, model_output.model_name, index, factory)
+                    }
+                )
+                message_store.store_message(message)
+        except Exception:
+            logger.exception(
+                "output of %s for recording %s not fully stored; the next run completes it",
+                model_output.model_name, recording.id,
+            )  # fmt: skip
+            raise
+        return model_output
+
+    return detection_task
+
+
+def _place(source: Path, target: Path) -> None:
+    """Copy to ``target`` whole (temporary name, fsync, rename) without touching ``source``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, temp)
+    with open(temp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, target)
+
+
+def generate_file_management_task(
+    store: Store,
+    file_managers: list[RecordingSavingManager],
+    logger: logging.Logger = logger,
+    file_filters: list[RecordingSavingFilter] | None = None,
+    required_models: list[str] | None = None,
+    management_conditions: list[RecordingManagementCondition] | None = None,
+    tmp_path: Path = TEMP_PATH,
+) -> Callable[[], None]:
+    filters = list(file_filters or [])
+    required = set(required_models or [])
+    conditions = list(management_conditions or [])
+
+    def manage(recording: schema.Recording, outputs: Sequence[schema.ModelOutput]) -> None:
+        source = Path(recording.path)
+        if filters and not any(f.should_save_recording(recording, outputs) for f in filters):
+            logger.info("recording %s passes no saving filter: deleting it", recording.id)
+            store.mark_recording_deleted(recording)
+            source.unlink(missing_ok=True)
+            return
+        for manager in file_managers:
+            target = manager.save_recording(recording, outputs)
+            if target is None:
+                continue
+            target = Path(target)
+            _place(source, target)
+            try:
+                store.update_recording_path(recording, target)
+            except Exception:
+                target.unlink(missing_ok=True)  # the store still points at the temporary file
+                raise
+            source.unlink(missing_ok=True)
+            logger.info("recording %s saved to %s", recording.id, target)
+            return
+        logger.info("no saving manager took recording %s: deleting it", recording.id)
+        store.mark_recording_deleted(recording)
+        source.unlink(missing_ok=True)
+
+    def file_management_task() -> None:
+        paths = sorted(p for p in Path(tmp_path).glob("*.wav") if not p.name.startswith("."))
+        if not paths:
+            return
+        for recording, outputs in store.get_recordings_by_path(paths):
+            done = {o.model_name for o in outputs}
+            if not required <= done:
+                continue  # waiting for the models it still needs
+            if not all(condition(recording, outputs) for condition in conditions):
+                continue
+            try:
+                manage(recording, outputs)
+            except Exception:
+                logger.exception(
+                    "managing recording %s (%s) failed; it stays temporary",
+                    recording.id,
+                    recording.path,
+                )
+                raise
+
+    return file_management_task
+
+
+def generate_send_messages_task(
+    message_store: MessageStore,
+    messengers: list[Messenger] | None = None,
+    logger: logging.Logger = logger,
+) -> Callable[[], None]:
+    targets = list(messengers or [])
+
+    def send_messages_task() -> None:
+        if not targets:
+            return
+        for message in message_store.get_unsent_messages():
+            for messenger in targets:
+                try:
+                    response = messenger.send_message(message)
+                except Exception as exc:
+                    logger.exception(
+                        "%s could not send message %s", type(messenger).__name__, message.id
+                    )
+                    response = schema.Response(
+                        message_id=message.id,
+                        status=schema.ResponseStatus.ERROR,
+                        content=f"{type(exc).__name__}: {exc}"[:1000],
+                    )
+                message_store.store_response(response)
+
+    return send_messages_task
+
+
+def generate_summariser_task(
+    summarisers: list[Summariser],
+    message_store: MessageStore,
+    logger: logging.Logger = logger,
+) -> Callable[[], None]:
+    def summary_task() -> None:
+        now = _now()
+        for summariser in summarisers:
+            try:
+                message = summariser.build_summary(now)
+            except Exception:
+                logger.exception(
+                    "%s could not build the summary at %s",
+                    type(summariser).__name__,
+                    now.isoformat(),
+                )
+                raise
+            if message is not None:
+                message_store.store_message(message)
+
+    return summary_task
+
+
+def _to_json(heartbeat: schema.Heartbeat) -> str:
+    return json.dumps(heartbeat.model_dump(mode="json"), separators=(",", ":"))
+
+
+def generate_heartbeat_task(
+    messengers: list[Messenger],
+    metrics: list[MetricFn] | None = None,
+    serializer: HeartbeatSerializer = _to_json,
+    logger: logging.Logger = logger,
+) -> Callable[[], None]:
+    collectors = list(metrics or [])
+
+    def heartbeat_task() -> None:
+        values = []
+        for collect in collectors:
+            try:
+                values.append(collect())
+            except Exception:
+                logger.exception(
+                    "heartbeat metric %s failed; sent without it",
+                    getattr(collect, "__name__", collect),
+                )
+        heartbeat = schema.Heartbeat(
+            device_id=find_device_id(Path(os.environ.get("ACOUSTACK_DATA_DIR", "/data"))),
+            sent_at=_now(),
+            metrics=values,
+        )
+        content = serializer(heartbeat)
+        message = schema.Message(
+            content=content.decode() if isinstance(content, bytes) else content
+        )
+        failures = 0
+        for messenger in messengers:
+            response = messenger.send_message(message)
+            if response.status is not schema.ResponseStatus.SUCCESS:
+                failures += 1
+                logger.warning(
+                    "heartbeat via %s: %s %s",
+                    type(messenger).__name__,
+                    response.status,
+                    response.content,
+                )
+        if messengers and failures == len(messengers):
+            raise RuntimeError(f"heartbeat not delivered by any of {len(messengers)} messenger(s)")
+
+    return heartbeat_task
