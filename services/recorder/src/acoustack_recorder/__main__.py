@@ -13,6 +13,7 @@ from acoustack.celery_app import create_app
 from acoustack.clients import StoreClient
 from acoustack.errors import ConfigError
 from acoustack.grpc_server import start_server
+from acoustack.identity import device_id
 from acoustack.names import Queue
 from acoustack_recorder.conditions import (
     AllOf,
@@ -22,7 +23,6 @@ from acoustack_recorder.conditions import (
     SunWindow,
 )
 from acoustack_recorder.config import PREFIX, RecorderSettings, parse_sun_window, parse_windows
-from acoustack.identity import device_id
 from acoustack_recorder.recorder import DeviceInfo, Health, Recorder, temporary_area
 from acoustack_recorder.sources import (
     DeviceUnavailableError,

@@ -123,6 +123,8 @@ class Recorder:
     quarantine_dir: Path | None = None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     _last_deployment: schema.Deployment | None = field(default=None, init=False, repr=False)
+    # Set when a file could not be registered: the next slot that reaches storage reconciles.
+    _registration_pending: bool = field(default=False, init=False, repr=False)
 
     def record_slot(self) -> SlotResult:
         now = self.clock()
@@ -168,7 +170,11 @@ class Recorder:
         path = write_recording(self.temp_dir, samples, guano)
         self.health.succeeded(started_at)
         recording = recording_from_guano(path, guano.as_lines(), samples.shape[1])
-        return self._register(recording, path)
+        result = self._register(recording, path)
+        if result.outcome is Outcome.RECORDED and self._registration_pending:
+            self._registration_pending = False
+            self.reconcile()  # storage is back: register what waited in the temporary area
+        return result
 
     def _current_deployment(self) -> schema.Deployment | None:
         """The active deployment; while storage is unreachable, the last one it named, so the
@@ -190,6 +196,7 @@ class Recorder:
             self.store.store_recording(recording)
         except UnavailableError as exc:
             log.warning("storage unreachable; %s kept for later registration (%s)", path.name, exc)
+            self._registration_pending = True
             return SlotResult(Outcome.RECORDED_UNREGISTERED, str(exc), recording.id, path)
         if self.hand_to_detection is not None:
             self.hand_to_detection(recording.id)
