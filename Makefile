@@ -116,3 +116,8 @@ model: ## export BatDetect2 1.3.1 to ONNX into build/model (checkpoint sha256 ch
 
 reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own API
 	$(MODEL_BUILD) reference
+
+.PHONY: bench-detector
+
+bench-detector: sync model ## detector CPU and memory against batdetect2 1.3.1 (torch), and parity (4 lines)
+	$(RUN) python bench/detector/run.py

@@ -1,0 +1,419 @@
+"""BatDetect2 1.3.1 in ONNX Runtime: audio in, the same detections as batdetect2's API out."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import onnxruntime
+from threadpoolctl import ThreadpoolController
+
+from acoustack import schema
+from acoustack.errors import FailedPreconditionError, InvalidArgumentError
+from acoustack_detector.batdetect2.config import (
+    MAKE_MODEL_HELP,
+    METADATA_FILE,
+    GraphFile,
+    ModelMetadata,
+    load_metadata,
+)
+from acoustack_detector.batdetect2.decode import (
+    BatDetection,
+    ChunkPeaks,
+    decode_chunk,
+    max_peaks,
+)
+from acoustack_detector.batdetect2.resize import resize_bilinear
+from acoustack_detector.batdetect2.spectrogram import SpectrogramMaker
+from acoustack_detector.resample import ResampledSignal
+from acoustack_detector.wav import WavFile
+
+DEFAULT_MODEL_DIR = Path("build/model")
+MODEL_DIR_ENV = "ACOUSTACK_MODEL_DIR"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """ONNX Runtime settings; the defaults were measured (see services/detector/README.md)."""
+
+    # Threads for one inference. None: ONNX Runtime's default, one per physical core.
+    threads: int | None = None
+    # Idle threads sleep instead of spinning: spinning burns CPU a field device needs elsewhere.
+    allow_spinning: bool = False
+    # The arena keeps freed blocks for the next chunk (same shapes every 3 s chunk).
+    memory_arena: bool = True
+    # Memory patterns pre-plan one block per input shape; with the last chunk of every file
+    # being a new width they cost ~130 MB of peak memory for no measurable speed.
+    memory_pattern: bool = False
+    # The network's full-resolution end (the head) runs on tiles of this many columns (even; a
+    # 3 s chunk is 3008 wide): the same detections, ~100 MB less memory. None: the whole width.
+    tile_columns: int | None = 1024
+
+
+def _capture_rate(samplerate_hz: float, time_expansion: float) -> int:
+    """The rate the audio was captured at; batdetect2 resamples from it. librosa's polyphase
+    resampling needs a whole number; float noise (e.g. 38400 * 10.000000000000002) is forgiven."""
+    if not (math.isfinite(samplerate_hz) and samplerate_hz > 0):
+        raise InvalidArgumentError(f"sample rate must be a positive number, got {samplerate_hz}")
+    if not (math.isfinite(time_expansion) and time_expansion > 0):
+        raise InvalidArgumentError(
+            f"time expansion must be a positive number, got {time_expansion}"
+        )
+    rate = samplerate_hz * time_expansion
+    nearest = round(rate)
+    if nearest <= 0 or abs(rate - nearest) > 1e-6:
+        raise InvalidArgumentError(
+            f"capture rate {samplerate_hz} Hz x time expansion {time_expansion} = {rate} Hz "
+            "is not a whole number of hertz"
+        )
+    return nearest
+
+
+class BatDetect2Onnx:
+    """The bundled network. Load once (``load``), then call ``predict_*`` / ``detect_*``.
+
+    ``predict_*`` return :class:`BatDetection` (batdetect2's own fields and rounding);
+    ``detect_*`` return the shared schema's ``Detection`` objects. Calls may come from several
+    threads at once: the sessions are thread-safe and the pipeline keeps no state between calls.
+    """
+
+    def __init__(
+        self,
+        metadata: ModelMetadata,
+        trunk: onnxruntime.InferenceSession,
+        head: onnxruntime.InferenceSession,
+        tile_columns: int | None,
+    ) -> None:
+        self.metadata = metadata
+        self._trunk = trunk
+        self._head = head
+        self._tile_columns = tile_columns
+        self._spectrogram = SpectrogramMaker(metadata.spectrogram)
+        self.default_threshold = metadata.decoding.detection_threshold
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | os.PathLike[str] | None = None,
+        settings: SessionSettings | None = None,
+    ) -> Self:
+        """Load the exported model (default: $ACOUSTACK_MODEL_DIR, else build/model) and warm it up."""
+        if model_dir is None:
+            model_dir = os.environ.get(MODEL_DIR_ENV) or DEFAULT_MODEL_DIR
+        model_dir = Path(model_dir)
+        metadata = load_metadata(model_dir)
+        settings = settings or SessionSettings()
+        tile = settings.tile_columns
+        if tile is not None and (tile < 2 or tile % 2):
+            raise ValueError(f"tile_columns must be a positive even number, got {tile}")
+        options = _session_options(settings)
+        trunk, head = (
+            _open_session(model_dir, graph, options) for graph in (metadata.trunk, metadata.head)
+        )
+        model = cls(metadata, trunk, head, tile)
+        model.warm_up()
+        return model
+
+    # --- identity ---
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.metadata.class_names
+
+    @property
+    def samplerate_hz(self) -> int:
+        """The rate the network works at; any capture rate is resampled to it."""
+        return self.metadata.spectrogram.target_samplerate_hz
+
+    # --- detection ---
+
+    def warm_up(self) -> None:
+        """One inference on a full chunk of noise: the first run plans and allocates memory."""
+        rate = self.samplerate_hz
+        chunk = int(rate * self.metadata.decoding.chunk_size_s)
+        noise = np.random.default_rng(0).standard_normal(chunk).astype(np.float32)
+        noise *= np.float32(0.01)
+        self.predict_audio(noise, rate)
+
+    def predict_file(
+        self,
+        path: str | os.PathLike[str],
+        time_expansion: float = 1.0,
+        *,
+        channel: int = 0,
+        threshold: float | None = None,
+    ) -> list[BatDetection]:
+        """Detections in a WAV file. Errors name the file (InvalidArgumentError, NotFoundError)."""
+        with WavFile.open(path) as wav:
+            fmt = wav.format
+            if not 0 <= channel < fmt.channels:
+                raise InvalidArgumentError(
+                    f"{path}: has {fmt.channels} channel(s); channel {channel} does not exist"
+                )
+
+            def read(start: int, stop: int) -> np.ndarray:
+                return wav.read(start, stop, channel)
+
+            return self._predict(
+                read, fmt.frames, fmt.samplerate_hz, time_expansion, threshold, source=str(path)
+            )
+
+    def predict_audio(
+        self,
+        samples: np.ndarray,
+        samplerate_hz: int,
+        time_expansion: float = 1.0,
+        *,
+        channel: int = 0,
+        threshold: float | None = None,
+    ) -> list[BatDetection]:
+        """Detections in audio already in memory: [frames] or [frames, channels], float in
+        [-1, 1] or integer PCM (scaled by its full range, as a WAV reader would)."""
+        samples = np.asarray(samples)
+        if samples.ndim not in (1, 2) or samples.shape[0] == 0:
+            raise InvalidArgumentError(
+                f"audio must be [frames] or [frames, channels] with frames > 0, got shape {samples.shape}"
+            )
+        if samples.ndim == 2:
+            if not 0 <= channel < samples.shape[1]:
+                raise InvalidArgumentError(
+                    f"audio has {samples.shape[1]} channel(s); channel {channel} does not exist"
+                )
+            samples = samples[:, channel]
+        elif channel != 0:
+            raise InvalidArgumentError(f"audio has 1 channel; channel {channel} does not exist")
+        mono = _as_float32(samples)
+        if not np.isfinite(mono).all():
+            raise InvalidArgumentError("audio contains NaN or infinite samples")
+
+        def read(start: int, stop: int) -> np.ndarray:
+            return mono[start:stop]
+
+        return self._predict(
+            read, mono.shape[0], samplerate_hz, time_expansion, threshold, source="audio"
+        )
+
+    def detect_file(
+        self,
+        path: str | os.PathLike[str],
+        time_expansion: float = 1.0,
+        *,
+        channel: int = 0,
+        threshold: float | None = None,
+    ) -> list[schema.Detection]:
+        """``predict_file`` as the shared schema's detections (the AudioModel protocol)."""
+        found = self.predict_file(path, time_expansion, channel=channel, threshold=threshold)
+        return [detection.to_schema() for detection in found]
+
+    def detect_audio(
+        self,
+        samples: np.ndarray,
+        samplerate_hz: int,
+        time_expansion: float = 1.0,
+        *,
+        channel: int = 0,
+        threshold: float | None = None,
+    ) -> list[schema.Detection]:
+        """``predict_audio`` as the shared schema's detections (the AudioModel protocol)."""
+        found = self.predict_audio(
+            samples, samplerate_hz, time_expansion, channel=channel, threshold=threshold
+        )
+        return [detection.to_schema() for detection in found]
+
+    # --- the pipeline ---
+
+    def _predict(
+        self,
+        read: Callable[[int, int], np.ndarray],
+        num_samples: int,
+        samplerate_hz: int,
+        time_expansion: float,
+        threshold: float | None,
+        *,
+        source: str,
+    ) -> list[BatDetection]:
+        if threshold is None:
+            threshold = self.default_threshold
+        if not 0.0 <= threshold <= 1.0:
+            raise InvalidArgumentError(f"threshold must be between 0 and 1, got {threshold}")
+        capture_hz = _capture_rate(samplerate_hz, time_expansion)
+        try:
+            signal = ResampledSignal(read, num_samples, capture_hz, self.samplerate_hz)
+        except ValueError as error:
+            raise InvalidArgumentError(f"{source}: {error}") from None
+        detections: list[BatDetection] = []
+        # numpy's BLAS (the resampler's matrix products) on one thread: its worker threads spin
+        # after each small product and burned ~25% of the detector's CPU time while
+        # onnxruntime, which has threads of its own, ran.
+        with _blas_threads().limit(limits=1, user_api="blas"):
+            for chunk_start_s, chunk in self._chunks(signal):
+                detections.extend(
+                    self._predict_chunk(chunk, chunk_start_s, threshold, capture_hz / 2)
+                )
+        return detections
+
+    def _chunks(self, signal: ResampledSignal) -> Iterator[tuple[float, np.ndarray]]:
+        """batdetect2's iterate_over_chunks: back-to-back chunks, no overlap, the last one short."""
+        rate = self.samplerate_hz
+        chunk_s = self.metadata.decoding.chunk_size_s
+        chunk_length = int(rate * chunk_s)
+        count = int(np.ceil(signal.length / rate / chunk_s))
+        for index in range(count):
+            start = index * chunk_length
+            stop = min(start + chunk_length, signal.length)
+            # Read straight into the zero-padded buffer the spectrogram needs.
+            padded = np.zeros(self._spectrogram.padded_length(stop - start), dtype=np.float32)
+            padded[: stop - start] = signal.read(start, stop)
+            yield chunk_s * index, padded
+
+    def _predict_chunk(
+        self, padded: np.ndarray, chunk_start_s: float, threshold: float, nyquist_hz: float
+    ) -> list[BatDetection]:
+        spectrogram = self._spectrogram(padded)
+        if not spectrogram.any():
+            # Digital silence (or any input whose every frequency band is constant): nothing but
+            # the network's biases would answer. batdetect2 reports ~100 such "calls" per second
+            # with detection probabilities ~0.1; we report none (services/detector/README.md).
+            return []
+        params = self.metadata.spectrogram
+        resized = resize_bilinear(
+            spectrogram[0, 0], params.network_height, spectrogram.shape[-1] // 2
+        )
+        width = resized.shape[-1]
+        features = self._trunk.run(None, {"resized": resized[np.newaxis, np.newaxis]})[0]
+        k = max_peaks(width, params, self.metadata.decoding.nms_top_k_per_sec)
+        return decode_chunk(
+            self._peaks(features, k),
+            network_width=width,
+            chunk_start_s=chunk_start_s,
+            threshold=threshold,
+            params=params,
+            class_names=self.classes,
+            nyquist_hz=nyquist_hz,
+        )
+
+    def _peaks(self, features: np.ndarray, k: int) -> ChunkPeaks:
+        """batdetect2's top-k local maxima of the detection map, from head tiles.
+
+        Each tile returns its own top k among the columns it keeps, so the chunk's top k is among
+        their union: take the k best of it. Tiles see ``halo`` trunk columns beyond what they keep.
+        """
+        columns = features.shape[-1]
+        height = 2 * features.shape[2]
+        tile = self._tile_columns // 2 if self._tile_columns else columns
+        halo = self.metadata.head_halo_columns
+        parts: list[list[np.ndarray]] = []
+        for first in range(0, columns, tile):
+            stop = min(first + tile, columns)
+            lo, hi = max(first - halo, 0), min(stop + halo, columns)
+            kept_width = 2 * (stop - first)
+            outputs = self._head.run(
+                None,
+                {
+                    "features": features[..., lo:hi],
+                    "keep_from": np.array(2 * (first - lo), dtype=np.int64),
+                    "keep_to": np.array(2 * (stop - lo), dtype=np.int64),
+                    "max_peaks": np.array(min(k, height * kept_width), dtype=np.int64),
+                },
+            )
+            # Tile-relative row * kept_width + column -> chunk-wide row * width + column.
+            row, column = np.divmod(outputs[1], kept_width)
+            outputs[1] = row * (2 * columns) + column + 2 * first
+            parts.append(outputs)
+        if len(parts) == 1:
+            return ChunkPeaks(*parts[0])
+        scores, flat_index, box_size, class_probs = (
+            np.concatenate([outputs[i] for outputs in parts], axis=-1) for i in range(4)
+        )
+        best = np.argsort(-scores, kind="stable")[:k]
+        return ChunkPeaks(scores[best], flat_index[best], box_size[:, best], class_probs[:, best])
+
+
+def _open_session(
+    model_dir: Path, graph: GraphFile, options: onnxruntime.SessionOptions
+) -> onnxruntime.InferenceSession:
+    path = model_dir / graph.file
+    try:
+        model_bytes = path.read_bytes()
+    except OSError as error:
+        raise FailedPreconditionError(
+            f"cannot read {path}: {error.strerror or error}", help=MAKE_MODEL_HELP
+        ) from None
+    if hashlib.sha256(model_bytes).hexdigest() != graph.sha256:
+        raise FailedPreconditionError(
+            f"{path} does not match the checksum in {model_dir / METADATA_FILE}",
+            help=MAKE_MODEL_HELP,
+        )
+    return onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def _as_float32(samples: np.ndarray) -> np.ndarray:
+    if samples.dtype.kind == "f":
+        return samples.astype(np.float32, copy=False)
+    if samples.dtype == np.uint8:
+        return (samples.astype(np.float32) - np.float32(128)) * np.float32(1 / 128)
+    if samples.dtype.kind == "i":
+        return samples.astype(np.float32) * np.float32(2.0 ** -(8 * samples.dtype.itemsize - 1))
+    raise InvalidArgumentError(f"audio samples must be float or integer PCM, got {samples.dtype}")
+
+
+_shared_arena_registered = False
+_blas_controller: ThreadpoolController | None = None
+
+
+def _blas_threads() -> ThreadpoolController:
+    global _blas_controller
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController()
+    return _blas_controller
+
+
+def _register_shared_arena() -> None:
+    global _shared_arena_registered
+    if not _shared_arena_registered:
+        memory = onnxruntime.OrtMemoryInfo(
+            "Cpu",
+            onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR,
+            0,
+            onnxruntime.OrtMemType.DEFAULT,
+        )
+        # Grow by what is asked, not to the next power of two: ~25 MB less at the peak.
+        same_as_requested = 1
+        onnxruntime.create_and_register_allocator(
+            memory, onnxruntime.OrtArenaCfg({"arena_extend_strategy": same_as_requested})
+        )
+        _shared_arena_registered = True
+
+
+def _session_options(settings: SessionSettings) -> onnxruntime.SessionOptions:
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1  # the graph is a chain: nothing to run side by side
+    if settings.threads is not None:
+        options.intra_op_num_threads = settings.threads
+    options.add_session_config_entry(
+        "session.intra_op.allow_spinning", "1" if settings.allow_spinning else "0"
+    )
+    options.enable_cpu_mem_arena = settings.memory_arena
+    if settings.memory_arena:
+        # One arena for both sessions: the head reuses the blocks the trunk freed.
+        _register_shared_arena()
+        options.add_session_config_entry("session.use_env_allocators", "1")
+    options.enable_mem_pattern = settings.memory_pattern
+    options.log_severity_level = 3  # warnings about unused initialisers etc. are not actionable
+    return options
