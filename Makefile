@@ -35,10 +35,10 @@ lint: sync ## ruff, buf lint, and the stub drift check
 test-servers: ## start (or install) the Postgres and RabbitMQ the tests talk to
 	bash scripts/ensure-test-servers.sh
 
-test: sync test-servers ## run every test against real Postgres, RabbitMQ and Docker
+test: sync test-servers model ## run every test against real Postgres, RabbitMQ, Docker and the ONNX model
 	$(RUN) pytest
 
-bench: bench-storage bench-recorder ## every benchmark
+bench: bench-storage bench-recorder bench-detector ## every benchmark
 
 bench-storage: sync ## storage benchmark against acoupi 0.6.0 (prints nine lines)
 	$(RUN) python bench/storage/run.py
