@@ -42,8 +42,10 @@ MODEL_DIR_ENV = "ACOUSTACK_MODEL_DIR"
 class SessionSettings:
     """ONNX Runtime settings; the defaults were measured (see services/detector/README.md)."""
 
-    # Threads for one inference. None: ONNX Runtime's default, one per physical core.
-    threads: int | None = None
+    # Threads for one inference. One uses the least CPU per second of audio (measured: 118 vs
+    # 132 ms/s with two on 2 cores); run recordings side by side for throughput instead
+    # (DETECTOR_CONCURRENCY). None: ONNX Runtime's default, one per physical core.
+    threads: int | None = 1
     # Idle threads sleep instead of spinning: spinning burns CPU a field device needs elsewhere.
     allow_spinning: bool = False
     # The arena keeps freed blocks for the next chunk (same shapes every 3 s chunk).
