@@ -1,0 +1,106 @@
+from acoustack.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CheckResult(_message.Message):
+    __slots__ = ("component", "ok", "detail")
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    component: str
+    ok: bool
+    detail: str
+    def __init__(self, component: _Optional[str] = ..., ok: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class ControlStartDeploymentRequest(_message.Message):
+    __slots__ = ("name", "latitude", "longitude", "skip_checks")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LATITUDE_FIELD_NUMBER: _ClassVar[int]
+    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
+    SKIP_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    latitude: float
+    longitude: float
+    skip_checks: bool
+    def __init__(self, name: _Optional[str] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., skip_checks: _Optional[bool] = ...) -> None: ...
+
+class ControlStartDeploymentResponse(_message.Message):
+    __slots__ = ("deployment", "checks")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    deployment: _types_pb2.Deployment
+    checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
+    def __init__(self, deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ...) -> None: ...
+
+class ControlStopDeploymentRequest(_message.Message):
+    __slots__ = ("flush_timeout_s",)
+    FLUSH_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    flush_timeout_s: float
+    def __init__(self, flush_timeout_s: _Optional[float] = ...) -> None: ...
+
+class ControlStopDeploymentResponse(_message.Message):
+    __slots__ = ("deployment", "flush_steps", "flush_left")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    FLUSH_STEPS_FIELD_NUMBER: _ClassVar[int]
+    FLUSH_LEFT_FIELD_NUMBER: _ClassVar[int]
+    deployment: _types_pb2.Deployment
+    flush_steps: _containers.RepeatedScalarFieldContainer[str]
+    flush_left: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., flush_steps: _Optional[_Iterable[str]] = ..., flush_left: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ServiceStatus(_message.Message):
+    __slots__ = ("name", "target", "health")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    target: str
+    health: str
+    def __init__(self, name: _Optional[str] = ..., target: _Optional[str] = ..., health: _Optional[str] = ...) -> None: ...
+
+class QueueStatus(_message.Message):
+    __slots__ = ("name", "waiting")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    waiting: int
+    def __init__(self, name: _Optional[str] = ..., waiting: _Optional[int] = ...) -> None: ...
+
+class GetStatusResponse(_message.Message):
+    __slots__ = ("program", "deployment", "services", "queues", "last_recording", "last_model_output", "unsent_messages", "free_disk_gb")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    LAST_RECORDING_FIELD_NUMBER: _ClassVar[int]
+    LAST_MODEL_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    UNSENT_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    FREE_DISK_GB_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    deployment: _types_pb2.Deployment
+    services: _containers.RepeatedCompositeFieldContainer[ServiceStatus]
+    queues: _containers.RepeatedCompositeFieldContainer[QueueStatus]
+    last_recording: _types_pb2.Recording
+    last_model_output: _types_pb2.ModelOutput
+    unsent_messages: int
+    free_disk_gb: float
+    def __init__(self, program: _Optional[str] = ..., deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., services: _Optional[_Iterable[_Union[ServiceStatus, _Mapping]]] = ..., queues: _Optional[_Iterable[_Union[QueueStatus, _Mapping]]] = ..., last_recording: _Optional[_Union[_types_pb2.Recording, _Mapping]] = ..., last_model_output: _Optional[_Union[_types_pb2.ModelOutput, _Mapping]] = ..., unsent_messages: _Optional[int] = ..., free_disk_gb: _Optional[float] = ...) -> None: ...
+
+class RunChecksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RunChecksResponse(_message.Message):
+    __slots__ = ("checks",)
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
+    def __init__(self, checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,84 @@
+"""The gRPC face of the scheduler's Control API (proto/acoustack/v1/control.proto)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+
+from acoustack import convert
+from acoustack.errors import AcoustackError
+from acoustack.v1 import control_pb2, control_pb2_grpc
+from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
+from acoustack_scheduler.status import StatusReporter
+
+log = logging.getLogger(__name__)
+
+
+def _rpc(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except AcoustackError as exc:
+            context.abort(exc.grpc_code, str(exc))
+        except Exception:
+            log.exception("%s failed", method.__name__)
+            context.abort(
+                grpc.StatusCode.INTERNAL,
+                f"{method.__name__}: internal error (see the scheduler log)",
+            )
+
+    return wrapper
+
+
+def _checks(results: Sequence[CheckResult]) -> list[control_pb2.CheckResult]:
+    return [
+        control_pb2.CheckResult(component=r.component, ok=r.ok, detail=r.detail) for r in results
+    ]
+
+
+class ControlServicer(control_pb2_grpc.ControlServicer):
+    def __init__(self, lifecycle: Lifecycle, status: StatusReporter) -> None:
+        self.lifecycle = lifecycle
+        self.status = status
+
+    @_rpc
+    def StartDeployment(self, request, context):
+        deployment, checks = self.lifecycle.start(
+            request.name,
+            request.latitude if request.HasField("latitude") else None,
+            request.longitude if request.HasField("longitude") else None,
+            run_checks=not request.skip_checks,
+        )
+        return control_pb2.ControlStartDeploymentResponse(
+            deployment=convert.deployment_to_proto(deployment), checks=_checks(checks)
+        )
+
+    @_rpc
+    def StopDeployment(self, request, context):
+        deployment, report = self.lifecycle.stop(request.flush_timeout_s or 120.0)
+        return control_pb2.ControlStopDeploymentResponse(
+            deployment=convert.deployment_to_proto(deployment),
+            flush_steps=report.steps,
+            flush_left=report.left,
+        )
+
+    @_rpc
+    def GetStatus(self, request, context):
+        return self.status.report()
+
+    @_rpc
+    def RunChecks(self, request, context):
+        return control_pb2.RunChecksResponse(checks=_checks(self.lifecycle.checks()))
+
+
+def register(servicer: ControlServicer) -> Callable[[grpc.Server], str]:
+    def add(server: grpc.Server) -> str:
+        control_pb2_grpc.add_ControlServicer_to_server(servicer, server)
+        return control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
+
+    return add

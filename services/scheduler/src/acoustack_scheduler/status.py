@@ -1,0 +1,56 @@
+"""What `acoustack status` shows: the program, the deployment, each service's health, the queues,
+the last recording and detection, the outbox, free disk."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from acoustack.clients import StoreClient
+from acoustack.healthcheck import check
+from acoustack.v1 import control_pb2, store_pb2
+
+
+@dataclass
+class StatusReporter:
+    program: str
+    store: StoreClient
+    services: Mapping[str, str]  # name → host:port of its gRPC health service
+    queue_depths: Callable[[], Mapping[str, int]]
+    disk_path: Path = Path("/")
+    health_timeout_s: float = 2.0
+
+    def report(self) -> control_pb2.GetStatusResponse:
+        reply = control_pb2.GetStatusResponse(program=self.program)
+        current = self.store.current_deployment()
+        if current is not None:
+            reply.deployment.CopyFrom(current)
+        for name, target in sorted(self.services.items()):
+            _ok, text = check(target, timeout_s=self.health_timeout_s)
+            reply.services.add(name=name, target=target, health=text.removeprefix(f"{target}: "))
+        try:
+            depths = self.queue_depths()
+        except Exception as exc:  # the broker being down is itself the status to show
+            reply.queues.add(name=f"unavailable: {exc}", waiting=-1)
+        else:
+            for name, waiting in sorted(depths.items()):
+                reply.queues.add(name=name, waiting=waiting)
+        newest = self.store.list_recordings(
+            order=store_pb2.SORT_ORDER_NEWEST_FIRST, limit=1, include_model_outputs=True
+        )
+        if newest:
+            reply.last_recording.CopyFrom(newest[0].recording)
+        hits = self.store.list_detections(order=store_pb2.SORT_ORDER_NEWEST_FIRST, limit=1)
+        if hits:
+            entry = self.store.get_recording(hits[0].recording_id, include_model_outputs=True)
+            for output in entry.model_outputs:
+                if output.id == hits[0].model_output_id:
+                    reply.last_model_output.CopyFrom(output)
+        reply.unsent_messages = len(self.store.get_unsent_messages(limit=10_000))
+        try:
+            reply.free_disk_gb = shutil.disk_usage(self.disk_path).free / 1e9
+        except OSError:
+            reply.free_disk_gb = -1
+        return reply

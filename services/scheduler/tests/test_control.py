@@ -1,0 +1,96 @@
+"""The Control API over a loopback gRPC server, with real storage, RabbitMQ and lifecycle."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from acoustack.celery_app import create_app
+from acoustack.clients import StoreClient
+from acoustack.grpc_server import start_server
+from acoustack.names import Queue
+from acoustack.testing import factories
+from acoustack.v1 import control_pb2, control_pb2_grpc
+from acoustack_scheduler.broker import EventAnnouncer, QueueFlusher, queue_depths
+from acoustack_scheduler.control_server import ControlServicer, register
+from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
+from acoustack_scheduler.status import StatusReporter
+
+
+@pytest.fixture
+def control(rabbitmq, storage_target, tmp_path):
+    app = create_app(rabbitmq.url)
+    with app.connection_for_write() as connection:
+        for queue in Queue:
+            app.amqp.queues[queue.value].bind(connection).declare()
+            app.amqp.queues[queue.value].bind(connection).purge()
+    store = StoreClient(storage_target)
+    lifecycle = Lifecycle(
+        store,
+        checks=lambda: [CheckResult("storage", True, "reachable")],
+        flusher=QueueFlusher(app, store, poll_s=0.1),
+        announce=EventAnnouncer(app),
+    )
+    status = StatusReporter(
+        "detection",
+        store,
+        {"storage": storage_target},
+        lambda: queue_depths(app),
+        disk_path=tmp_path,
+    )
+    running = start_server([register(ControlServicer(lifecycle, status))], address="127.0.0.1:0")
+    yield control_pb2_grpc.ControlStub(grpc.insecure_channel(f"127.0.0.1:{running.port}")), store
+    running.stop(0)
+    store.close()
+    with app.connection_for_write() as connection:
+        for queue in Queue:
+            app.amqp.queues[queue.value].bind(connection).purge()
+
+
+def test_deploy_status_and_stop(control):
+    stub, store = control
+    started = stub.StartDeployment(
+        control_pb2.ControlStartDeploymentRequest(name="meadow", latitude=52.2, longitude=0.12),
+        timeout=10,
+    )
+    assert started.deployment.name == "meadow"
+    assert [(c.component, c.ok) for c in started.checks] == [("storage", True)]
+    recording = factories.recording(started.deployment.id)
+    store.store_recording(recording)
+    store.store_model_output(factories.model_output(recording.id, n_detections=2))
+    status = stub.GetStatus(control_pb2.GetStatusRequest(), timeout=10)
+    assert status.program == "detection"
+    assert status.deployment.id == started.deployment.id
+    assert [(s.name, s.health) for s in status.services] == [("storage", "SERVING")]
+    assert {q.name: q.waiting for q in status.queues} == {
+        "default": 0,
+        "detection": 0,
+        "recording": 0,
+    }
+    assert status.last_recording.id == str(recording.id)
+    assert len(status.last_model_output.detections) == 2
+    assert status.free_disk_gb > 0
+    stopped = stub.StopDeployment(
+        control_pb2.ControlStopDeploymentRequest(flush_timeout_s=2), timeout=30
+    )
+    assert stopped.deployment.HasField("ended_at")
+    assert stopped.flush_steps[0] == "detection: done"
+    assert not stub.GetStatus(control_pb2.GetStatusRequest(), timeout=10).HasField("deployment")
+
+
+def test_errors_name_the_problem(control):
+    stub, _ = control
+    with pytest.raises(grpc.RpcError) as bad:
+        stub.StartDeployment(
+            control_pb2.ControlStartDeploymentRequest(name="x", latitude=95, longitude=0),
+            timeout=10,
+        )
+    assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad.value.details().startswith("latitude: Input should be less than or equal to 90")
+    stub.StartDeployment(
+        control_pb2.ControlStartDeploymentRequest(name="meadow", skip_checks=True), timeout=10
+    )
+    with pytest.raises(grpc.RpcError) as twice:
+        stub.StartDeployment(control_pb2.ControlStartDeploymentRequest(name="hedge"), timeout=10)
+    assert twice.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "deployment 'meadow' is active" in twice.value.details()
