@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 
+from acoustack import cli
 from acoustack.celery_app import create_app
 from acoustack.clients import StoreClient
 from acoustack.grpc_server import start_server
@@ -39,7 +42,8 @@ def control(rabbitmq, storage_target, tmp_path):
         disk_path=tmp_path,
     )
     running = start_server([register(ControlServicer(lifecycle, status))], address="127.0.0.1:0")
-    yield control_pb2_grpc.ControlStub(grpc.insecure_channel(f"127.0.0.1:{running.port}")), store
+    target = f"127.0.0.1:{running.port}"
+    yield control_pb2_grpc.ControlStub(grpc.insecure_channel(target)), store, target
     running.stop(0)
     store.close()
     with app.connection_for_write() as connection:
@@ -48,7 +52,7 @@ def control(rabbitmq, storage_target, tmp_path):
 
 
 def test_deploy_status_and_stop(control):
-    stub, store = control
+    stub, store, _ = control
     started = stub.StartDeployment(
         control_pb2.ControlStartDeploymentRequest(name="meadow", latitude=52.2, longitude=0.12),
         timeout=10,
@@ -79,7 +83,7 @@ def test_deploy_status_and_stop(control):
 
 
 def test_errors_name_the_problem(control):
-    stub, _ = control
+    stub, _, _ = control
     with pytest.raises(grpc.RpcError) as bad:
         stub.StartDeployment(
             control_pb2.ControlStartDeploymentRequest(name="x", latitude=95, longitude=0),
@@ -94,3 +98,53 @@ def test_errors_name_the_problem(control):
         stub.StartDeployment(control_pb2.ControlStartDeploymentRequest(name="hedge"), timeout=10)
     assert twice.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert "deployment 'meadow' is active" in twice.value.details()
+
+
+def test_the_cli_deploys_reports_and_stops(control, capsys):
+    target = control[2]
+    assert (
+        cli.main(
+            [
+                "deployment",
+                "start",
+                "--name",
+                "meadow",
+                "--latitude",
+                "52.2",
+                "--longitude",
+                "0.12",
+                "--control",
+                target,
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "storage: ok reachable" in out
+    assert "started: meadow at 52.2000, 0.1200" in out
+    assert cli.main(["status", "--control", target]) == 0
+    out = capsys.readouterr().out
+    assert "deployment: meadow at 52.2000, 0.1200" in out and "storage" in out and "SERVING" in out
+    assert cli.main(["deployment", "status", "--json", "--control", target]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "meadow"
+    assert cli.main(["deployment", "stop", "--flush-timeout", "2", "--control", target]) == 0
+    assert "stopped: meadow" in capsys.readouterr().out
+    assert cli.main(["deployment", "status", "--control", target]) == 1
+    assert (
+        cli.main(
+            [
+                "deployment",
+                "start",
+                "--name",
+                "x",
+                "--latitude",
+                "95",
+                "--longitude",
+                "0",
+                "--control",
+                target,
+            ]
+        )
+        == 1
+    )
+    assert "latitude: Input should be less than or equal to 90" in capsys.readouterr().err

@@ -23,12 +23,13 @@ def use_colour(stream) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def paint(text: str, code: str, stream=sys.stderr) -> str:
-    return f"\033[{code}m{text}\033[0m" if use_colour(stream) else text
+def paint(text: str, code: str, stream=None) -> str:
+    """Colour ``text`` when ``stream`` (default: stdout) is a terminal."""
+    return f"\033[{code}m{text}\033[0m" if use_colour(stream or sys.stdout) else text
 
 
 def error(message: str) -> None:
-    print(f"{paint('error:', '1;31')} {message}", file=sys.stderr)
+    print(f"{paint('error:', '1;31', sys.stderr)} {message}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

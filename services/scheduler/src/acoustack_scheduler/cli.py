@@ -1,0 +1,164 @@
+"""`acoustack deployment start|stop|status` and `acoustack status`, through the scheduler's Control API.
+
+The scheduler is found at --control, else $ACOUSTACK_CONTROL, else 127.0.0.1:50054.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from google.protobuf import json_format
+
+from acoustack.cli import paint
+from acoustack.clients import GrpcClient, RetryPolicy
+from acoustack.v1 import control_pb2, control_pb2_grpc
+
+DEFAULT_CONTROL = "127.0.0.1:50054"
+
+
+def _control(args: argparse.Namespace) -> tuple[GrpcClient, control_pb2_grpc.ControlStub]:
+    target = args.control or os.environ.get("ACOUSTACK_CONTROL") or DEFAULT_CONTROL
+    client = GrpcClient(target, retry=RetryPolicy(budget_s=5), call_timeout_s=args.timeout)
+    return client, control_pb2_grpc.ControlStub(client.channel)
+
+
+def _print_json(message: Any) -> None:
+    print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True)))
+
+
+def _when(timestamp) -> str:
+    return timestamp.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _deployment_line(deployment) -> str:
+    where = (
+        f" at {deployment.latitude:.4f}, {deployment.longitude:.4f}"
+        if deployment.HasField("latitude") and deployment.HasField("longitude")
+        else " (no coordinates)"
+    )
+    state = f"ended {_when(deployment.ended_at)}" if deployment.HasField("ended_at") else "active"
+    return f"{deployment.name}{where}, started {_when(deployment.started_at)}, {state}"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--control", help=f"scheduler address (default $ACOUSTACK_CONTROL or {DEFAULT_CONTROL})"
+    )
+    common.add_argument("--json", action="store_true", help="print JSON")
+    common.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the scheduler"
+    )
+
+    deployment = commands.add_parser("deployment", help="start, stop or show the deployment")
+    actions = deployment.add_subparsers(dest="action", metavar="ACTION", required=True)
+    start = actions.add_parser("start", parents=[common], help="start a deployment (checks first)")
+    start.add_argument("--name", required=True, help="what this deployment is called")
+    start.add_argument("--latitude", type=float, help="degrees, -90..90")
+    start.add_argument("--longitude", type=float, help="degrees, -180..180")
+    start.add_argument("--skip-checks", action="store_true", help="deploy without the checks")
+    start.set_defaults(handler=start_deployment)
+    stop = actions.add_parser(
+        "stop", parents=[common], help="flush the work in flight, then end the deployment"
+    )
+    stop.add_argument(
+        "--flush-timeout", type=float, default=120.0, help="seconds to wait for work in flight"
+    )
+    stop.set_defaults(handler=stop_deployment)
+    show = actions.add_parser("status", parents=[common], help="the active deployment")
+    show.set_defaults(handler=deployment_status)
+
+    status = commands.add_parser(
+        "status", parents=[common], help="services, queues, last recording and detection"
+    )
+    status.set_defaults(handler=show_status)
+
+
+def _call(args, method: str, request):
+    client, stub = _control(args)
+    with client:
+        return client.call(getattr(stub, method), request, name=method)
+
+
+def start_deployment(args: argparse.Namespace) -> int:
+    request = control_pb2.ControlStartDeploymentRequest(
+        name=args.name,
+        latitude=args.latitude,
+        longitude=args.longitude,
+        skip_checks=args.skip_checks,
+    )
+    reply = _call(args, "StartDeployment", request)
+    if args.json:
+        _print_json(reply)
+        return 0
+    for check in reply.checks:
+        mark = paint("ok", "32", None) if check.ok else paint("FAILED", "31", None)
+        print(f"  {check.component}: {mark} {check.detail}")
+    print(f"started: {_deployment_line(reply.deployment)}")
+    return 0
+
+
+def stop_deployment(args: argparse.Namespace) -> int:
+    reply = _call(
+        args,
+        "StopDeployment",
+        control_pb2.ControlStopDeploymentRequest(flush_timeout_s=args.flush_timeout),
+    )
+    if args.json:
+        _print_json(reply)
+        return 0
+    for step in reply.flush_steps:
+        print(f"  {step}")
+    print(f"stopped: {_deployment_line(reply.deployment)}")
+    if reply.flush_left:
+        print(paint("not finished in time: " + "; ".join(reply.flush_left), "33", None))
+    return 0
+
+
+def deployment_status(args: argparse.Namespace) -> int:
+    reply = _call(args, "GetStatus", control_pb2.GetStatusRequest())
+    if args.json:
+        _print_json(
+            reply.deployment
+            if reply.HasField("deployment")
+            else control_pb2.GetStatusResponse().deployment
+        )
+        return 0
+    print(
+        _deployment_line(reply.deployment)
+        if reply.HasField("deployment")
+        else "no active deployment"
+    )
+    return 0 if reply.HasField("deployment") else 1
+
+
+def show_status(args: argparse.Namespace) -> int:
+    reply = _call(args, "GetStatus", control_pb2.GetStatusRequest())
+    if args.json:
+        _print_json(reply)
+        return 0
+    print(f"program: {reply.program}")
+    print(
+        "deployment: "
+        + (_deployment_line(reply.deployment) if reply.HasField("deployment") else "none")
+    )
+    for service in reply.services:
+        colour = "32" if service.health == "SERVING" else "31"
+        print(f"  {service.name:<10} {paint(service.health, colour, None)} ({service.target})")
+    print("queues: " + ", ".join(f"{q.name} {q.waiting}" for q in reply.queues))
+    if reply.HasField("last_recording"):
+        r = reply.last_recording
+        print(f"last recording: {_when(r.started_at)} {r.path}")
+    else:
+        print("last recording: none")
+    if reply.HasField("last_model_output"):
+        o = reply.last_model_output
+        print(
+            f"last detection: {o.model_name} found {len(o.detections)} in recording {o.recording_id}"
+        )
+    print(f"unsent messages: {reply.unsent_messages}")
+    print(f"free disk: {reply.free_disk_gb:.1f} GB")
+    return 0
