@@ -1,0 +1,110 @@
+"""The scheduler as a process: beat fires the program's tasks on aligned slots, the Control API
+deploys and reports, configuration errors name the field."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from acoustack import cli
+from acoustack.celery_app import create_app
+from acoustack.healthcheck import check
+from acoustack.names import Queue
+from acoustack.testing.servers import free_port
+from acoustack_scheduler.broker import queue_depths
+
+
+def start_scheduler(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "acoustack_scheduler"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_beat_fires_on_slots_and_the_cli_deploys(rabbitmq, storage_target, tmp_path, capsys):
+    app = create_app(rabbitmq.url)
+    with app.connection_for_write() as connection:
+        for queue in Queue:
+            app.amqp.queues[queue.value].bind(connection).declare()
+            app.amqp.queues[queue.value].bind(connection).purge()
+    config = tmp_path / "program.json"
+    config.write_text(json.dumps({"recording": {"interval_s": 1, "duration_s": 0.5}}))
+    port = free_port()
+    proc = start_scheduler({
+        "SCHEDULER_BROKER_URL": rabbitmq.url,
+        "SCHEDULER_STORAGE_TARGET": storage_target,
+        "SCHEDULER_PROGRAM": "detection",
+        "SCHEDULER_CONFIG_FILE": str(config),
+        "SCHEDULER_GRPC_HOST": "127.0.0.1",
+        "SCHEDULER_GRPC_PORT": str(port),
+        "SCHEDULER_DISK_PATH": str(tmp_path),
+    })  # fmt: skip
+    target = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not check(target)[0]:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        # The test stands in for the recorder: it takes each record task as it comes. A slot's task
+        # expires at the next slot, so stale ones never pile up in the queue.
+        arrivals = []
+        with app.connection_for_write() as connection:
+            channel = connection.default_channel
+            deadline = time.monotonic() + 4.0
+            while time.monotonic() < deadline:
+                message = channel.basic_get(Queue.RECORDING.value, no_ack=True)
+                if message is None:
+                    time.sleep(0.02)
+                    continue
+                assert message.headers["task"] == "acoustack.record"
+                arrivals.append(time.time())
+        assert 3 <= len(arrivals) <= 5
+        # Aligned slots: each arrives just after a whole second.
+        assert all(t % 1.0 < 0.5 for t in arrivals), [round(t % 1.0, 3) for t in arrivals]
+        assert queue_depths(app)["recording"] <= 1
+        assert (
+            cli.main(
+                [
+                    "deployment",
+                    "start",
+                    "--name",
+                    "meadow",
+                    "--latitude",
+                    "52.2",
+                    "--longitude",
+                    "0.12",
+                    "--control",
+                    target,
+                ]
+            )
+            == 0
+        )
+        assert "storage: ok" in capsys.readouterr().out
+        assert cli.main(["status", "--control", target]) == 0
+        assert "program: detection" in capsys.readouterr().out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+        with app.connection_for_write() as connection:
+            for queue in Queue:
+                app.amqp.queues[queue.value].bind(connection).purge()
+    assert proc.returncode == 0, output
+
+
+def test_a_bad_program_configuration_names_the_field(tmp_path):
+    config = tmp_path / "program.json"
+    config.write_text(json.dumps({"recording": {"duratoin_s": 3}}))
+    proc = start_scheduler(
+        {"SCHEDULER_BROKER_URL": "amqp://x", "SCHEDULER_CONFIG_FILE": str(config)}
+    )
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "recording.duratoin_s: Extra inputs are not permitted" in output
