@@ -121,3 +121,8 @@ reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own
 
 bench-detector: sync model ## detector CPU and memory against batdetect2 1.3.1 (torch), and parity (4 lines)
 	$(RUN) python bench/detector/run.py
+
+.PHONY: dev
+
+dev: sync test-servers model ## run storage, detector, recorder and scheduler as local processes (replay source)
+	$(RUN) python -m acoustack_scheduler.devstack

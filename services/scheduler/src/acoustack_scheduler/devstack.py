@@ -1,0 +1,199 @@
+"""`make dev` (python -m acoustack_scheduler.devstack): the services as local processes.
+
+storage, detector (bundled BatDetect2), recorder (replaying the bat recordings) and scheduler (the
+detection program), against the machine's Postgres and RabbitMQ, each in a database and vhost of
+its own, logs under the work folder. The end-to-end test uses the same launcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from acoustack.healthcheck import check
+
+REPO = Path(__file__).resolve().parents[4]
+AUDIO = REPO / "services" / "detector" / "tests" / "data" / "audio"
+POSTGRES_ADMIN = os.environ.get("DEV_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_BASE = os.environ.get("DEV_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@dataclass
+class Ports:
+    storage: int = 50051
+    detector: int = 50052
+    recorder: int = 50053
+    scheduler: int = 50054
+
+
+@dataclass
+class DevStack:
+    work: Path
+    name: str = "acoustack_dev"
+    ports: Ports = field(default_factory=Ports)
+    program_config: dict = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def database_url(self) -> str:
+        return POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{self.name}"
+
+    @property
+    def broker_url(self) -> str:
+        return AMQP_BASE + self.name
+
+    def prepare(self) -> None:
+        """The database and the vhost (kept between runs: the data survives a restart)."""
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            if not admin.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.name,)
+            ).fetchone():
+                admin.execute(f'CREATE DATABASE "{self.name}"')
+        subprocess.run(
+            ["rabbitmqctl", "-q", "add_vhost", self.name], capture_output=True, check=False
+        )
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", self.name, "guest", ".*", ".*", ".*"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        for folder in ("logs", "recordings/tmp", "data"):
+            (self.work / folder).mkdir(parents=True, exist_ok=True)
+        (self.work / "program.json").write_text(json.dumps(self.program_config, indent=2))
+
+    def environments(self) -> dict[str, dict[str, str]]:
+        storage = f"127.0.0.1:{self.ports.storage}"
+        return {
+            "storage": {
+                "STORAGE_DATABASE_URL": self.database_url,
+                "STORAGE_GRPC_HOST": "127.0.0.1",
+                "STORAGE_GRPC_PORT": str(self.ports.storage),
+            },
+            "detector": {
+                "DETECTOR_BROKER_URL": self.broker_url,
+                "DETECTOR_STORAGE_TARGET": storage,
+                "DETECTOR_RECORDINGS_ROOT": str(self.work / "recordings"),
+                "DETECTOR_GRPC_HOST": "127.0.0.1",
+                "DETECTOR_GRPC_PORT": str(self.ports.detector),
+                "ACOUSTACK_MODEL_DIR": os.environ.get(
+                    "ACOUSTACK_MODEL_DIR", str(REPO / "build" / "model")
+                ),
+            },
+            "recorder": {
+                "RECORDER_BROKER_URL": self.broker_url,
+                "RECORDER_STORAGE_TARGET": storage,
+                "RECORDER_SOURCE": "replay",
+                "RECORDER_REPLAY_DIR": str(AUDIO),
+                "RECORDER_DURATION_S": str(
+                    self.program_config.get("recording", {}).get("duration_s", 3.0)
+                ),
+                "RECORDER_TEMP_DIR": str(self.work / "recordings" / "tmp"),
+                "RECORDER_FALLBACK_TEMP_DIR": str(self.work / "recordings" / "tmp"),
+                "RECORDER_DATA_DIR": str(self.work / "data"),
+                "RECORDER_HEALTH_PORT": str(self.ports.recorder),
+                "RECORDER_MIN_FREE_DISK_MB": "10",
+            },
+            "scheduler": {
+                "SCHEDULER_BROKER_URL": self.broker_url,
+                "SCHEDULER_STORAGE_TARGET": storage,
+                "SCHEDULER_PROGRAM": "detection",
+                "SCHEDULER_CONFIG_FILE": str(self.work / "program.json"),
+                "SCHEDULER_SERVICES": (
+                    f"detector=127.0.0.1:{self.ports.detector},recorder=127.0.0.1:{self.ports.recorder}"
+                ),
+                "SCHEDULER_GRPC_HOST": "127.0.0.1",
+                "SCHEDULER_GRPC_PORT": str(self.ports.scheduler),
+                "SCHEDULER_DISK_PATH": str(self.work),
+            },
+        }
+
+    def health_port(self, service: str) -> int:
+        return getattr(self.ports, service)
+
+    def start(self, service: str, timeout_s: float = 90.0) -> subprocess.Popen:
+        log = open(self.work / "logs" / f"{service}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"acoustack_{service}"],
+            env={**os.environ, **self.environments()[service]},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes[service] = proc
+        target = f"127.0.0.1:{self.health_port(service)}"
+        deadline = time.monotonic() + timeout_s
+        while not check(target, timeout_s=1.0)[0]:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{service} exited ({proc.returncode}); see {self.work}/logs/{service}.log"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{service} not SERVING after {timeout_s:.0f} s; see {self.work}/logs/{service}.log"
+                )
+            time.sleep(0.2)
+        return proc
+
+    def stop(self, service: str, *, kill: bool = False, timeout_s: float = 30.0) -> None:
+        proc = self.processes.pop(service, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def up(self) -> None:
+        self.prepare()
+        for service in ("storage", "detector", "recorder", "scheduler"):
+            self.start(service)
+
+    def down(self) -> None:
+        for service in ("scheduler", "recorder", "detector", "storage"):
+            self.stop(service)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run acoustack's services as local processes.")
+    parser.add_argument(
+        "--work", type=Path, default=REPO / "build" / "dev", help="logs, recordings, data"
+    )
+    args = parser.parse_args()
+    stack = DevStack(args.work)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        stack.up()
+        print(f"acoustack is up (logs in {args.work / 'logs'}). Next:")
+        control = f"--control 127.0.0.1:{stack.ports.scheduler}"
+        print(
+            f"  uv run acoustack deployment start --name test --latitude 52.2 --longitude 0.12 {control}"
+        )
+        print(f"  uv run acoustack status {control}")
+        print("Ctrl-C stops everything.")
+        while not stopping and all(p.poll() is None for p in stack.processes.values()):
+            time.sleep(1)
+        for name, proc in stack.processes.items():
+            if proc.poll() is not None:
+                print(
+                    f"{name} exited ({proc.returncode}); see {args.work / 'logs' / (name + '.log')}",
+                    file=sys.stderr,
+                )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
