@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -17,7 +18,9 @@ from acoustack.v1 import control_pb2, control_pb2_grpc
 from acoustack_scheduler.broker import EventAnnouncer, QueueFlusher, queue_depths
 from acoustack_scheduler.control_server import ControlServicer, register
 from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
+from acoustack_scheduler.programs import DetectionProgram
 from acoustack_scheduler.status import StatusReporter
+from acoustack_scheduler.task_runner import TaskRunner
 
 
 @pytest.fixture
@@ -41,9 +44,18 @@ def control(rabbitmq, storage_target, tmp_path):
         lambda: queue_depths(app),
         disk_path=tmp_path,
     )
-    running = start_server([register(ControlServicer(lifecycle, status))], address="127.0.0.1:0")
+    program = DetectionProgram()
+    tasks = TaskRunner(app, program, program.parse_config({}))
+    running = start_server(
+        [register(ControlServicer(lifecycle, status, tasks))], address="127.0.0.1:0"
+    )
     target = f"127.0.0.1:{running.port}"
-    yield control_pb2_grpc.ControlStub(grpc.insecure_channel(target)), store, target
+    yield SimpleNamespace(
+        stub=control_pb2_grpc.ControlStub(grpc.insecure_channel(target)),
+        store=store,
+        target=target,
+        app=app,
+    )
     running.stop(0)
     store.close()
     with app.connection_for_write() as connection:
@@ -52,7 +64,7 @@ def control(rabbitmq, storage_target, tmp_path):
 
 
 def test_deploy_status_and_stop(control):
-    stub, store, _ = control
+    stub, store = control.stub, control.store
     started = stub.StartDeployment(
         control_pb2.ControlStartDeploymentRequest(name="meadow", latitude=52.2, longitude=0.12),
         timeout=10,
@@ -83,7 +95,7 @@ def test_deploy_status_and_stop(control):
 
 
 def test_errors_name_the_problem(control):
-    stub, _, _ = control
+    stub = control.stub
     with pytest.raises(grpc.RpcError) as bad:
         stub.StartDeployment(
             control_pb2.ControlStartDeploymentRequest(name="x", latitude=95, longitude=0),
@@ -101,7 +113,7 @@ def test_errors_name_the_problem(control):
 
 
 def test_the_cli_deploys_reports_and_stops(control, capsys):
-    target = control[2]
+    target = control.target
     assert (
         cli.main(
             [
@@ -148,3 +160,21 @@ def test_the_cli_deploys_reports_and_stops(control, capsys):
         == 1
     )
     assert "latitude: Input should be less than or equal to 90" in capsys.readouterr().err
+
+
+def test_tasks_are_listed_and_run_and_checks_give_a_verdict(control, capsys):
+    target = control.target
+    assert cli.main(["task", "list", "--control", target]) == 0
+    listing = capsys.readouterr().out
+    assert "record           recording  every 10 s   (acoustack.record)" in listing
+    assert "heartbeat        default    every 3600 s" in listing
+    assert cli.main(["task", "run", "record", "--control", target]) == 0
+    assert "sent record to queue recording" in capsys.readouterr().out
+    assert queue_depths(control.app)["recording"] == 1
+    assert cli.main(["task", "run", "dance", "--control", target]) == 1
+    assert (
+        "no task 'dance' in program detection (tasks: record, manage-files"
+        in capsys.readouterr().err
+    )
+    assert cli.main(["check", "--control", target]) == 0
+    assert "storage      ok  reachable" in capsys.readouterr().out

@@ -76,6 +76,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     status.set_defaults(handler=show_status)
 
+    checks = commands.add_parser(
+        "check", parents=[common], help="a verdict for each component before deploying"
+    )
+    checks.set_defaults(handler=run_checks)
+
+    task = commands.add_parser("task", help="the program's periodic tasks")
+    task_actions = task.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = task_actions.add_parser(
+        "list", parents=[common], help="each task, its queue and schedule"
+    )
+    listing.set_defaults(handler=list_tasks)
+    run = task_actions.add_parser(
+        "run", parents=[common], help="run a task now, outside its schedule"
+    )
+    run.add_argument("name", help="a task from `task list`, e.g. record")
+    run.set_defaults(handler=run_task)
+
 
 def _call(args, method: str, request):
     client, stub = _control(args)
@@ -95,7 +112,7 @@ def start_deployment(args: argparse.Namespace) -> int:
         _print_json(reply)
         return 0
     for check in reply.checks:
-        mark = paint("ok", "32", None) if check.ok else paint("FAILED", "31", None)
+        mark = paint("ok", "32") if check.ok else paint("FAILED", "31")
         print(f"  {check.component}: {mark} {check.detail}")
     print(f"started: {_deployment_line(reply.deployment)}")
     return 0
@@ -147,7 +164,7 @@ def show_status(args: argparse.Namespace) -> int:
     )
     for service in reply.services:
         colour = "32" if service.health == "SERVING" else "31"
-        print(f"  {service.name:<10} {paint(service.health, colour, None)} ({service.target})")
+        print(f"  {service.name:<10} {paint(service.health, colour)} ({service.target})")
     print("queues: " + ", ".join(f"{q.name} {q.waiting}" for q in reply.queues))
     if reply.HasField("last_recording"):
         r = reply.last_recording
@@ -161,4 +178,36 @@ def show_status(args: argparse.Namespace) -> int:
         )
     print(f"unsent messages: {reply.unsent_messages}")
     print(f"free disk: {reply.free_disk_gb:.1f} GB")
+    return 0
+
+
+def run_checks(args: argparse.Namespace) -> int:
+    reply = _call(args, "RunChecks", control_pb2.RunChecksRequest())
+    if args.json:
+        _print_json(reply)
+    else:
+        for check in reply.checks:
+            mark = paint("ok", "32") if check.ok else paint("FAILED", "31")
+            print(f"{check.component:<12} {mark}  {check.detail}")
+    return 0 if all(c.ok for c in reply.checks) else 1
+
+
+def list_tasks(args: argparse.Namespace) -> int:
+    reply = _call(args, "ListTasks", control_pb2.ListTasksRequest())
+    if args.json:
+        _print_json(reply)
+        return 0
+    print(f"{'name':<16} {'queue':<10} schedule")
+    for t in reply.tasks:
+        offset = f" + {t.offset_s:g} s" if t.offset_s else ""
+        print(f"{t.name:<16} {t.queue:<10} every {t.interval_s:g} s{offset}   ({t.task})")
+    return 0
+
+
+def run_task(args: argparse.Namespace) -> int:
+    reply = _call(args, "RunTask", control_pb2.RunTaskRequest(name=args.name))
+    if args.json:
+        _print_json(reply)
+    else:
+        print(f"sent {args.name} to queue {reply.queue} (task id {reply.task_id})")
     return 0

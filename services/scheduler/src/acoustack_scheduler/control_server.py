@@ -10,10 +10,11 @@ from typing import Any
 import grpc
 
 from acoustack import convert
-from acoustack.errors import AcoustackError
+from acoustack.errors import AcoustackError, FailedPreconditionError
 from acoustack.v1 import control_pb2, control_pb2_grpc
 from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
 from acoustack_scheduler.status import StatusReporter
+from acoustack_scheduler.task_runner import TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,12 @@ def _checks(results: Sequence[CheckResult]) -> list[control_pb2.CheckResult]:
 
 
 class ControlServicer(control_pb2_grpc.ControlServicer):
-    def __init__(self, lifecycle: Lifecycle, status: StatusReporter) -> None:
+    def __init__(
+        self, lifecycle: Lifecycle, status: StatusReporter, tasks: TaskRunner | None = None
+    ) -> None:
         self.lifecycle = lifecycle
         self.status = status
+        self.tasks = tasks
 
     @_rpc
     def StartDeployment(self, request, context):
@@ -74,6 +78,31 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     @_rpc
     def RunChecks(self, request, context):
         return control_pb2.RunChecksResponse(checks=_checks(self.lifecycle.checks()))
+
+    def _tasks(self) -> TaskRunner:
+        if self.tasks is None:
+            raise FailedPreconditionError("this scheduler runs no program tasks")
+        return self.tasks
+
+    @_rpc
+    def ListTasks(self, request, context):
+        return control_pb2.ListTasksResponse(
+            tasks=[
+                control_pb2.TaskInfo(
+                    name=e.name,
+                    task=e.task,
+                    queue=e.queue,
+                    interval_s=e.interval_s,
+                    offset_s=e.offset_s,
+                )
+                for e in self._tasks().list()
+            ]
+        )
+
+    @_rpc
+    def RunTask(self, request, context):
+        task_id, queue = self._tasks().run(request.name)
+        return control_pb2.RunTaskResponse(task_id=task_id, queue=queue)
 
 
 def register(servicer: ControlServicer) -> Callable[[grpc.Server], str]:

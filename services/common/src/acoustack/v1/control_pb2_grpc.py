@@ -57,6 +57,16 @@ class ControlStub:
                 request_serializer=acoustack_dot_v1_dot_control__pb2.RunChecksRequest.SerializeToString,
                 response_deserializer=acoustack_dot_v1_dot_control__pb2.RunChecksResponse.FromString,
                 _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/acoustack.v1.Control/ListTasks',
+                request_serializer=acoustack_dot_v1_dot_control__pb2.ListTasksRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_control__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
+        self.RunTask = channel.unary_unary(
+                '/acoustack.v1.Control/RunTask',
+                request_serializer=acoustack_dot_v1_dot_control__pb2.RunTaskRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_control__pb2.RunTaskResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -89,6 +99,19 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTasks(self, request, context):
+        """The program's periodic tasks, and running one now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +134,16 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.RunChecks,
                     request_deserializer=acoustack_dot_v1_dot_control__pb2.RunChecksRequest.FromString,
                     response_serializer=acoustack_dot_v1_dot_control__pb2.RunChecksResponse.SerializeToString,
+            ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=acoustack_dot_v1_dot_control__pb2.ListTasksRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_control__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'RunTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunTask,
+                    request_deserializer=acoustack_dot_v1_dot_control__pb2.RunTaskRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_control__pb2.RunTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +257,60 @@ class Control:
             '/acoustack.v1.Control/RunChecks',
             acoustack_dot_v1_dot_control__pb2.RunChecksRequest.SerializeToString,
             acoustack_dot_v1_dot_control__pb2.RunChecksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Control/ListTasks',
+            acoustack_dot_v1_dot_control__pb2.ListTasksRequest.SerializeToString,
+            acoustack_dot_v1_dot_control__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Control/RunTask',
+            acoustack_dot_v1_dot_control__pb2.RunTaskRequest.SerializeToString,
+            acoustack_dot_v1_dot_control__pb2.RunTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,
