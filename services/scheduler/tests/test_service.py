@@ -28,6 +28,23 @@ def start_scheduler(env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+def record_arrivals(app, seconds: float) -> list[float]:
+    """Take record tasks off their queue as a recorder would; when each arrived."""
+    arrivals = []
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        channel.queue_purge(Queue.RECORDING.value)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            message = channel.basic_get(Queue.RECORDING.value, no_ack=True)
+            if message is None:
+                time.sleep(0.02)
+                continue
+            assert message.headers["task"] == "acoustack.record"
+            arrivals.append(time.time())
+    return arrivals
+
+
 def test_beat_fires_on_slots_and_the_cli_deploys(rabbitmq, storage_target, tmp_path, capsys):
     app = create_app(rabbitmq.url)
     with app.connection_for_write() as connection:
@@ -55,17 +72,7 @@ def test_beat_fires_on_slots_and_the_cli_deploys(rabbitmq, storage_target, tmp_p
             time.sleep(0.2)
         # The test stands in for the recorder: it takes each record task as it comes. A slot's task
         # expires at the next slot, so stale ones never pile up in the queue.
-        arrivals = []
-        with app.connection_for_write() as connection:
-            channel = connection.default_channel
-            deadline = time.monotonic() + 4.0
-            while time.monotonic() < deadline:
-                message = channel.basic_get(Queue.RECORDING.value, no_ack=True)
-                if message is None:
-                    time.sleep(0.02)
-                    continue
-                assert message.headers["task"] == "acoustack.record"
-                arrivals.append(time.time())
+        arrivals = record_arrivals(app, 4.0)
         assert 3 <= len(arrivals) <= 5
         # Aligned slots: each arrives just after a whole second.
         assert all(t % 1.0 < 0.5 for t in arrivals), [round(t % 1.0, 3) for t in arrivals]
@@ -90,6 +97,20 @@ def test_beat_fires_on_slots_and_the_cli_deploys(rabbitmq, storage_target, tmp_p
         assert "storage: ok" in capsys.readouterr().out
         assert cli.main(["status", "--control", target]) == 0
         assert "program: detection" in capsys.readouterr().out
+        # A new interval applies at once, without a restart: slots every 2 s, on even seconds.
+        assert (
+            cli.main(["config", "set", "--field", "recording.interval_s", "2", "--control", target])
+            == 0
+        )
+        assert "recording.interval_s = 2.0" in capsys.readouterr().out
+        assert json.loads(config.read_text())["recording"]["interval_s"] == 2.0
+        later = record_arrivals(app, 5.0)
+        assert 2 <= len(later) <= 3
+        assert all(int(t) % 2 == 0 and t % 1.0 < 0.5 for t in later), later
+        assert (
+            cli.main(["config", "get", "--field", "recording.interval_s", "--control", target]) == 0
+        )
+        assert capsys.readouterr().out.strip() == "2.0"
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)

@@ -16,10 +16,12 @@ from acoustack.grpc_server import start_server, wait_for_termination
 from acoustack.healthcheck import check
 from acoustack_scheduler.broker import EventAnnouncer, QueueFlusher, queue_depths
 from acoustack_scheduler.config import PREFIX, SchedulerSettings, parse_services
+from acoustack_scheduler.config_store import ConfigStore
 from acoustack_scheduler.control_server import ControlServicer, register
 from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
 from acoustack_scheduler.programs import load_program
 from acoustack_scheduler.status import StatusReporter
+from acoustack_scheduler.task_runner import TaskRunner
 
 log = logging.getLogger("acoustack_scheduler")
 
@@ -66,12 +68,23 @@ def main() -> int:
     status = StatusReporter(
         program.name, store, services, lambda: queue_depths(app), settings.disk_path
     )
-    server = start_server(
-        [register(ControlServicer(lifecycle, status))],
-        address=f"{settings.grpc_host}:{settings.grpc_port}",
-    )
+    tasks = TaskRunner(app, program, config)
     # The in-memory scheduler: aligned slots need no record of past runs across restarts.
     beat = EmbeddedService(app, thread=True, scheduler_cls="celery.beat:Scheduler")
+
+    def apply(new_config) -> None:
+        # A changed interval or offset takes effect at once; queued tasks are left as they are.
+        schedule = program.beat_schedule(new_config)
+        app.conf.beat_schedule = schedule
+        beat.service.scheduler.update_from_dict(schedule)
+        tasks.config = new_config
+        log.info("configuration changed; schedule: %s", ", ".join(schedule))
+
+    config_store = ConfigStore(program, settings.config_file, config, on_change=apply)
+    server = start_server(
+        [register(ControlServicer(lifecycle, status, tasks, config_store))],
+        address=f"{settings.grpc_host}:{settings.grpc_port}",
+    )
     beat.start()
     log.info(
         "program %s: %s; Control API on port %d",

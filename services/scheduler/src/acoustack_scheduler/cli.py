@@ -93,6 +93,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("name", help="a task from `task list`, e.g. record")
     run.set_defaults(handler=run_task)
 
+    config = commands.add_parser("config", help="the program's configuration")
+    config_actions = config.add_subparsers(dest="action", metavar="ACTION", required=True)
+    get = config_actions.add_parser(
+        "get", parents=[common], help="show the configuration or one field"
+    )
+    get.add_argument("--field", default="", help="dotted path, e.g. recording.duration_s")
+    get.set_defaults(handler=get_config)
+    put = config_actions.add_parser(
+        "set", parents=[common], help="change one field (validated, applied at once)"
+    )
+    put.add_argument("--field", required=True, help="dotted path, e.g. recording.duration_s")
+    put.add_argument("value", help="the new value: JSON (20, true, null) or text")
+    put.set_defaults(handler=set_config)
+
 
 def _call(args, method: str, request):
     client, stub = _control(args)
@@ -210,4 +224,24 @@ def run_task(args: argparse.Namespace) -> int:
         _print_json(reply)
     else:
         print(f"sent {args.name} to queue {reply.queue} (task id {reply.task_id})")
+    return 0
+
+
+def get_config(args: argparse.Namespace) -> int:
+    reply = _call(args, "GetConfig", control_pb2.GetConfigRequest(field=args.field))
+    value = json.loads(reply.value_json)
+    print(
+        json.dumps(value)
+        if args.json or not isinstance(value, dict)
+        else json.dumps(value, indent=2)
+    )
+    return 0
+
+
+def set_config(args: argparse.Namespace) -> int:
+    reply = _call(
+        args, "SetConfig", control_pb2.SetConfigRequest(field=args.field, value=args.value)
+    )
+    value = json.loads(reply.value_json)
+    print(json.dumps(value) if args.json else f"{args.field} = {json.dumps(value)}")
     return 0

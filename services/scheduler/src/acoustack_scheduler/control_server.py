@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ import grpc
 from acoustack import convert
 from acoustack.errors import AcoustackError, FailedPreconditionError
 from acoustack.v1 import control_pb2, control_pb2_grpc
+from acoustack_scheduler.config_store import ConfigStore
 from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
 from acoustack_scheduler.status import StatusReporter
 from acoustack_scheduler.task_runner import TaskRunner
@@ -44,11 +46,16 @@ def _checks(results: Sequence[CheckResult]) -> list[control_pb2.CheckResult]:
 
 class ControlServicer(control_pb2_grpc.ControlServicer):
     def __init__(
-        self, lifecycle: Lifecycle, status: StatusReporter, tasks: TaskRunner | None = None
+        self,
+        lifecycle: Lifecycle,
+        status: StatusReporter,
+        tasks: TaskRunner | None = None,
+        config: ConfigStore | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.status = status
         self.tasks = tasks
+        self.config = config
 
     @_rpc
     def StartDeployment(self, request, context):
@@ -103,6 +110,22 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     def RunTask(self, request, context):
         task_id, queue = self._tasks().run(request.name)
         return control_pb2.RunTaskResponse(task_id=task_id, queue=queue)
+
+    def _config(self) -> ConfigStore:
+        if self.config is None:
+            raise FailedPreconditionError("this scheduler has no program configuration")
+        return self.config
+
+    @_rpc
+    def GetConfig(self, request, context):
+        return control_pb2.GetConfigResponse(
+            value_json=json.dumps(self._config().get(request.field))
+        )
+
+    @_rpc
+    def SetConfig(self, request, context):
+        value = self._config().set(request.field, request.value)
+        return control_pb2.SetConfigResponse(value_json=json.dumps(value))
 
 
 def register(servicer: ControlServicer) -> Callable[[grpc.Server], str]:

@@ -142,3 +142,29 @@ class RunTaskResponse(_message.Message):
     task_id: str
     queue: str
     def __init__(self, task_id: _Optional[str] = ..., queue: _Optional[str] = ...) -> None: ...
+
+class GetConfigRequest(_message.Message):
+    __slots__ = ("field",)
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    def __init__(self, field: _Optional[str] = ...) -> None: ...
+
+class GetConfigResponse(_message.Message):
+    __slots__ = ("value_json",)
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    value_json: str
+    def __init__(self, value_json: _Optional[str] = ...) -> None: ...
+
+class SetConfigRequest(_message.Message):
+    __slots__ = ("field", "value")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    value: str
+    def __init__(self, field: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class SetConfigResponse(_message.Message):
+    __slots__ = ("value_json",)
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    value_json: str
+    def __init__(self, value_json: _Optional[str] = ...) -> None: ...

@@ -67,6 +67,16 @@ class ControlStub:
                 request_serializer=acoustack_dot_v1_dot_control__pb2.RunTaskRequest.SerializeToString,
                 response_deserializer=acoustack_dot_v1_dot_control__pb2.RunTaskResponse.FromString,
                 _registered_method=True)
+        self.GetConfig = channel.unary_unary(
+                '/acoustack.v1.Control/GetConfig',
+                request_serializer=acoustack_dot_v1_dot_control__pb2.GetConfigRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_control__pb2.GetConfigResponse.FromString,
+                _registered_method=True)
+        self.SetConfig = channel.unary_unary(
+                '/acoustack.v1.Control/SetConfig',
+                request_serializer=acoustack_dot_v1_dot_control__pb2.SetConfigRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_control__pb2.SetConfigResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -112,6 +122,19 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetConfig(self, request, context):
+        """The program's configuration, by dotted field ("recording.duration_s"); values as JSON.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +167,16 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.RunTask,
                     request_deserializer=acoustack_dot_v1_dot_control__pb2.RunTaskRequest.FromString,
                     response_serializer=acoustack_dot_v1_dot_control__pb2.RunTaskResponse.SerializeToString,
+            ),
+            'GetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConfig,
+                    request_deserializer=acoustack_dot_v1_dot_control__pb2.GetConfigRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_control__pb2.GetConfigResponse.SerializeToString,
+            ),
+            'SetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetConfig,
+                    request_deserializer=acoustack_dot_v1_dot_control__pb2.SetConfigRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_control__pb2.SetConfigResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +344,60 @@ class Control:
             '/acoustack.v1.Control/RunTask',
             acoustack_dot_v1_dot_control__pb2.RunTaskRequest.SerializeToString,
             acoustack_dot_v1_dot_control__pb2.RunTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Control/GetConfig',
+            acoustack_dot_v1_dot_control__pb2.GetConfigRequest.SerializeToString,
+            acoustack_dot_v1_dot_control__pb2.GetConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Control/SetConfig',
+            acoustack_dot_v1_dot_control__pb2.SetConfigRequest.SerializeToString,
+            acoustack_dot_v1_dot_control__pb2.SetConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,
