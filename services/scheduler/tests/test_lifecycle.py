@@ -83,3 +83,23 @@ def test_bad_coordinates_are_refused_by_name_before_anything_runs(store):
     ):
         lifecycle.start("meadow", 95.0, 0.0)
     assert ran == [] and lifecycle.current() is None
+
+
+def test_recording_pauses_while_a_deployment_stops(store):
+    events = []
+
+    class Recorder(Flusher):
+        def flush(self, deployment, timeout_s):
+            events.append("flush")
+            return FlushReport()
+
+    lifecycle = Lifecycle(
+        store,
+        flusher=Recorder(),
+        pause_recording=lambda: events.append("pause"),
+        resume_recording=lambda: events.append("resume"),
+        announce=lambda event, d: events.append(event),
+    )
+    lifecycle.start("meadow", 52.2, 0.12)
+    lifecycle.stop()
+    assert events == ["deployment.started", "pause", "flush", "resume", "deployment.ended"]

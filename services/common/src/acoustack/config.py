@@ -6,11 +6,13 @@ fails fast with a ConfigError naming every bad or missing variable and what it e
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from acoustack.errors import ConfigError
 
@@ -46,3 +48,35 @@ class Settings(BaseModel):
                 got = f" (got {environ.get(name)!r})" if name in environ else " (not set)"
                 problems.append(f"{name}: {item['msg']}{got}{hint}")
             raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+class BrokerSettings(Settings):
+    """For services that use the Celery queues."""
+
+    broker_url: Annotated[
+        str,
+        Field(pattern=r"^amqps?://", description="RabbitMQ URL, amqp://user:pass@host:5672/vhost"),
+    ]
+
+
+class StorageClientSettings(Settings):
+    """For services that call the storage service."""
+
+    storage_target: Annotated[
+        str, Field(min_length=3, description="storage gRPC address, host:port")
+    ] = "storage:50051"
+
+
+def load_service_settings(cls: type[T], prefix: str, program: str) -> T:
+    """Settings for a service's entry point: on a bad or missing variable, say which and exit 2.
+
+    Logging is set up from the settings' log_level, the same way in every service.
+    """
+    try:
+        settings = cls.load(prefix)
+    except ConfigError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    level = getattr(settings, "log_level", "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -12,10 +13,31 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from acoustack.errors import AcoustackError
+
 log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def rpc_errors(method: Callable) -> Callable:
+    """Decorate a servicer method: typed errors become their status codes, anything else is logged
+    and becomes INTERNAL, never UNKNOWN."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except AcoustackError as exc:
+            context.abort(exc.grpc_code, str(exc))
+        except Exception:
+            log.exception("%s failed", method.__name__)
+            context.abort(
+                grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error (see the service log)"
+            )
+
+    return wrapper
 
 
 @dataclass

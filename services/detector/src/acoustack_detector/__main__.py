@@ -13,7 +13,8 @@ from acoustack.components import (
     FullModelOutputMessageBuilder,
     ThresholdDetectionCleaner,
 )
-from acoustack.errors import AcoustackError, ConfigError
+from acoustack.config import load_service_settings
+from acoustack.errors import AcoustackError
 from acoustack.grpc_server import start_server
 from acoustack.names import Queue
 from acoustack_detector import model_server
@@ -27,14 +28,7 @@ log = logging.getLogger("acoustack_detector")
 
 
 def main() -> int:
-    try:
-        settings = DetectorSettings.load(PREFIX)
-    except ConfigError as exc:
-        print(f"acoustack-detector: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings = load_service_settings(DetectorSettings, PREFIX, "acoustack-detector")
     servicers = []
     if settings.model == "batdetect2":
         from acoustack_detector.batdetect2.model import BatDetect2Onnx

@@ -7,19 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from acoustack.config import Settings
+from acoustack.config import BrokerSettings, StorageClientSettings
 
 PREFIX = "DETECTOR"
 
 
-class DetectorSettings(Settings):
-    broker_url: Annotated[
-        str,
-        Field(pattern=r"^amqps?://", description="RabbitMQ URL, amqp://user:pass@host:5672/vhost"),
-    ]
-    storage_target: Annotated[
-        str, Field(min_length=3, description="storage gRPC address, host:port")
-    ] = "storage:50051"
+class DetectorSettings(BrokerSettings, StorageClientSettings):
     model: Annotated[
         str,
         Field(

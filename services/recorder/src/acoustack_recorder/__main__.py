@@ -11,6 +11,7 @@ from pathlib import Path
 from acoustack import __version__
 from acoustack.celery_app import create_app
 from acoustack.clients import StoreClient
+from acoustack.config import load_service_settings
 from acoustack.errors import ConfigError
 from acoustack.grpc_server import start_server
 from acoustack.identity import device_id
@@ -83,14 +84,7 @@ def build_conditions(settings: RecorderSettings, temp_dir: Path) -> AllOf:
 
 
 def main() -> int:
-    try:
-        settings = RecorderSettings.load(PREFIX)
-    except ConfigError as exc:
-        print(f"acoustack-recorder: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings = load_service_settings(RecorderSettings, PREFIX, "acoustack-recorder")
     try:
         source = build_source(settings)
     except ConfigError as exc:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from acoustack.config import Settings
+from acoustack.config import BrokerSettings, StorageClientSettings
 
 PREFIX = "RECORDER"
 
@@ -56,14 +56,7 @@ def parse_sun_window(text: str) -> tuple[str, dt.timedelta, dt.timedelta] | None
     return event, before, after
 
 
-class RecorderSettings(Settings):
-    broker_url: Annotated[
-        str,
-        Field(pattern=r"^amqps?://", description="RabbitMQ URL, amqp://user:pass@host:5672/vhost"),
-    ]
-    storage_target: Annotated[
-        str, Field(min_length=3, description="storage gRPC address, host:port")
-    ] = "storage:50051"
+class RecorderSettings(BrokerSettings, StorageClientSettings):
     source: Annotated[
         Literal["auto", "replay", "microphone", "synthetic"],
         Field(

@@ -11,7 +11,8 @@ from celery.beat import EmbeddedService
 
 from acoustack.celery_app import create_app
 from acoustack.clients import StoreClient
-from acoustack.errors import AcoustackError, ConfigError
+from acoustack.config import load_service_settings
+from acoustack.errors import AcoustackError
 from acoustack.grpc_server import start_server, wait_for_termination
 from acoustack.healthcheck import check
 from acoustack_scheduler.broker import EventAnnouncer, QueueFlusher, queue_depths
@@ -38,14 +39,7 @@ def health_checks(services: dict[str, str]):
 
 
 def main() -> int:
-    try:
-        settings = SchedulerSettings.load(PREFIX)
-    except ConfigError as exc:
-        print(f"acoustack-scheduler: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings = load_service_settings(SchedulerSettings, PREFIX, "acoustack-scheduler")
     try:
         program = load_program(settings.program)
         data = json.loads(settings.config_file.read_text()) if settings.config_file.exists() else {}
@@ -62,9 +56,33 @@ def main() -> int:
         checks=health_checks(services),
         # Pending detection is what waits in its queue (or runs): the models' names are the
         # detector's business, so the flush does not list them.
-        flusher=QueueFlusher(app, store),
+        flusher=QueueFlusher(
+            app,
+            store,
+            every_recording_detected=hasattr(config, "detection"),
+            settle_s=config.recording.duration_s + 2.0,
+        ),
         announce=EventAnnouncer(app),
+        pause_recording=lambda: pause_entry("record"),
+        resume_recording=lambda: resume_entry("record"),
     )
+    paused: dict[str, dict] = {}
+
+    def pause_entry(name: str) -> None:
+        entry = app.conf.beat_schedule.get(name)
+        if entry is not None:
+            paused[name] = entry
+            app.conf.beat_schedule = {k: v for k, v in app.conf.beat_schedule.items() if k != name}
+            beat.service.scheduler.schedule.pop(name, None)
+            log.info("%s paused", name)
+
+    def resume_entry(name: str) -> None:
+        entry = paused.pop(name, None)
+        if entry is not None:
+            app.conf.beat_schedule = {**app.conf.beat_schedule, name: entry}
+            beat.service.scheduler.update_from_dict({name: entry})
+            log.info("%s resumed", name)
+
     status = StatusReporter(
         program.name, store, services, lambda: queue_depths(app), settings.disk_path
     )

@@ -68,12 +68,18 @@ class QueueFlusher(Flusher):
         store: StoreClient,
         *,
         required_models: Sequence[str] = (),
+        every_recording_detected: bool = False,
+        settle_s: float = 0.0,
         poll_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self.store = store
         self.required_models = set(required_models)
+        # Without model names: a program that detects wants at least one output per recording.
+        self.every_recording_detected = every_recording_detected
+        # Time for a recording already under way to be written and registered (its duration + margin).
+        self.settle_s = settle_s
         self.poll_s = poll_s
         self.clock = clock
 
@@ -89,7 +95,7 @@ class QueueFlusher(Flusher):
         waiting = queue_depths(self.app, [Queue.DETECTION.value])[Queue.DETECTION.value]
         if waiting:
             return f"{waiting} detection task(s) still queued"
-        if not self.required_models:
+        if not self.required_models and not self.every_recording_detected:
             return None
         entries = self.store.list_recordings(
             deployment_id=str(deployment.id),
@@ -119,6 +125,8 @@ class QueueFlusher(Flusher):
     def flush(self, deployment: schema.Deployment, timeout_s: float) -> FlushReport:
         deadline = self.clock() + timeout_s
         report = FlushReport()
+        if self.settle_s:
+            time.sleep(min(self.settle_s, timeout_s))
         left = self._wait(lambda: self._undetected(deployment), deadline)
         report.steps.append("detection: " + (left or "done"))
         if left:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from acoustack.config import Settings
+from acoustack.config import BrokerSettings, StorageClientSettings
 
 PREFIX = "SCHEDULER"
 
@@ -23,14 +23,7 @@ def parse_services(text: str) -> dict[str, str]:
     return services
 
 
-class SchedulerSettings(Settings):
-    broker_url: Annotated[
-        str,
-        Field(pattern=r"^amqps?://", description="RabbitMQ URL, amqp://user:pass@host:5672/vhost"),
-    ]
-    storage_target: Annotated[
-        str, Field(min_length=3, description="storage gRPC address, host:port")
-    ] = "storage:50051"
+class SchedulerSettings(BrokerSettings, StorageClientSettings):
     program: Annotated[
         str, Field(description="default, connected, detection, or package.module:ProgramClass")
     ] = "detection"

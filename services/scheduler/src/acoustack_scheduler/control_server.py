@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import grpc
 
 from acoustack import convert
-from acoustack.errors import AcoustackError, FailedPreconditionError
+from acoustack.errors import FailedPreconditionError
+from acoustack.grpc_server import rpc_errors
 from acoustack.v1 import control_pb2, control_pb2_grpc
 from acoustack_scheduler.config_store import ConfigStore
 from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
@@ -19,23 +18,6 @@ from acoustack_scheduler.status import StatusReporter
 from acoustack_scheduler.task_runner import TaskRunner
 
 log = logging.getLogger(__name__)
-
-
-def _rpc(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def wrapper(self, request, context):
-        try:
-            return method(self, request, context)
-        except AcoustackError as exc:
-            context.abort(exc.grpc_code, str(exc))
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            context.abort(
-                grpc.StatusCode.INTERNAL,
-                f"{method.__name__}: internal error (see the scheduler log)",
-            )
-
-    return wrapper
 
 
 def _checks(results: Sequence[CheckResult]) -> list[control_pb2.CheckResult]:
@@ -57,7 +39,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self.tasks = tasks
         self.config = config
 
-    @_rpc
+    @rpc_errors
     def StartDeployment(self, request, context):
         deployment, checks = self.lifecycle.start(
             request.name,
@@ -69,7 +51,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             deployment=convert.deployment_to_proto(deployment), checks=_checks(checks)
         )
 
-    @_rpc
+    @rpc_errors
     def StopDeployment(self, request, context):
         deployment, report = self.lifecycle.stop(request.flush_timeout_s or 120.0)
         return control_pb2.ControlStopDeploymentResponse(
@@ -78,11 +60,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             flush_left=report.left,
         )
 
-    @_rpc
+    @rpc_errors
     def GetStatus(self, request, context):
         return self.status.report()
 
-    @_rpc
+    @rpc_errors
     def RunChecks(self, request, context):
         return control_pb2.RunChecksResponse(checks=_checks(self.lifecycle.checks()))
 
@@ -91,7 +73,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             raise FailedPreconditionError("this scheduler runs no program tasks")
         return self.tasks
 
-    @_rpc
+    @rpc_errors
     def ListTasks(self, request, context):
         return control_pb2.ListTasksResponse(
             tasks=[
@@ -106,7 +88,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             ]
         )
 
-    @_rpc
+    @rpc_errors
     def RunTask(self, request, context):
         task_id, queue = self._tasks().run(request.name)
         return control_pb2.RunTaskResponse(task_id=task_id, queue=queue)
@@ -116,13 +98,13 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             raise FailedPreconditionError("this scheduler has no program configuration")
         return self.config
 
-    @_rpc
+    @rpc_errors
     def GetConfig(self, request, context):
         return control_pb2.GetConfigResponse(
             value_json=json.dumps(self._config().get(request.field))
         )
 
-    @_rpc
+    @rpc_errors
     def SetConfig(self, request, context):
         value = self._config().set(request.field, request.value)
         return control_pb2.SetConfigResponse(value_json=json.dumps(value))

@@ -4,8 +4,9 @@ status. Domain logic: the store, the checks, the flush and the announcement are 
 One deployment is active at a time (the store enforces it). Starting runs the checks unless told
 not to; a failing check leaves everything as it was. After the store has the deployment, the start
 is announced (the event exchange); if that fails the deployment is ended again, so a half-started
-device never records under a deployment nobody was told about. Stopping first flushes the work in
-flight (detection of the last recordings, file management, the outbox), then ends the deployment.
+device never records under a deployment nobody was told about. Stopping first pauses new
+recordings, then flushes the work in flight (detection of the last recordings, file management,
+the outbox), then ends the deployment.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class Lifecycle:
     checks: Callable[[], Sequence[CheckResult]] = lambda: []
     flusher: Flusher = field(default_factory=Flusher)
     announce: Callable[[str, schema.Deployment], None] = lambda event, deployment: None
+    # Stop scheduling new recordings while a deployment is being stopped, so nothing is recorded
+    # after the flush has looked; resumed once the deployment has ended.
+    pause_recording: Callable[[], None] = lambda: None
+    resume_recording: Callable[[], None] = lambda: None
 
     def current(self) -> schema.Deployment | None:
         found = self.store.current_deployment()
@@ -109,10 +114,14 @@ class Lifecycle:
             raise FailedPreconditionError(
                 "no deployment is active", help="start one: acoustack deployment start"
             )
-        report = self.flusher.flush(active, timeout_s)
-        if not report.complete:
-            log.warning("stopping %s with work left: %s", active.name, "; ".join(report.left))
-        ended = convert.deployment_from_proto(self.store.end_deployment(active.id))
+        self.pause_recording()
+        try:
+            report = self.flusher.flush(active, timeout_s)
+            if not report.complete:
+                log.warning("stopping %s with work left: %s", active.name, "; ".join(report.left))
+            ended = convert.deployment_from_proto(self.store.end_deployment(active.id))
+        finally:
+            self.resume_recording()
         try:
             self.announce("deployment.ended", ended)
         except Exception as exc:  # the deployment is over either way; say so in the log

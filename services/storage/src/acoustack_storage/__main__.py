@@ -7,7 +7,8 @@ import sys
 import threading
 import time
 
-from acoustack.errors import ConfigError, FailedPreconditionError, UnavailableError
+from acoustack.config import load_service_settings
+from acoustack.errors import FailedPreconditionError, UnavailableError
 from acoustack.grpc_server import RunningServer, start_server, wait_for_termination
 from acoustack_storage.config import PREFIX, StorageSettings
 from acoustack_storage.migrate import apply_migrations
@@ -52,14 +53,7 @@ def watch_database(
 
 
 def main() -> int:
-    try:
-        settings = StorageSettings.load(PREFIX)
-    except ConfigError as exc:
-        print(f"acoustack-storage: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings = load_service_settings(StorageSettings, PREFIX, "acoustack-storage")
     store = PostgresStore.open(
         settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
     )

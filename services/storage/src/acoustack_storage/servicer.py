@@ -7,7 +7,6 @@ UNAVAILABLE; anything unexpected is logged and returned as INTERNAL, never UNKNO
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -17,7 +16,8 @@ import grpc
 from pydantic import ValidationError
 
 from acoustack import convert, schema
-from acoustack.errors import AcoustackError, InvalidArgumentError, validation_message
+from acoustack.errors import InvalidArgumentError, validation_message
+from acoustack.grpc_server import rpc_errors
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import store_pb2_grpc
 from acoustack.wire_validation import check_model_output
@@ -29,22 +29,6 @@ from acoustack_storage.repository import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _rpc(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def wrapper(self: StoreServicer, request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return method(self, request, context)
-        except AcoustackError as exc:
-            context.abort(exc.grpc_code, str(exc))
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            context.abort(
-                grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error (see storage log)"
-            )
-
-    return wrapper
 
 
 def _validate(build: Callable[[], Any], root: str) -> Any:
@@ -81,7 +65,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         self.store = store
 
     # deployments
-    @_rpc
+    @rpc_errors
     def StartDeployment(self, request, context):
         data = convert.deployment_dict(
             convert.pb.Deployment(
@@ -96,27 +80,27 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         started = self.store.start_deployment(deployment)
         return spb.StartDeploymentResponse(deployment=convert.deployment_to_proto(started))
 
-    @_rpc
+    @rpc_errors
     def EndDeployment(self, request, context):
         deployment_id = _uuid(request.deployment_id, "deployment_id")
         ended_at = _time(request, "ended_at") or schema.utc_now()
         ended = self.store.end_deployment(deployment_id, ended_at)
         return spb.EndDeploymentResponse(deployment=convert.deployment_to_proto(ended))
 
-    @_rpc
+    @rpc_errors
     def GetCurrentDeployment(self, request, context):
         current = self.store.current_deployment()
         if current is None:
             return spb.GetCurrentDeploymentResponse()
         return spb.GetCurrentDeploymentResponse(deployment=convert.deployment_to_proto(current))
 
-    @_rpc
+    @rpc_errors
     def GetDeployment(self, request, context):
         found = self.store.get_deployment(_uuid(request.deployment_id, "deployment_id"))
         return spb.GetDeploymentResponse(deployment=convert.deployment_to_proto(found))
 
     # recordings
-    @_rpc
+    @rpc_errors
     def StoreRecording(self, request, context):
         if not request.HasField("recording"):
             raise InvalidArgumentError("recording: required")
@@ -126,7 +110,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             recording=convert.recording_to_proto(stored), created=created
         )
 
-    @_rpc
+    @rpc_errors
     def GetRecording(self, request, context):
         stored = self.store.get_recording(
             _uuid(request.recording_id, "recording_id"),
@@ -136,7 +120,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         _fill_entry(reply.entry, stored)
         return reply
 
-    @_rpc
+    @rpc_errors
     def GetRecordingsByPath(self, request, context):
         if not request.paths:
             raise InvalidArgumentError("paths: give at least one path")
@@ -148,7 +132,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             _fill_entry(reply.entries.add(), stored)
         return reply
 
-    @_rpc
+    @rpc_errors
     def ListRecordings(self, request, context):
         statuses = []
         for i, value in enumerate(request.statuses):
@@ -172,7 +156,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             _fill_entry(reply.entries.add(), stored)
         return reply
 
-    @_rpc
+    @rpc_errors
     def UpdateRecordingPath(self, request, context):
         status = None
         if request.status:
@@ -184,20 +168,20 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         )
         return spb.UpdateRecordingPathResponse(recording=convert.recording_to_proto(updated))
 
-    @_rpc
+    @rpc_errors
     def MarkRecordingFailed(self, request, context):
         updated = self.store.mark_recording_failed(
             _uuid(request.recording_id, "recording_id"), request.reason
         )
         return spb.MarkRecordingFailedResponse(recording=convert.recording_to_proto(updated))
 
-    @_rpc
+    @rpc_errors
     def MarkRecordingDeleted(self, request, context):
         updated = self.store.mark_recording_deleted(_uuid(request.recording_id, "recording_id"))
         return spb.MarkRecordingDeletedResponse(recording=convert.recording_to_proto(updated))
 
     # model outputs
-    @_rpc
+    @rpc_errors
     def StoreModelOutput(self, request, context):
         if not request.HasField("model_output"):
             raise InvalidArgumentError("model_output: required")
@@ -210,7 +194,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         output_id, created = self.store.store_model_output(output, messages, tag_pairs=tag_pairs)
         return spb.StoreModelOutputResponse(model_output_id=str(output_id), created=created)
 
-    @_rpc
+    @rpc_errors
     def ListDetections(self, request, context):
         query = DetectionFilter(
             started_from=_time(request, "started_from"),
@@ -237,7 +221,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         return reply
 
     # outbox
-    @_rpc
+    @rpc_errors
     def StoreMessage(self, request, context):
         if not request.HasField("message"):
             raise InvalidArgumentError("message: required")
@@ -245,7 +229,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         stored, created = self.store.store_message(message)
         return spb.StoreMessageResponse(message=convert.message_to_proto(stored), created=created)
 
-    @_rpc
+    @rpc_errors
     def GetUnsentMessages(self, request, context):
         messages = self.store.get_unsent_messages(
             request.limit, newest_first=request.order == spb.SORT_ORDER_NEWEST_FIRST
@@ -254,7 +238,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             messages=[convert.message_to_proto(m) for m in messages]
         )
 
-    @_rpc
+    @rpc_errors
     def StoreResponse(self, request, context):
         if not request.HasField("response"):
             raise InvalidArgumentError("response: required")
@@ -262,7 +246,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         self.store.store_response(response)
         return spb.StoreResponseResponse()
 
-    @_rpc
+    @rpc_errors
     def ListResponses(self, request, context):
         responses = self.store.list_responses(_uuid(request.message_id, "message_id"))
         return spb.ListResponsesResponse(
