@@ -75,9 +75,7 @@ def from_rpc_error(error: grpc.RpcError, target: str) -> AcoustackError:
     cls = _BY_CODE.get(code, AcoustackError)
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return UnavailableError(f"{target} did not answer in time: {details}")
-    err = cls(details) if cls is not AcoustackError else cls(f"{target}: {code.name}: {details}")
-    err.grpc_status = code  # type: ignore[attr-defined]
-    return err
+    return cls(details) if cls is not AcoustackError else cls(f"{target}: {code.name}: {details}")
 
 
 def validation_message(error: Exception, root: str) -> str:

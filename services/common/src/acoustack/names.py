@@ -37,8 +37,5 @@ EVENTS_EXCHANGE = "acoustack.events"
 
 
 class RoutingKey(StrEnum):
-    RECORDING_STORED = "recording.stored"
-    RECORDING_FAILED = "recording.failed"
-    MODEL_OUTPUT_STORED = "model_output.stored"
     DEPLOYMENT_STARTED = "deployment.started"
     DEPLOYMENT_ENDED = "deployment.ended"

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from acoustack import convert, schema
 from acoustack.clients import StoreClient
 from acoustack.errors import FailedPreconditionError, InvalidArgumentError, validation_message
+from acoustack.names import RoutingKey
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class Lifecycle:
             )
         )
         try:
-            self.announce("deployment.started", started)
+            self.announce(RoutingKey.DEPLOYMENT_STARTED, started)
         except Exception as exc:
             log.error(
                 "announcing deployment %s failed (%s): rolling the start back", started.name, exc
@@ -123,7 +124,7 @@ class Lifecycle:
         finally:
             self.resume_recording()
         try:
-            self.announce("deployment.ended", ended)
+            self.announce(RoutingKey.DEPLOYMENT_ENDED, ended)
         except Exception as exc:  # the deployment is over either way; say so in the log
             log.warning("announcing the end of %s failed: %s", ended.name, exc)
         return ended, report

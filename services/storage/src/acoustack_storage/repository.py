@@ -53,9 +53,6 @@ class StoredRecording:
     recording: schema.Recording
     model_output_documents: list[bytes] = field(default_factory=list)
 
-    def model_outputs(self) -> list[pb.ModelOutput]:
-        return [pb.ModelOutput.FromString(doc) for doc in self.model_output_documents]
-
 
 @dataclass(frozen=True)
 class RecordingFilter:
