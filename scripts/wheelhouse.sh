@@ -5,6 +5,9 @@
 #                     plus PACKAGE and the workspace packages it depends on, built with `uv build`
 # Usage: scripts/wheelhouse.sh PACKAGE [OUT_DIR]       e.g. scripts/wheelhouse.sh acoustack-storage
 # WHEEL_PLATFORM (e.g. manylinux2014_aarch64) fetches wheels for another machine than this one.
+# EXTRAS (e.g. microphone) adds the package's optional dependencies. A dependency that PyPI has
+# only as source (PyAudio) is fetched as its sdist; the image's builder stage compiles it.
+SOURCE_ONLY=${SOURCE_ONLY:-pyaudio}
 # Re-running only fetches what is missing (pip keeps files already in OUT_DIR).
 set -euo pipefail
 
@@ -17,13 +20,24 @@ PIP=${PIP:-"$UV" tool run --quiet --from pip pip}
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 
-"$UV" export --quiet --frozen --no-dev --package "$pkg" --no-hashes --no-header --no-annotate \
-    --no-emit-workspace -o "$out/requirements.txt"
+extras=()
+for extra in ${EXTRAS:-}; do extras+=(--extra "$extra"); done
+"$UV" export --quiet --frozen --no-dev --package "$pkg" "${extras[@]}" --no-hashes --no-header \
+    --no-annotate --no-emit-workspace -o "$out/requirements.txt"
 platform=()
 [ -n "${WHEEL_PLATFORM:-}" ] && platform=(--platform "$WHEEL_PLATFORM")
+source_only_pattern="^($(echo "$SOURCE_ONLY" | tr ' ' '|'))=="
+grep -viE "$source_only_pattern" "$out/requirements.txt" >"$out/binary-requirements.txt" || true
 $PIP download --quiet --no-deps --only-binary=:all: \
     --python-version 3.11 --implementation cp "${platform[@]}" \
-    -d "$out" -r "$out/requirements.txt"
+    -d "$out" -r "$out/binary-requirements.txt"
+grep -iE "$source_only_pattern" "$out/requirements.txt" >"$out/source-requirements.txt" || true
+if [ -s "$out/source-requirements.txt" ]; then
+    $PIP download --quiet --no-deps --no-binary=:all: -d "$out" -r "$out/source-requirements.txt"
+    # What pip's isolated build of those needs, since the image installs with no index.
+    $PIP download --quiet --only-binary=:all: -d "$out" setuptools wheel
+fi
+rm -f "$out/binary-requirements.txt" "$out/source-requirements.txt"
 
 # The workspace members it needs: the "-e ./path" lines of the full export.
 rm -f "$out"/acoustack-*.whl "$out"/acoustack_*.whl

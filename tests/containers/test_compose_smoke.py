@@ -1,21 +1,25 @@
-"""Smoke test of the container stack: compose/compose.yaml up, then the Store API over gRPC from the host.
+"""The container stack end to end: compose/compose.yaml up, then a deployment through the CLI in
+the scheduler container, recordings replayed, detected and filed, read over gRPC from the host.
 
 It builds the images first (`make images`: cached layers make that quick when nothing changed;
-ACOUSTACK_SMOKE_BUILD=0 skips it), starts postgres, rabbitmq and storage under a project name of
-its own with storage on a free host port, waits until every service is healthy, then starts a
-deployment, stores a recording and reads it back by id and by path. The stack and its volumes are
-removed at the end, whatever happened. Without a Docker engine it fails and says how to get one.
+ACOUSTACK_SMOKE_BUILD=0 skips it), starts the seven containers under a project name of its own
+with storage and the scheduler on free host ports, and waits until every service is healthy. The
+stack and its volumes are removed at the end, whatever happened. Without a Docker engine it fails
+and says how to get one.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -91,9 +95,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class Stack:
+    compose: list[str]
+    env: dict[str, str]
+    storage: str  # storage's gRPC address on the host
+
+    def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
+        return run([*self.compose, "exec", "-T", service, *command], timeout_s=180, env=self.env)
+
+    def cli(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        """`acoustack ...` inside the scheduler container, as the README tells users."""
+        return self.exec("scheduler", "acoustack", *arguments)
+
+    def logs(self) -> str:
+        return run([*self.compose, "logs", "--no-color", "--tail", "40"], 60, self.env).stdout[
+            -6000:
+        ]
+
+
 @pytest.fixture(scope="module")
-def stack() -> Iterator[str]:
-    """Start the stack under its own project name; yield the storage address on the host."""
+def stack() -> Iterator[Stack]:
+    """Start the stack under its own project name, with storage and the scheduler on free host
+    ports."""
     docker = docker_client()
     require_docker(docker)
     env = dict(os.environ, DOCKER=docker)
@@ -109,6 +133,7 @@ def stack() -> Iterator[str]:
     port = free_port()
     project = f"acoustack-smoke-{uuid.uuid4().hex[:8]}"
     env["STORAGE_HOST_PORT"] = str(port)
+    env["SCHEDULER_HOST_PORT"] = str(free_port())
     compose = [docker, "compose", "-f", str(COMPOSE_FILE), "-p", project]
     try:
         up = run(
@@ -134,7 +159,7 @@ def stack() -> Iterator[str]:
                 f"{ps.stdout}\n{logs.stdout[-6000:]}",
                 pytrace=False,
             )
-        yield f"127.0.0.1:{port}"
+        yield Stack(compose, env, f"127.0.0.1:{port}")
     finally:
         down = run(
             [*compose, "down", "--volumes", "--remove-orphans", "--timeout", "20"],
@@ -145,66 +170,56 @@ def stack() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def store(stack: str) -> Iterator[store_pb2_grpc.StoreStub]:
-    with grpc.insecure_channel(stack) as channel:
+def store(stack: Stack) -> Iterator[store_pb2_grpc.StoreStub]:
+    with grpc.insecure_channel(stack.storage) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=30)
         except grpc.FutureTimeoutError:
-            pytest.fail(f"storage did not accept a gRPC connection on {stack} within 30 s")
+            pytest.fail(f"storage did not accept a gRPC connection on {stack.storage} within 30 s")
         yield store_pb2_grpc.StoreStub(channel)
 
 
-@pytest.mark.timeout(BUILD_TIMEOUT_S + UP_TIMEOUT_S + DOWN_TIMEOUT_S + 180)
-def test_store_and_read_back_a_recording(store: store_pb2_grpc.StoreStub) -> None:
-    started = store.StartDeployment(
-        store_pb2.StartDeploymentRequest(name="smoke", latitude=51.5, longitude=-0.12),
+def detected(store: store_pb2_grpc.StoreStub) -> list[store_pb2.RecordingEntry]:
+    entries = store.ListRecordings(
+        store_pb2.ListRecordingsRequest(include_model_outputs=True, limit=1000),
         timeout=RPC_TIMEOUT_S,
-    ).deployment
-    assert started.id and started.name == "smoke"
-    assert (started.latitude, started.longitude) == (51.5, -0.12)
-    assert not started.HasField("ended_at")
-
-    rid = str(uuid.uuid4())
-    sent = types_pb2.Recording(
-        id=rid,
-        deployment_id=started.id,
-        device_id="smoke-device",
-        source_id="mic-0",
-        path=f"/recordings/tmp/{rid}.wav",
-        duration_s=3.0,
-        capture_samplerate_hz=384_000,
-        channels=1,
-        time_expansion=1.0,
-        status=types_pb2.RECORDING_STATUS_TEMPORARY,
-    )
-    sent.started_at.FromDatetime(dt.datetime(2026, 6, 1, 21, 30, 0, 123456, tzinfo=dt.UTC))
-
-    stored = store.StoreRecording(
-        store_pb2.StoreRecordingRequest(recording=sent), timeout=RPC_TIMEOUT_S
-    )
-    assert stored.created
-    again = store.StoreRecording(
-        store_pb2.StoreRecordingRequest(recording=sent), timeout=RPC_TIMEOUT_S
-    )
-    assert not again.created, "StoreRecording is idempotent on the recording id"
-
-    by_id = store.GetRecording(
-        store_pb2.GetRecordingRequest(recording_id=rid), timeout=RPC_TIMEOUT_S
-    ).entry.recording
-    assert by_id.HasField("created_at"), "the store fills created_at"
-    assert without_created_at(by_id) == sent
-
-    missing = f"/recordings/tmp/{uuid.uuid4()}.wav"
-    by_path = store.GetRecordingsByPath(
-        store_pb2.GetRecordingsByPathRequest(paths=[sent.path, missing]), timeout=RPC_TIMEOUT_S
-    )
-    assert [without_created_at(e.recording) for e in by_path.entries] == [sent]
-    assert by_path.entries[0].recording.created_at == by_id.created_at
-    assert list(by_path.missing_paths) == [missing]
+    ).entries
+    return [e for e in entries if e.model_outputs]
 
 
-def without_created_at(recording: types_pb2.Recording) -> types_pb2.Recording:
-    copy = types_pb2.Recording()
-    copy.CopyFrom(recording)
-    copy.ClearField("created_at")
-    return copy
+@pytest.mark.timeout(BUILD_TIMEOUT_S + UP_TIMEOUT_S + DOWN_TIMEOUT_S + 300)
+def test_the_device_records_detects_and_files_recordings(
+    stack: Stack, store: store_pb2_grpc.StoreStub
+) -> None:
+    """What a field engineer does after `make up`: check, deploy, watch, stop; all through the
+    CLI inside the scheduler container, with the five services in their own containers."""
+    checked = stack.cli("check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for component in ("recorder: test recording", "detector: model", "storage"):
+        assert re.search(rf"^{component}\s+ok\b", checked.stdout, re.MULTILINE), checked.stdout
+    started = stack.cli("deployment", "start", "--name", "smoke", "--latitude", "51.5",
+                        "--longitude", "-0.12")  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
+    # The bundled bat recordings, replayed in 3 s slots every 10 s, found by BatDetect2.
+    deadline = time.monotonic() + 90
+    while len(detected(store)) < 2:
+        assert time.monotonic() < deadline, "no detections stored within 90 s:\n" + stack.logs()
+        time.sleep(1)
+    assert any(len(e.model_outputs[0].detections) > 0 for e in detected(store))
+    status = stack.cli("status", "--json")
+    assert status.returncode == 0, status.stderr
+    reported = json.loads(status.stdout)
+    queues = {q["name"]: q for q in reported["queues"]}
+    for queue in ("recording", "detection", "files", "default"):
+        assert queues[queue].get("workers", 0) >= 1, queues  # every queue has its worker
+    assert reported["deployment"]["name"] == "smoke"
+    stopped = stack.cli("deployment", "stop", "--flush-timeout", "60")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "detection: done" in stopped.stdout and "file management: done" in stopped.stdout
+    # File management moved every recording out of the RAM area into its date folder.
+    for entry in detected(store):
+        recording = entry.recording
+        assert recording.status == types_pb2.RECORDING_STATUS_SAVED, recording
+        day = recording.started_at.ToDatetime()
+        assert recording.path.startswith(f"/recordings/{day:%Y/%m/%d}/"), recording.path
+        assert stack.exec("storage", "test", "-s", recording.path).returncode == 0

@@ -64,6 +64,23 @@ def test_a_recording_goes_through_and_is_stored_once(store, registered, band_ene
     assert len(store.get_unsent_messages()) == 1
 
 
+def test_the_recording_handed_over_is_used_as_is_and_still_stored_once(
+    store, registered, band_energy_model
+):
+    """The recorder hands the recording over with the task: the same output as with a lookup;
+    a second run with it (a duplicate hand-over) stores nothing new."""
+    detect = pipeline(store, LocalModel(band_energy_model))
+    first = detect.process(registered.id, registered)
+    assert first.outcome is Outcome.STORED
+    looked_up = pipeline(store, LocalModel(band_energy_model)).model.run(registered)
+    assert first.detections == len(ThresholdDetectionCleaner(0.2).clean(looked_up).detections)
+    again = detect.process(registered.id, registered)
+    assert again.outcome is Outcome.ALREADY_STORED
+    assert again.model_output_id == first.model_output_id
+    assert len(store.list_detections(model_name="energy-band")) == first.detections
+    assert len(store.get_unsent_messages()) == 1
+
+
 def test_a_remote_model_server_runs_in_the_same_pipeline(store, registered, example_server):
     result = pipeline(store, RemoteModel(example_server)).process(registered.id)
     assert result.outcome is Outcome.STORED

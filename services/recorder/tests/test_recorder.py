@@ -10,12 +10,14 @@ import wave
 import numpy as np
 import pytest
 
+from acoustack import convert, schema
 from acoustack.clients import RetryPolicy, StoreClient
 from acoustack.errors import UnavailableError
 from acoustack.testing.proxy import TcpProxy
 from acoustack.v1 import types_pb2 as pb
 from acoustack_recorder.conditions import AllOf, DailyWindow, DailyWindows, FreeDiskSpace
 from acoustack_recorder.recorder import DeviceInfo, Health, Outcome, Recorder, temporary_area
+from acoustack_recorder.registration import Registrar
 from acoustack_recorder.sources import MicrophoneSource, SyntheticSource
 from acoustack_recorder.wavfile import read_guano
 
@@ -99,7 +101,8 @@ def test_a_slot_is_recorded_registered_and_handed_to_detection(store, deployment
     recorder = make_recorder(store, tmp_path, time_expansion=10.0)
     result = recorder.record_slot()
     assert result.outcome is Outcome.RECORDED
-    assert recorder.handed == [result.recording_id]
+    assert [r.id for r in recorder.handed] == [result.recording_id]
+    assert recorder.handed[0].path == str(result.path)  # the detector needs no lookup
     stored = store.get_recording(result.recording_id).recording
     assert stored.path == str(result.path)
     assert stored.deployment_id == deployment.id
@@ -196,10 +199,37 @@ def test_storage_down_keeps_the_file_and_reconcile_registers_it(storage_target, 
             # The next slot that reaches storage registers what waited, without a restart.
             assert recorder.record_slot().outcome is Outcome.RECORDED
             assert store.get_recording(kept.recording_id).recording.path == str(kept.path)
-            assert kept.recording_id in recorder.handed
+            assert kept.recording_id in [r.id for r in recorder.handed]
             assert recorder.reconcile() == {
-                "registered": 0, "known": 3, "quarantined": 0, "partials_removed": 0
+                "registered": 0, "known": 3, "quarantined": 0
             }  # fmt: skip
+    finally:
+        proxy.close()
+
+
+def test_the_deployment_sent_with_the_task_needs_no_storage_even_after_a_restart(
+    storage_target, tmp_path
+):
+    """A recorder that restarts during a storage outage knows no deployment of its own; the one
+    the scheduler sends with each slot keeps it recording, and the file waits to be registered."""
+    host, port = storage_target.rsplit(":", 1)
+    proxy = TcpProxy(host, int(port))
+    try:
+        with StoreClient(f"127.0.0.1:{proxy.port}", retry=RetryPolicy(budget_s=0.3)) as store:
+            started = convert.deployment_from_proto(store.start_deployment("meadow", 52.2, 0.12))
+            proxy.cut()
+            fresh = make_recorder(store, tmp_path)  # as after a restart: nothing remembered
+            with pytest.raises(UnavailableError):
+                fresh.record_slot()  # asking storage: there is no one to ask
+            kept = fresh.record_slot(started)
+            assert kept.outcome is Outcome.RECORDED_UNREGISTERED
+            assert read_guano(kept.path)["acoustack|Deployment ID"] == str(started.id)
+            proxy.restore()
+            wait_until_reachable(store)
+            assert fresh.record_slot(started).outcome is Outcome.RECORDED
+            assert store.get_recording(kept.recording_id).recording.deployment_id == str(started.id)
+            # The scheduler says there is none (the deployment ended): nothing is recorded.
+            assert fresh.record_slot(None).reason == "no active deployment (start one first)"
     finally:
         proxy.close()
 
@@ -215,18 +245,28 @@ def wait_until_reachable(store, timeout_s=15.0):
             time.sleep(0.1)
 
 
-def test_reconcile_cleans_partials_and_quarantines_what_it_cannot_register(
-    store, deployment, tmp_path
-):
+def test_start_cleans_partials_and_quarantines_what_it_cannot_register(store, deployment, tmp_path):
     recorder = make_recorder(store, tmp_path)
     (recorder.temp_dir / ".20260601T220000.000Z_mic-0_abc.wav.partial").write_bytes(b"RIFF")
     (recorder.temp_dir / "stranger.wav").write_bytes(b"RIFF\0\0\0\0WAVE")
-    counts = recorder.reconcile()
-    assert counts == {"registered": 0, "known": 0, "quarantined": 1, "partials_removed": 1}
+    recorder.start()
     quarantine = tmp_path / "quarantine"
     assert (quarantine / "stranger.wav").exists()
     assert "unreadable metadata" in (quarantine / "stranger.wav.why.txt").read_text()
     assert list(recorder.temp_dir.iterdir()) == []
+
+
+def test_a_catch_up_while_recording_leaves_the_slot_being_written_alone(
+    store, deployment, tmp_path
+):
+    """The registrar's catch-up runs beside the recording thread: a partial file then is a
+    slot under way, and deleting it would lose that recording."""
+    recorder = make_recorder(store, tmp_path)
+    recorder.start()
+    under_way = recorder.temp_dir / ".20260601T220000.000Z_mic-0_abc.wav.partial"
+    under_way.write_bytes(b"RIFF")
+    recorder.reconcile()
+    assert under_way.exists()
 
 
 def test_the_temporary_area_falls_back_when_ram_storage_is_missing(tmp_path):
@@ -234,3 +274,110 @@ def test_the_temporary_area_falls_back_when_ram_storage_is_missing(tmp_path):
     blocked.write_text("a file where the RAM disk should be")
     assert temporary_area(blocked / "tmp", tmp_path / "disk") == tmp_path / "disk"
     assert temporary_area(tmp_path / "ram", tmp_path / "disk") == tmp_path / "ram"
+
+
+def test_health_saved_by_the_worker_is_read_back_by_the_health_service(tmp_path):
+    state = tmp_path / "health.json"
+    assert Health.read(state, failure_threshold=2).healthy  # nothing saved yet: a fresh start
+    health = Health(failure_threshold=2, state_file=state)
+    at = dt.datetime(2026, 11, 22, 21, 0, tzinfo=dt.UTC)
+    health.failed(at, "device unplugged", max_backoff_s=60)
+    health.failed(at, "device unplugged", max_backoff_s=60)
+    seen = Health.read(state, failure_threshold=2)
+    assert not seen.healthy
+    assert seen.last_failure_reason == "device unplugged"
+    assert seen.retry_not_before == at + dt.timedelta(seconds=2)
+    health.succeeded(at)
+    assert Health.read(state, failure_threshold=2).healthy
+
+
+def test_a_replacement_recorder_that_records_well_clears_the_health_it_inherited(
+    store, deployment, tmp_path
+):
+    """A pool child killed while the device failed leaves NOT_SERVING saved; the child that
+    replaces it starts from that state (as the service builds it), so its first good slot turns
+    health back to SERVING instead of leaving the old verdict on file."""
+    state = tmp_path / "health.json"
+    killed = Health(failure_threshold=2, state_file=state)
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    killed.failed(at, "device hung", max_backoff_s=60)
+    killed.failed(at, "device hung", max_backoff_s=60)
+    assert not Health.read(state, failure_threshold=2).healthy
+    replacement = make_recorder(store, tmp_path, health=Health.read(state, failure_threshold=2))
+    assert replacement.record_slot().outcome is Outcome.RECORDED
+    assert Health.read(state, failure_threshold=2).healthy
+
+
+def test_with_a_registrar_slots_go_on_through_a_storage_outage_and_register_in_order(
+    storage_target, tmp_path
+):
+    """Registration runs off the recording path: while storage is down, every slot is recorded
+    on time and waits on disk; once storage is back they are registered and handed to
+    detection in the order they were recorded."""
+    host, port = storage_target.rsplit(":", 1)
+    proxy = TcpProxy(host, int(port))
+    try:
+        with StoreClient(f"127.0.0.1:{proxy.port}", retry=RetryPolicy(budget_s=0.3)) as store:
+            meadow = convert.deployment_from_proto(store.start_deployment("meadow", 52.2, 0.12))
+            recorder = make_recorder(store, tmp_path)
+            recorder.registrar = Registrar(initial_backoff_s=0.05, max_backoff_s=0.2)
+            recorder.start()
+            proxy.cut()
+            slots = [recorder.record_slot(meadow) for _ in range(3)]
+            assert [s.outcome for s in slots] == [Outcome.RECORDED] * 3
+            assert recorder.registrar.pending >= 3  # waiting, not lost, not blocking
+            assert recorder.handed == []
+            proxy.restore()
+            assert recorder.registrar.drain(30) == 0
+            assert [r.id for r in recorder.handed] == [s.recording_id for s in slots]
+            for slot in slots:
+                assert store.get_recording(slot.recording_id).recording.path == str(slot.path)
+            recorder.registrar.close()
+    finally:
+        proxy.close()
+
+
+def test_a_registration_storage_refuses_is_set_aside_with_the_reason(store, tmp_path):
+    recorder = make_recorder(store, tmp_path)
+    recorder.registrar = Registrar(initial_backoff_s=0.05)
+    unknown = schema.Deployment(name="never started")  # storage has no such deployment
+    slot = recorder.record_slot(unknown)
+    assert slot.outcome is Outcome.RECORDED
+    assert recorder.registrar.drain(30) == 0
+    why = (tmp_path / "quarantine" / f"{slot.path.name}.why.txt").read_text()
+    assert "storage refused it" in why and "deployment" in why
+    assert not slot.path.exists()
+    assert recorder.handed == []
+    recorder.registrar.close()
+
+
+def test_when_the_queue_overflows_reconcile_registers_the_rest(storage_target, tmp_path):
+    host, port = storage_target.rsplit(":", 1)
+    proxy = TcpProxy(host, int(port))
+    try:
+        with StoreClient(f"127.0.0.1:{proxy.port}", retry=RetryPolicy(budget_s=0.3)) as store:
+            meadow = convert.deployment_from_proto(store.start_deployment("meadow", 52.2, 0.12))
+            recorder = make_recorder(store, tmp_path)
+            proxy.cut()
+            # A start during the outage: the leftover check waits its turn instead of failing.
+            recorder.registrar = Registrar(
+                catch_up=recorder.reconcile, max_pending=2, initial_backoff_s=0.05,
+                max_backoff_s=0.2,
+            )  # fmt: skip
+            recorder.start()
+            slots = [recorder.record_slot(meadow) for _ in range(5)]
+            assert all(s.path.exists() for s in slots)
+            proxy.restore()
+            wait_until_reachable(store)
+            deadline = time.monotonic() + 30
+            while len(store.list_recordings()) < 5:
+                assert time.monotonic() < deadline, "the dropped registrations were not caught up"
+                time.sleep(0.1)
+            assert recorder.registrar.drain(30) == 0
+            assert {r.recording.id for r in store.list_recordings()} == {
+                str(s.recording_id) for s in slots
+            }
+            assert {r.id for r in recorder.handed} >= {s.recording_id for s in slots}
+            recorder.registrar.close()
+    finally:
+        proxy.close()

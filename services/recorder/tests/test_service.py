@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -92,6 +93,22 @@ def test_bad_settings_stop_the_recorder_with_the_variable_named(tmp_path):
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "RECORDER_DEVICE: required for the microphone source" in output
+
+
+def test_a_taken_health_port_stops_the_recorder_with_the_variable_named(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start_recorder({
+            "RECORDER_BROKER_URL": "amqp://x",
+            "RECORDER_SOURCE": "synthetic",
+            "RECORDER_DATA_DIR": str(tmp_path / "data"),
+            "RECORDER_HEALTH_PORT": str(port),
+        })  # fmt: skip
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert f"RECORDER_HEALTH_PORT: port {port} is taken" in output
 
 
 def test_repeated_device_failures_turn_health_not_serving(rabbitmq, storage_target, tmp_path):

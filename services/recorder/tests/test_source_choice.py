@@ -5,8 +5,8 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
-from acoustack_recorder.__main__ import build_source
 from acoustack_recorder.config import RecorderSettings
+from acoustack_recorder.service import build_source
 from acoustack_recorder.sources import MicrophoneSource, ReplaySource
 
 AUDIO = Path(__file__).resolve().parents[2] / "detector" / "tests" / "data" / "audio"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 
+from acoustack import convert
 from acoustack.celery_app import create_app
 from acoustack.clients import StoreClient
 from acoustack.names import Queue, Task
@@ -28,7 +30,7 @@ def app(rabbitmq):
 
 def test_scheduled_record_tasks_fill_the_store_and_queue_detection(app, storage_target, tmp_path):
     with StoreClient(storage_target) as store:
-        store.start_deployment("meadow", 52.2, 0.12)
+        deployment = convert.deployment_from_proto(store.start_deployment("meadow", 52.2, 0.12))
         register_record_task(
             app,
             lambda: Recorder(
@@ -44,15 +46,32 @@ def test_scheduled_record_tasks_fill_the_store_and_queue_detection(app, storage_
             app, pool="solo", concurrency=1, queues=[Queue.RECORDING.value],
             perform_ping_check=False, shutdown_timeout=5,
         ):  # fmt: skip
-            for _ in range(3):  # as the beat would, once per slot
-                app.send_task(Task.RECORD.value)
+            app.send_task(Task.RECORD.value)  # sent by hand: the recorder asks storage
+            for _ in range(2):  # as the beat sends them, once per slot, with the deployment
+                app.send_task(
+                    Task.RECORD.value, kwargs={"deployment": deployment.model_dump(mode="json")}
+                )
+            app.send_task(Task.RECORD.value, kwargs={"deployment": None})  # none: nothing
+            app.send_task(Task.RECORD.value, kwargs={"deployment": "meadow"})  # refused
             deadline = time.monotonic() + 30
-            while len(store.list_recordings()) < 3:
+            while len(store.list_recordings()) < 3 or queue_depth(app, Queue.RECORDING):
                 assert time.monotonic() < deadline, "recordings did not appear"
                 time.sleep(0.1)
         with app.connection_for_write() as connection:
-            queued = connection.default_channel.queue_declare(
-                Queue.DETECTION.value, passive=True
-            ).message_count
-        assert queued == 3
+            handed = [
+                connection.default_channel.basic_get(Queue.DETECTION.value, no_ack=True)
+                for _ in range(3)
+            ]
+            assert connection.default_channel.basic_get(Queue.DETECTION.value) is None
         assert len(list((tmp_path / "tmp").glob("*.wav"))) == 3
+        stored = {r.recording.id: r.recording for r in store.list_recordings()}
+        for message in handed:  # each detect task carries its recording: no lookup needed
+            args, kwargs, _ = json.loads(message.body)
+            assert kwargs["recording"]["id"] == args[0]
+            assert kwargs["recording"]["path"] == stored[args[0]].path
+            assert kwargs["recording"]["deployment_id"] == str(deployment.id)
+
+
+def queue_depth(app, queue: Queue) -> int:
+    with app.connection_for_write() as connection:
+        return connection.default_channel.queue_declare(queue.value, passive=True).message_count

@@ -8,17 +8,18 @@ from types import SimpleNamespace
 import grpc
 import pytest
 
-from acoustack import cli
+from acoustack import cli, schema
 from acoustack.celery_app import create_app
 from acoustack.clients import StoreClient
 from acoustack.grpc_server import start_server
 from acoustack.names import Queue
 from acoustack.testing import factories
 from acoustack.v1 import control_pb2, control_pb2_grpc
-from acoustack_scheduler.broker import EventAnnouncer, QueueFlusher, queue_depths
+from acoustack_scheduler.beat_control import BeatControl
+from acoustack_scheduler.broker import EventAnnouncer, QueueFlusher, queue_depths, queue_stats
 from acoustack_scheduler.control_server import ControlServicer, register
 from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
-from acoustack_scheduler.programs import DetectionProgram
+from acoustack_scheduler.programs import DetectionProgram, expected_workers
 from acoustack_scheduler.status import StatusReporter
 from acoustack_scheduler.task_runner import TaskRunner
 
@@ -31,21 +32,27 @@ def control(rabbitmq, storage_target, tmp_path):
             app.amqp.queues[queue.value].bind(connection).declare()
             app.amqp.queues[queue.value].bind(connection).purge()
     store = StoreClient(storage_target)
+    program = DetectionProgram()
+    pushed: list[tuple[dict, set]] = []  # what the beat would be told to run
+    beat = BeatControl(program, program.parse_config({}), lambda *change: pushed.append(change))
     lifecycle = Lifecycle(
         store,
         checks=lambda: [CheckResult("storage", True, "reachable")],
         flusher=QueueFlusher(app, store, poll_s=0.1),
         announce=EventAnnouncer(app),
+        pause_recording=lambda: beat.pause("record"),
+        resume_recording=lambda: beat.resume("record"),
+        on_deployment=beat.set_deployment,
     )
     status = StatusReporter(
         "detection",
         store,
         {"storage": storage_target},
-        lambda: queue_depths(app),
+        lambda: queue_stats(app),
         disk_path=tmp_path,
+        expected_workers=lambda: expected_workers(DetectionProgram().workers(None)),
     )
-    program = DetectionProgram()
-    tasks = TaskRunner(app, program, program.parse_config({}))
+    tasks = TaskRunner(app, program, lambda: beat.config, beat.task_arguments)
     running = start_server(
         [register(ControlServicer(lifecycle, status, tasks))], address="127.0.0.1:0"
     )
@@ -55,6 +62,7 @@ def control(rabbitmq, storage_target, tmp_path):
         store=store,
         target=target,
         app=app,
+        pushed=pushed,
     )
     running.stop(0)
     store.close()
@@ -71,16 +79,35 @@ def test_deploy_status_and_stop(control):
     )
     assert started.deployment.name == "meadow"
     assert [(c.component, c.ok) for c in started.checks] == [("storage", True)]
+    # From now on each slot's record task says which deployment it records for.
+    schedule, _ = control.pushed[-1]
+    assert schedule["record"]["kwargs"]["deployment"]["id"] == started.deployment.id
     recording = factories.recording(started.deployment.id)
     store.store_recording(recording)
     store.store_model_output(factories.model_output(recording.id, n_detections=2))
     status = stub.GetStatus(control_pb2.GetStatusRequest(), timeout=10)
+    assert not status.HasField("last_message_sent")
+    delivered = schema.Message(content="{}")
+    store.store_message(delivered)
+    store.store_response(
+        schema.Response(message_id=delivered.id, status=schema.ResponseStatus.SUCCESS)
+    )
+    status = stub.GetStatus(control_pb2.GetStatusRequest(), timeout=10)
+    assert status.last_message_sent.message_id == str(delivered.id)
     assert status.program == "detection"
     assert status.deployment.id == started.deployment.id
     assert [(s.name, s.health) for s in status.services] == [("storage", "SERVING")]
+    assert {q.name: q.workers for q in status.queues} == dict.fromkeys(
+        ("default", "detection", "files", "recording"), 0
+    )  # no workers in this test
+    # ... while the program's layout asks for one on each queue and two on detection.
+    assert {q.name: q.expected_workers for q in status.queues} == {
+        "default": 1, "detection": 2, "files": 1, "recording": 1,
+    }  # fmt: skip
     assert {q.name: q.waiting for q in status.queues} == {
         "default": 0,
         "detection": 0,
+        "files": 0,
         "recording": 0,
     }
     assert status.last_recording.id == str(recording.id)
@@ -91,6 +118,10 @@ def test_deploy_status_and_stop(control):
     )
     assert stopped.deployment.HasField("ended_at")
     assert stopped.flush_steps[0] == "detection: done"
+    # The stop paused recording during the flush, then resumed it with no deployment.
+    paused, dropped = control.pushed[-3]
+    assert "record" not in paused and dropped == {"record"}
+    assert control.pushed[-1][0]["record"]["kwargs"]["deployment"] is None
     assert not stub.GetStatus(control_pb2.GetStatusRequest(), timeout=10).HasField("deployment")
 
 
@@ -177,4 +208,4 @@ def test_tasks_are_listed_and_run_and_checks_give_a_verdict(control, capsys):
         in capsys.readouterr().err
     )
     assert cli.main(["check", "--control", target]) == 0
-    assert "storage      ok  reachable" in capsys.readouterr().out
+    assert "storage                      ok  reachable" in capsys.readouterr().out

@@ -75,8 +75,14 @@ def test_each_program_schedules_its_tasks_on_aligned_slots():
     schedule = program.beat_schedule(
         program.parse_config({"recording": {"interval_s": 10, "offset_s": 5}})
     )
-    assert set(schedule) == {"record", "manage-files", "send-messages", "heartbeat"}
+    assert set(schedule) == {"record", "manage-files", "send-messages", "heartbeat", "summarise"}
     assert schedule["record"]["task"] == Task.RECORD.value
+    # Each task carries the configuration, so the services apply a change at the next run.
+    assert schedule["record"]["kwargs"]["program_config"]["recording"]["offset_s"] == 5
+    # A recording may take its duration plus a margin before the pool stops it; soft, then hard.
+    assert schedule["record"]["options"]["soft_time_limit"] == 3.0 + 30.0
+    assert schedule["record"]["options"]["time_limit"] == 3.0 + 60.0
+    assert schedule["send-messages"]["options"]["time_limit"] == 630.0
     assert schedule["record"]["schedule"] == aligned_schedule(10, 5)
     assert schedule["heartbeat"]["schedule"] == aligned_schedule(3600)
     with pytest.raises(

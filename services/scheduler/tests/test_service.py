@@ -10,10 +10,11 @@ import subprocess
 import sys
 import time
 
-from acoustack import cli
-from acoustack.celery_app import create_app
+from acoustack import cli, schema
+from acoustack.clients import StoreClient
 from acoustack.healthcheck import check
 from acoustack.names import Queue
+from acoustack.testing import factories
 from acoustack.testing.servers import free_port
 from acoustack_scheduler.broker import queue_depths
 
@@ -28,8 +29,9 @@ def start_scheduler(env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def record_arrivals(app, seconds: float) -> list[float]:
-    """Take record tasks off their queue as a recorder would; when each arrived."""
+def record_arrivals(app, seconds: float, deployments: list | None = None) -> list[float]:
+    """Take record tasks off their queue as a recorder would; when each arrived (and, into
+    ``deployments``, the deployment each was sent with)."""
     arrivals = []
     with app.connection_for_write() as connection:
         channel = connection.default_channel
@@ -42,15 +44,13 @@ def record_arrivals(app, seconds: float) -> list[float]:
                 continue
             assert message.headers["task"] == "acoustack.record"
             arrivals.append(time.time())
+            if deployments is not None:
+                _, kwargs, _ = json.loads(message.body)
+                deployments.append(kwargs.get("deployment", "not sent"))
     return arrivals
 
 
-def test_beat_fires_on_slots_and_the_cli_deploys(rabbitmq, storage_target, tmp_path, capsys):
-    app = create_app(rabbitmq.url)
-    with app.connection_for_write() as connection:
-        for queue in Queue:
-            app.amqp.queues[queue.value].bind(connection).declare()
-            app.amqp.queues[queue.value].bind(connection).purge()
+def test_beat_fires_on_slots_and_the_cli_deploys(app, rabbitmq, storage_target, tmp_path, capsys):
     config = tmp_path / "program.json"
     config.write_text(json.dumps({"recording": {"interval_s": 1, "duration_s": 0.5}}))
     port = free_port()
@@ -72,8 +72,10 @@ def test_beat_fires_on_slots_and_the_cli_deploys(rabbitmq, storage_target, tmp_p
             time.sleep(0.2)
         # The test stands in for the recorder: it takes each record task as it comes. A slot's task
         # expires at the next slot, so stale ones never pile up in the queue.
-        arrivals = record_arrivals(app, 4.0)
+        before = []
+        arrivals = record_arrivals(app, 4.0, before)
         assert 3 <= len(arrivals) <= 5
+        assert before[-1] is None  # storage said no deployment is active: nothing to record
         # Aligned slots: each arrives just after a whole second.
         assert all(t % 1.0 < 0.5 for t in arrivals), [round(t % 1.0, 3) for t in arrivals]
         assert queue_depths(app)["recording"] <= 1
@@ -104,8 +106,10 @@ def test_beat_fires_on_slots_and_the_cli_deploys(rabbitmq, storage_target, tmp_p
         )
         assert "recording.interval_s = 2.0" in capsys.readouterr().out
         assert json.loads(config.read_text())["recording"]["interval_s"] == 2.0
-        later = record_arrivals(app, 5.0)
+        sent_with = []
+        later = record_arrivals(app, 5.0, sent_with)
         assert 2 <= len(later) <= 3
+        assert [d["name"] for d in sent_with] == ["meadow"] * len(later)
         assert all(int(t) % 2 == 0 and t % 1.0 < 0.5 for t in later), later
         assert (
             cli.main(["config", "get", "--field", "recording.interval_s", "--control", target]) == 0
@@ -114,9 +118,6 @@ def test_beat_fires_on_slots_and_the_cli_deploys(rabbitmq, storage_target, tmp_p
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
-        with app.connection_for_write() as connection:
-            for queue in Queue:
-                app.amqp.queues[queue.value].bind(connection).purge()
     assert proc.returncode == 0, output
 
 
@@ -129,3 +130,44 @@ def test_a_bad_program_configuration_names_the_field(tmp_path):
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "recording.duratoin_s: Extra inputs are not permitted" in output
+
+
+def test_the_running_scheduler_sends_detect_again_for_a_recording_left_behind(
+    app, rabbitmq, storage_target, tmp_path
+):
+    """The sweep as the service runs it: a recording stored without its detect (the recorder lost
+    power between the two) gets one from the scheduler."""
+    with StoreClient(storage_target) as store:
+        deployment = schema.Deployment(name="meadow")
+        store.start_deployment("meadow", deployment_id=deployment.id)
+        left_behind = factories.recording(deployment.id)
+        store.store_recording(left_behind)
+    proc = start_scheduler({
+        "SCHEDULER_BROKER_URL": rabbitmq.url,
+        "SCHEDULER_STORAGE_TARGET": storage_target,
+        "SCHEDULER_PROGRAM": "detection",
+        "SCHEDULER_CONFIG_FILE": str(tmp_path / "program.json"),
+        "SCHEDULER_GRPC_HOST": "127.0.0.1",
+        "SCHEDULER_GRPC_PORT": str(free_port()),
+        "SCHEDULER_DISK_PATH": str(tmp_path),
+        "SCHEDULER_DETECTION_SWEEP_AFTER_S": "1",
+    })  # fmt: skip
+    sent_for = None
+    try:
+        with app.connection_for_write() as connection:
+            channel = connection.default_channel
+            deadline = time.monotonic() + 20
+            while sent_for is None and time.monotonic() < deadline:
+                assert proc.poll() is None, proc.stdout.read()
+                message = channel.basic_get(Queue.DETECTION.value, no_ack=True)
+                if message is None:
+                    time.sleep(0.1)
+                    continue
+                assert message.headers["task"] == "acoustack.detect"
+                sent_for = json.loads(message.body)[0][0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert sent_for == str(left_behind.id), output
+    assert "detect sent again for 1 recording(s)" in output
+    assert proc.returncode == 0, output

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
 
 from acoustack.clients import RetryPolicy, StoreClient
 from acoustack.grpc_server import RunningServer, start_server
+from acoustack.testing.proxy import TcpProxy
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.servicer import StoreServicer, register
 
@@ -36,3 +38,13 @@ def client(storage_server: RunningServer) -> Iterator[StoreClient]:
 @pytest.fixture
 def deployment(client: StoreClient):
     return client.start_deployment("meadow", 52.2, 0.12)
+
+
+@pytest.fixture
+def proxied_database(database_url):
+    """The test database reached through a proxy the test can cut."""
+    parts = urllib.parse.urlsplit(database_url)
+    proxy = TcpProxy(parts.hostname, parts.port or 5432)
+    netloc = f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}"
+    yield proxy, urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    proxy.close()

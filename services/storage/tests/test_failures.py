@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 
 import grpc
 import pytest
@@ -19,22 +18,11 @@ from acoustack.errors import UnavailableError
 from acoustack.grpc_server import start_server
 from acoustack.healthcheck import check
 from acoustack.testing import factories
-from acoustack.testing.proxy import TcpProxy
 from acoustack.testing.servers import free_port
 from acoustack.v1 import store_pb2 as spb
 from acoustack_storage.__main__ import watch_database
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.servicer import StoreServicer, register
-
-
-@pytest.fixture
-def proxied_database(database_url):
-    """The test database reached through a proxy the test can cut."""
-    parts = urllib.parse.urlsplit(database_url)
-    proxy = TcpProxy(parts.hostname, parts.port or 5432)
-    netloc = f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}"
-    yield proxy, urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    proxy.close()
 
 
 def test_a_database_that_is_down_is_unavailable_then_recovers(proxied_database):

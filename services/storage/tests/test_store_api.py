@@ -406,6 +406,13 @@ def test_a_message_stays_unsent_until_a_success(client):
     assert client.get_unsent_messages() == []
     responses = client.list_responses(message.id)
     assert [r.content for r in responses] == ["connection refused", "HTTP 503", "HTTP 200"]
+    # Without a message: the newest responses of all, e.g. the last successful delivery.
+    (last_sent,) = client.list_responses(status=schema.ResponseStatus.SUCCESS)
+    assert (last_sent.message_id, last_sent.content) == (str(message.id), "HTTP 200")
+    newest = client.list_responses(limit=2)
+    assert [r.content for r in newest] == ["HTTP 200", "HTTP 503"]
+    with pytest.raises(InvalidArgumentError, match="limit: 5000 is not within 0..1000"):
+        client.list_responses(limit=5000)
 
 
 def test_unsent_messages_come_oldest_or_newest_first_with_a_limit(client):

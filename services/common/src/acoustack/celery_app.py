@@ -11,6 +11,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue as KombuQueue
 
+from acoustack import profiling  # noqa: F401 - connects the profile signal handlers in every worker
 from acoustack.names import TASK_QUEUES, Queue
 
 

@@ -276,6 +276,17 @@ class StoreClient(GrpcClient):
         request = spb.StoreResponseRequest(response=_proto(response, convert.response_to_proto))
         self.call(self.stub.StoreResponse, request, name="StoreResponse")
 
-    def list_responses(self, message_id: uuid.UUID | str) -> list[pb.Response]:
-        request = spb.ListResponsesRequest(message_id=str(message_id))
+    def list_responses(
+        self,
+        message_id: uuid.UUID | str | None = None,
+        *,
+        status: schema.ResponseStatus | None = None,
+        limit: int = 1,
+    ) -> list[pb.Response]:
+        """One message's responses; without ``message_id``, the newest ``limit`` of all."""
+        request = spb.ListResponsesRequest(
+            message_id=str(message_id) if message_id else "",
+            status=convert.response_status_to_proto(status) if status else 0,
+            limit=0 if message_id else limit,
+        )
         return list(self.call(self.stub.ListResponses, request, name="ListResponses").responses)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from acoustack.errors import ConfigError
 
@@ -65,6 +65,25 @@ class StorageClientSettings(Settings):
     storage_target: Annotated[
         str, Field(min_length=3, description="storage gRPC address, host:port")
     ] = "storage:50051"
+
+
+class TaskTimeLimitSettings(Settings):
+    """For services whose worker enforces time limits (prefork pool): soft, then hard."""
+
+    task_soft_time_limit_s: Annotated[
+        float, Field(gt=0, description="a task running longer is asked to stop (it can clean up)")
+    ] = 600.0
+    task_time_limit_s: Annotated[
+        float, Field(gt=0, description="a task running longer is killed (more than the soft limit)")
+    ] = 660.0
+
+    @field_validator("task_time_limit_s")
+    @classmethod
+    def _hard_after_soft(cls, value: float, info: ValidationInfo) -> float:
+        soft = info.data.get("task_soft_time_limit_s")
+        if soft is not None and value <= soft:
+            raise ValueError(f"must be greater than the soft limit ({soft:g} s)")
+        return value
 
 
 def load_service_settings(cls: type[T], prefix: str, program: str) -> T:

@@ -54,6 +54,14 @@ def response_status_to_proto(status: schema.ResponseStatus) -> int:
     return _RESPONSE_STATUS[status]
 
 
+def response_status_from_proto(value: int) -> schema.ResponseStatus | None:
+    """None for UNSPECIFIED (any status); an unknown value is returned as is, for the caller to
+    refuse by name."""
+    if value == pb.RESPONSE_STATUS_UNSPECIFIED:
+        return None
+    return _RESPONSE_STATUS_BACK.get(value, value)  # type: ignore[return-value]
+
+
 def timestamp(value: dt.datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(value)

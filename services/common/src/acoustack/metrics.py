@@ -6,9 +6,9 @@ Bind arguments with functools.partial, e.g. ``partial(last_recording_age, store)
 from __future__ import annotations
 
 import datetime as dt
-import os
 import resource
 import shutil
+import time
 from pathlib import Path
 
 from acoustack import schema
@@ -72,11 +72,13 @@ class ProcessCpu:
     """
 
     def __init__(self) -> None:
-        self._last = (os.times(), dt.datetime.now(dt.UTC))
+        # process_time: the kernel's nanosecond CPU clock; os.times() counts 10 ms ticks, which
+        # reads 0 for a short burst of work.
+        self._last = (time.process_time(), dt.datetime.now(dt.UTC))
 
     def __call__(self) -> schema.Metric:
-        times, at = os.times(), dt.datetime.now(dt.UTC)
-        (before, before_at), self._last = self._last, (times, at)
-        cpu = (times.user + times.system) - (before.user + before.system)
+        used, at = time.process_time(), dt.datetime.now(dt.UTC)
+        (before, before_at), self._last = self._last, (used, at)
+        cpu = used - before
         wall = max((at - before_at).total_seconds(), 1e-6)
         return schema.Metric(name="process_cpu", value=100.0 * cpu / wall, unit="%")

@@ -12,6 +12,9 @@ class Queue(StrEnum):
     # Recording runs one at a time: a microphone is a single device.
     RECORDING = "recording"
     DETECTION = "detection"
+    # File management: storage's worker, which owns the recordings' final places.
+    FILES = "files"
+    # Messaging, summaries and heartbeats: the messenger's worker.
     DEFAULT = "default"
 
 
@@ -27,7 +30,7 @@ class Task(StrEnum):
 TASK_QUEUES: dict[Task, Queue] = {
     Task.RECORD: Queue.RECORDING,
     Task.DETECT: Queue.DETECTION,
-    Task.MANAGE_FILES: Queue.DEFAULT,
+    Task.MANAGE_FILES: Queue.FILES,
     Task.SEND_MESSAGES: Queue.DEFAULT,
     Task.SUMMARISE: Queue.DEFAULT,
     Task.HEARTBEAT: Queue.DEFAULT,
@@ -39,3 +42,9 @@ EVENTS_EXCHANGE = "acoustack.events"
 class RoutingKey(StrEnum):
     DEPLOYMENT_STARTED = "deployment.started"
     DEPLOYMENT_ENDED = "deployment.ended"
+
+
+# A task sent with this header is run under the profiler; the worker sends the profile to the
+# queue the header names (`acoustack task run NAME --profile`).
+PROFILE_REPLY_HEADER = "acoustack_profile_reply_to"
+PROFILE_QUEUE_PREFIX = "acoustack.profile."

@@ -1,28 +1,24 @@
-"""Entry point: `python -m acoustack_detector`. A Celery worker on queue `detection`, and the gRPC
-`Model` service (for the bundled model) with the standard health service."""
+"""Entry point: `python -m acoustack_detector`.
+
+This process serves gRPC: `Model` (for the bundled model), health and SelfCheck (the model's
+self-check). The Celery worker on queue `detection` runs in a spawned process of its own with the
+prefork pool, DETECTOR_CONCURRENCY children, so a detection's time limit is enforced (see
+acoustack.worker_process); each child loads its own model.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-from acoustack.celery_app import create_app
-from acoustack.clients import StoreClient
-from acoustack.components import (
-    DetectionThresholdMessageBuilder,
-    FullModelOutputMessageBuilder,
-    ThresholdDetectionCleaner,
-)
+from acoustack import self_check as self_check_service
 from acoustack.config import load_service_settings
 from acoustack.errors import AcoustackError
 from acoustack.grpc_server import start_server
-from acoustack.names import Queue
+from acoustack.worker_process import start_worker_process, supervise
 from acoustack_detector import model_server
 from acoustack_detector.config import PREFIX, DetectorSettings
-from acoustack_detector.local_model import LocalModel
-from acoustack_detector.pipeline import DetectionPipeline
-from acoustack_detector.remote_model import RemoteModel
-from acoustack_detector.worker import register_detect_task
+from acoustack_detector.service import load_bundled, run_worker, self_check
 
 log = logging.getLogger("acoustack_detector")
 
@@ -30,15 +26,13 @@ log = logging.getLogger("acoustack_detector")
 def main() -> int:
     settings = load_service_settings(DetectorSettings, PREFIX, "acoustack-detector")
     servicers = []
+    bundled = None
     if settings.model == "batdetect2":
-        from acoustack_detector.batdetect2.model import BatDetect2Onnx
-
         try:
-            bundled = BatDetect2Onnx.load(settings.model_dir)  # warm-up inference included
+            bundled = load_bundled(settings)
         except AcoustackError as exc:
             log.error("cannot load the bundled model: %s", exc)
             return 1
-        model = LocalModel(bundled)
         servicers.append(
             model_server.register(
                 model_server.ModelServicer(
@@ -48,53 +42,24 @@ def main() -> int:
                 )
             )
         )
-    else:
-        model = RemoteModel(
-            settings.model.removeprefix("grpc://"), send_audio=settings.model_send_audio
-        )
+    servicers.append(
+        self_check_service.register(lambda config: self_check(settings, bundled, config))
+    )
     log.info("model: %s", settings.model)
-    builder = (
-        FullModelOutputMessageBuilder()
-        if settings.message_threshold is None
-        else DetectionThresholdMessageBuilder(settings.message_threshold)
-    )
-    store = StoreClient(settings.storage_target)
-    app = create_app(settings.broker_url)
-    register_detect_task(
-        app,
-        lambda: DetectionPipeline(
-            store=store,
-            model=model,
-            output_cleaners=[ThresholdDetectionCleaner(settings.threshold)],
-            message_builders=[builder],
-        ),
-    )
     server = start_server(
         servicers,
         address=f"{settings.grpc_host}:{settings.grpc_port}",
         max_message_bytes=settings.max_message_mb * 1024 * 1024,
     )
     log.info(
-        "gRPC (Model%s, health) on port %d",
-        "" if servicers else ": remote, not served",
+        "gRPC (%shealth, SelfCheck) on port %d",
+        "Model, " if bundled is not None else "",
         server.port,
     )
-    worker = app.Worker(
-        queues=[Queue.DETECTION.value],
-        concurrency=settings.concurrency,
-        pool="solo" if settings.concurrency == 1 else "threads",
-        hostname="detector@%h",
-        loglevel=settings.log_level,
-        without_gossip=True,
-        without_mingle=True,
-        without_heartbeat=True,
+    worker = start_worker_process(
+        run_worker, settings, log_level=settings.log_level, name="detector-worker"
     )
-    try:
-        worker.start()  # returns after a warm shutdown on SIGTERM: the detection in progress ends first
-    finally:
-        server.stop(5)
-        store.close()
-    return worker.exitcode or 0
+    return supervise(server, worker, grace_s=settings.task_time_limit_s + 30)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,17 @@ class DetectorSettings(BrokerSettings, StorageClientSettings):
         int, Field(ge=1, le=4096, description="largest streamed audio, MiB")
     ] = 256
     concurrency: Annotated[
-        int, Field(ge=1, le=16, description="detections run at once (threads)")
+        int, Field(ge=1, le=16, description="detections run at once (worker processes)")
     ] = 1
+    check_file: Annotated[
+        str,
+        Field(
+            description="a recording the bundled model must find a bat call in (the self-check); "
+            "empty: the check only runs the model on synthetic audio"
+        ),
+    ] = ""
+    task_time_limit_s: Annotated[
+        float,
+        Field(gt=0, description="a detection running longer is stopped (soft limit; hard + 30 s)"),
+    ] = 600.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from acoustack import convert
+from acoustack import convert, schema
 from acoustack.clients import StoreClient
 from acoustack.components.types import MessageBuilder, Model, ModelOutputCleaner, ProcessingFilter
 
@@ -42,14 +42,20 @@ class DetectionPipeline:
     output_cleaners: Sequence[ModelOutputCleaner] = field(default_factory=list)
     message_builders: Sequence[MessageBuilder] = field(default_factory=list)
 
-    def process(self, recording_id: uuid.UUID | str) -> Result:
-        entry = self.store.get_recording(recording_id, include_model_outputs=True)
-        recording = convert.recording_from_proto(entry.recording)
-        done = next((o for o in entry.model_outputs if o.model_name == self.model.name), None)
-        if done is not None:
-            # A redelivered task: the model already ran on this recording.
-            log.info("recording %s already has a %s output", recording.id, self.model.name)
-            return Result(Outcome.ALREADY_STORED, recording.id, uuid.UUID(done.id))
+    def process(
+        self, recording_id: uuid.UUID | str, recording: schema.Recording | None = None
+    ) -> Result:
+        """``recording``: what the recorder handed over, trusted as is (a first delivery: nothing
+        can have run yet). Without it, storage is asked, and a recording that already has this
+        model's output (a redelivered task) is not run again. Either way the store call is
+        idempotent, so no output is stored twice."""
+        if recording is None:
+            entry = self.store.get_recording(recording_id, include_model_outputs=True)
+            recording = convert.recording_from_proto(entry.recording)
+            done = next((o for o in entry.model_outputs if o.model_name == self.model.name), None)
+            if done is not None:
+                log.info("recording %s already has a %s output", recording.id, self.model.name)
+                return Result(Outcome.ALREADY_STORED, recording.id, uuid.UUID(done.id))
         for processing_filter in self.processing_filters:
             if not processing_filter.should_process_recording(recording):
                 log.info(

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from celery import Celery
+from pydantic import ValidationError
 
+from acoustack import schema
 from acoustack.errors import InvalidArgumentError, NotFoundError, UnavailableError
 from acoustack.names import Task
 from acoustack_detector.pipeline import DetectionPipeline
@@ -31,6 +34,7 @@ def register_detect_task(app: Celery, make_pipeline: Callable[[], DetectionPipel
 
     @app.task(
         name=Task.DETECT.value,
+        bind=True,
         shared=False,  # bound to this app only, not every app made in the process
         autoretry_for=(UnavailableError,),
         retry_backoff=2,
@@ -38,9 +42,28 @@ def register_detect_task(app: Celery, make_pipeline: Callable[[], DetectionPipel
         retry_jitter=True,
         max_retries=None,
     )
-    def detect(recording_id: str) -> dict:
+    def detect(self, recording_id: str, recording: dict[str, Any] | None = None) -> dict:
+        """``recording``: the recording as the recorder handed it over, used on a first delivery
+        only; a redelivered task (the worker died mid-task) or a retry asks storage."""
+        first_delivery = not (self.request.delivery_info or {}).get("redelivered") and (
+            not self.request.retries
+        )
         try:
-            result = pipeline().process(recording_id)
+            given = (
+                schema.Recording.model_validate(recording)
+                if recording is not None and first_delivery
+                else None
+            )
+            if given is not None and str(given.id) != str(recording_id):
+                raise InvalidArgumentError(
+                    f"recording.id: {given.id} is not the task's recording {recording_id}"
+                )
+        except (ValidationError, InvalidArgumentError) as exc:
+            log.warning("detect %s: the recording sent is not usable (%s); asking storage",
+                        recording_id, exc)  # fmt: skip
+            given = None
+        try:
+            result = pipeline().process(recording_id, given)
         except NotFoundError as exc:
             log.error("detect %s: %s; dropping the task", recording_id, exc)
             return {"recording_id": recording_id, "outcome": "unknown recording"}

@@ -15,6 +15,7 @@ from acoustack.celery_app import create_app
 from acoustack.clients import StoreClient
 from acoustack.healthcheck import check
 from acoustack.names import Queue, Task
+from acoustack.self_check import ask
 from acoustack.testing.servers import free_port
 from acoustack.v1 import model_pb2, model_pb2_grpc
 
@@ -77,8 +78,18 @@ def test_the_bundled_detector_serves_model_and_works_the_queue(
         "DETECTOR_STORAGE_TARGET": storage_target,
         "DETECTOR_MODEL_DIR": str(model_dir),
         "DETECTOR_RECORDINGS_ROOT": str(recordings_root),
+        "DETECTOR_CHECK_FILE": str(next(recordings_root.glob("*.wav"))),
     })  # fmt: skip
     try:
+        # The self-check `acoustack check` runs: the model finds the calls of a known recording;
+        # a program asking for another model is told how to make them agree.
+        (model,) = ask("detector", target, {"detection": {"model": "batdetect2"}})
+        assert model.ok, model.detail
+        assert model.component == "detector: model"
+        assert "found" in model.detail and "call(s)" in model.detail
+        mismatch = ask("detector", target, {"detection": {"model": "grpc://birds:50060"}})
+        assert [r.ok for r in mismatch] == [False, True]
+        assert "set DETECTOR_MODEL=grpc://birds:50060" in mismatch[0].detail
         info = model_pb2_grpc.ModelStub(grpc.insecure_channel(target)).Info(
             model_pb2.InfoRequest(), timeout=10
         )
@@ -99,12 +110,14 @@ def test_a_custom_model_server_replaces_the_bundled_model(
     rabbitmq, storage_target, example_server, recordings_root, make_recording
 ):
     app = fresh_app(rabbitmq)
-    proc, _ = start_detector({
+    proc, target = start_detector({
         "DETECTOR_BROKER_URL": rabbitmq.url,
         "DETECTOR_STORAGE_TARGET": storage_target,
         "DETECTOR_MODEL": f"grpc://{example_server}",
     })  # fmt: skip
     try:
+        (model,) = ask("detector", target, {})
+        assert model.ok and f"model server {example_server} answers: energy-band" in model.detail
         with StoreClient(storage_target) as store:
             deployment = store.start_deployment("meadow", 52.2, 0.12)
             recording = make_recording(next(recordings_root.glob("*.wav")), deployment.id)

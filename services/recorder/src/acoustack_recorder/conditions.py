@@ -171,6 +171,7 @@ class FreeDiskSpace:
 
     path: Path
     minimum_bytes: int
+    what: str = "disk"  # what `acoustack check` calls it
 
     def check(self, now: dt.datetime, site: Site | None = None) -> Verdict:
         try:

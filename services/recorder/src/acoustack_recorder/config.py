@@ -2,58 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from acoustack.config import BrokerSettings, StorageClientSettings
+from acoustack.program_config import parse_sun_window, parse_windows
 
 PREFIX = "RECORDER"
-
-_WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
-_SUN = re.compile(r"^(dawn|sunrise|sunset|dusk)([-+]\d+[mh])?([-+]\d+[mh])?$")
-
-
-def parse_windows(text: str) -> list[tuple[dt.time, dt.time]]:
-    """'20:00-06:00,04:30-05:30' → [(20:00, 06:00), (04:30, 05:30)]."""
-    windows = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        match = _WINDOW.match(part)
-        if not match:
-            raise ValueError(f"{part!r} is not HH:MM-HH:MM (e.g. 20:00-06:00)")
-        h1, m1, h2, m2 = map(int, match.groups())
-        try:
-            windows.append((dt.time(h1, m1), dt.time(h2, m2)))
-        except ValueError:
-            raise ValueError(f"{part!r}: hours 0-23, minutes 0-59") from None
-    return windows
-
-
-def _minutes(token: str | None) -> dt.timedelta:
-    if not token:
-        return dt.timedelta(0)
-    amount = int(token[1:-1]) * (60 if token[-1] == "h" else 1)
-    return dt.timedelta(minutes=amount)
-
-
-def parse_sun_window(text: str) -> tuple[str, dt.timedelta, dt.timedelta] | None:
-    """'dusk-30m+3h' → ('dusk', 30 min before, 3 h after)."""
-    if not text:
-        return None
-    match = _SUN.match(text.replace(" ", ""))
-    if not match:
-        raise ValueError(
-            f"{text!r} is not EVENT-BEFORE+AFTER, e.g. dusk-30m+3h (events: dawn, sunrise, sunset, dusk)"
-        )
-    event, first, second = match.groups()
-    before = _minutes(next((t for t in (first, second) if t and t[0] == "-"), None))
-    after = _minutes(next((t for t in (first, second) if t and t[0] == "+"), None))
-    if before + after <= dt.timedelta(0):
-        raise ValueError(f"{text!r}: give a duration before and/or after the event")
-    return event, before, after
 
 
 class RecorderSettings(BrokerSettings, StorageClientSettings):
@@ -66,6 +23,13 @@ class RecorderSettings(BrokerSettings, StorageClientSettings):
     replay_dir: Annotated[
         Path, Field(description="folder of WAV files the replay source plays in a loop")
     ] = Path("/opt/acoustack/audio")
+    synthetic_real_time: Annotated[
+        bool,
+        Field(
+            description="synthetic source: take as long as the audio lasts (false: as fast as it "
+            "can, for benchmarks)"
+        ),
+    ] = True
     device: Annotated[
         str,
         Field(
@@ -95,6 +59,14 @@ class RecorderSettings(BrokerSettings, StorageClientSettings):
     data_dir: Annotated[
         Path, Field(description="persistent data volume (device id, quarantine)")
     ] = Path("/data")
+    disk_path: Annotated[
+        Path | None,
+        Field(
+            description="file system that must keep min_free_disk_mb free (where saved recordings "
+            "go); unset: the temporary area. When set, the temporary area need only hold the next "
+            "recordings (a small RAM area)"
+        ),
+    ] = None
     source_id: Annotated[
         str,
         Field(

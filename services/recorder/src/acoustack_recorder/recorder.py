@@ -13,7 +13,9 @@ compose or k3s restart the service and the heartbeat reports the last good recor
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import shutil
 import threading
 import uuid
@@ -27,6 +29,7 @@ from acoustack import convert, schema
 from acoustack.clients import StoreClient
 from acoustack.errors import AcoustackError, NotFoundError, UnavailableError
 from acoustack_recorder.conditions import AllOf, RecordingCondition, Site
+from acoustack_recorder.registration import Registrar, Registration
 from acoustack_recorder.sources import AudioSource, DeviceUnavailableError
 from acoustack_recorder.wavfile import (
     GuanoFields,
@@ -64,7 +67,13 @@ class DeviceInfo:
 
 @dataclass
 class Health:
-    """What the health service and the heartbeat report about this recorder."""
+    """What the health service and the heartbeat report about this recorder.
+
+    With ``state_file`` set, each change of health is written there (atomically): the health
+    service reads it back with ``Health.read``, and it outlives the pool child that records (one
+    killed at its time limit is replaced by a new one). A good slot after good slots writes
+    nothing (no disk write per slot).
+    """
 
     failure_threshold: int = 3
     consecutive_failures: int = 0
@@ -72,6 +81,7 @@ class Health:
     last_failure_at: dt.datetime | None = None
     last_failure_reason: str = ""
     retry_not_before: dt.datetime | None = None
+    state_file: Path | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -80,9 +90,12 @@ class Health:
 
     def succeeded(self, at: dt.datetime) -> None:
         with self._lock:
+            recovered = self.consecutive_failures > 0 or self.retry_not_before is not None
             self.consecutive_failures = 0
             self.last_success_at = at
             self.retry_not_before = None
+            if recovered:  # a good slot after good slots changes nothing the service reports
+                self._save()
 
     def failed(self, at: dt.datetime, reason: str, max_backoff_s: float) -> None:
         with self._lock:
@@ -91,6 +104,47 @@ class Health:
             self.last_failure_reason = reason
             pause = min(max_backoff_s, 2.0 ** (self.consecutive_failures - 1))
             self.retry_not_before = at + dt.timedelta(seconds=pause)
+            self._save()
+
+    _TIMES = ("last_success_at", "last_failure_at", "retry_not_before")
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        state = {
+            "consecutive_failures": self.consecutive_failures,
+            "last_failure_reason": self.last_failure_reason,
+            **{
+                name: value.isoformat() if (value := getattr(self, name)) else None
+                for name in self._TIMES
+            },
+        }
+        temp = self.state_file.with_name(f".{self.state_file.name}.partial")
+        try:
+            temp.write_text(json.dumps(state))
+            os.replace(temp, self.state_file)
+        except OSError as exc:  # health reporting must never stop a recording
+            log.warning("cannot write the health state to %s: %s", self.state_file, exc)
+
+    @classmethod
+    def read(cls, state_file: Path, failure_threshold: int) -> Health:
+        """The state saved there (by this process or another), saving to it from now on; a fresh
+        (healthy) state when there is none yet."""
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            return cls(failure_threshold=failure_threshold, state_file=state_file)
+        times = {
+            name: dt.datetime.fromisoformat(state[name]) if state.get(name) else None
+            for name in cls._TIMES
+        }
+        return cls(
+            failure_threshold=failure_threshold,
+            consecutive_failures=int(state.get("consecutive_failures", 0)),
+            last_failure_reason=str(state.get("last_failure_reason", "")),
+            state_file=state_file,
+            **times,
+        )
 
 
 def temporary_area(preferred: Path, fallback: Path) -> Path:
@@ -107,6 +161,13 @@ def temporary_area(preferred: Path, fallback: Path) -> Path:
     raise UnavailableError(f"neither {preferred} nor {fallback} can hold recordings")
 
 
+class Ask:
+    """The deployment is not given: ask storage for it."""
+
+
+ASK = Ask()
+
+
 @dataclass
 class Recorder:
     store: StoreClient
@@ -117,23 +178,31 @@ class Recorder:
     duration_s: float = 3.0
     time_expansion: float = 1.0
     conditions: RecordingCondition = field(default_factory=lambda: AllOf([]))
-    hand_to_detection: Callable[[uuid.UUID], None] | None = None
+    # Given the stored recording (its id is the task's key; the rest saves the detector a lookup).
+    hand_to_detection: Callable[[schema.Recording], None] | None = None
     health: Health = field(default_factory=Health)
     max_backoff_s: float = 300.0
     quarantine_dir: Path | None = None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     _last_deployment: schema.Deployment | None = field(default=None, init=False, repr=False)
+    # With a registrar, registration and hand-over happen in its thread, off the recording path.
+    registrar: Registrar | None = None
     # Set when a file could not be registered: the next slot that reaches storage reconciles.
     _registration_pending: bool = field(default=False, init=False, repr=False)
 
-    def record_slot(self) -> SlotResult:
+    def record_slot(self, deployment: schema.Deployment | Ask | None = ASK) -> SlotResult:
+        """One slot. ``deployment``: the active one as the scheduler (which owns the lifecycle)
+        sent it with the task, None for none; by default storage is asked."""
         now = self.clock()
         if self.health.retry_not_before and now < self.health.retry_not_before:
             return SlotResult(
                 Outcome.SKIPPED,
                 f"device retry paused until {self.health.retry_not_before:%H:%M:%S}",
             )
-        deployment = self._current_deployment()
+        if isinstance(deployment, Ask):
+            deployment = self._current_deployment()
+        else:  # also what a storage outage falls back on, even right after a restart
+            self._last_deployment = deployment
         if deployment is None:
             return SlotResult(Outcome.SKIPPED, "no active deployment (start one first)")
         site = (
@@ -170,6 +239,20 @@ class Recorder:
         path = write_recording(self.temp_dir, samples, guano)
         self.health.succeeded(started_at)
         recording = recording_from_guano(path, guano.as_lines(), samples.shape[1])
+        if self.registrar is not None:
+            self.registrar.submit(
+                Registration(
+                    path.name,
+                    lambda: self.store.store_recording(recording),
+                    refused=lambda exc: self._quarantine(path, f"storage refused it: {exc}"),
+                    then=(
+                        (lambda: self.hand_to_detection(recording))
+                        if self.hand_to_detection is not None
+                        else None
+                    ),
+                )
+            )
+            return SlotResult(Outcome.RECORDED, "", recording.id, path)
         result = self._register(recording, path)
         if result.outcome is Outcome.RECORDED and self._registration_pending:
             self._registration_pending = False
@@ -191,15 +274,40 @@ class Recorder:
         self._last_deployment = convert.deployment_from_proto(current) if current else None
         return self._last_deployment
 
+    def start(self) -> None:
+        """Before the first slot: delete partial files an earlier run left mid-write, then
+        register its whole files (in the registrar's thread when there is one, so an outage at
+        start delays no slot). Only the files present now are the earlier run's: slots written
+        meanwhile register themselves, and a partial file from now on is a write under way."""
+        removed = 0
+        for partial in leftover_partials(self.temp_dir):
+            partial.unlink(missing_ok=True)
+            removed += 1
+        if removed:
+            log.info("deleted %d partial file(s) an earlier run left mid-write", removed)
+        leftovers = self._whole_files()
+        if self.registrar is None:
+            self.reconcile(leftovers)
+        else:
+            self.registrar.submit(
+                Registration("what an earlier run left", lambda: self.reconcile(leftovers))
+            )
+
+    def _whole_files(self) -> list[Path]:
+        return sorted(self.temp_dir.glob("*.wav"))
+
+    def _store_and_hand_over(self, recording: schema.Recording) -> None:
+        self.store.store_recording(recording)
+        if self.hand_to_detection is not None:
+            self.hand_to_detection(recording)
+
     def _register(self, recording: schema.Recording, path: Path) -> SlotResult:
         try:
-            self.store.store_recording(recording)
+            self._store_and_hand_over(recording)
         except UnavailableError as exc:
             log.warning("storage unreachable; %s kept for later registration (%s)", path.name, exc)
             self._registration_pending = True
             return SlotResult(Outcome.RECORDED_UNREGISTERED, str(exc), recording.id, path)
-        if self.hand_to_detection is not None:
-            self.hand_to_detection(recording.id)
         return SlotResult(Outcome.RECORDED, "", recording.id, path)
 
     def _failed(
@@ -226,27 +334,37 @@ class Recorder:
             status=schema.RecordingStatus.FAILED,
             failure_reason=reason[:2000],
         )
-        try:
-            self.store.store_recording(failed)
-        except UnavailableError:
-            log.warning("storage unreachable; the failed recording is only in this log")
+        if self.registrar is not None:
+            self.registrar.submit(
+                Registration(
+                    f"failed recording {recording_id}", lambda: self.store.store_recording(failed)
+                )
+            )
+        else:
+            try:
+                self.store.store_recording(failed)
+            except UnavailableError:
+                log.warning("storage unreachable; the failed recording is only in this log")
         kind = "device" if isinstance(exc, DeviceUnavailableError) else "configuration"
         return SlotResult(Outcome.FAILED, f"{kind}: {reason}", recording_id)
 
-    def reconcile(self) -> dict[str, int]:
-        """Bring the temporary area and the store into agreement (at start, after outages).
+    def reconcile(self, paths: list[Path] | None = None) -> dict[str, int]:
+        """Bring the temporary area (or just ``paths`` in it) and the store into agreement (at
+        start, after outages).
 
-        Leftover partial files (a crash mid-write) are deleted; whole files the store does not
-        know are registered from their GUANO block and handed to detection; files that cannot be
-        registered (no or bad GUANO, unknown deployment) are moved to quarantine.
+        Whole files the store does not know are registered from their GUANO block and handed to
+        detection; files that cannot be registered (no or bad GUANO, unknown deployment) are
+        moved to quarantine. Partial files are left alone: one may be a slot being written now
+        (``start`` deletes an earlier run's).
         """
-        counts = {"registered": 0, "known": 0, "quarantined": 0, "partials_removed": 0}
-        for partial in leftover_partials(self.temp_dir):
-            partial.unlink(missing_ok=True)
-            counts["partials_removed"] += 1
-        for path in sorted(self.temp_dir.glob("*.wav")):
+        counts = {"registered": 0, "known": 0, "quarantined": 0}
+        for path in self._whole_files() if paths is None else paths:
+            if not path.exists():  # registered and moved on since the list was made
+                continue
             try:
                 recording = recording_from_guano(path, read_guano(path))
+            except FileNotFoundError:  # moved on (registered, kept or deleted) meanwhile
+                continue
             except (
                 AcoustackError,
                 ValueError,

@@ -14,6 +14,7 @@ from acoustack import schema
 from acoustack.clients import StoreClient
 from acoustack.names import EVENTS_EXCHANGE, Queue, Task
 from acoustack.v1 import types_pb2 as pb
+from acoustack_scheduler.detection_sweep import DetectionSweep
 from acoustack_scheduler.lifecycle import Flusher, FlushReport
 
 log = logging.getLogger(__name__)
@@ -21,17 +22,34 @@ log = logging.getLogger(__name__)
 EVENTS = Exchange(EVENTS_EXCHANGE, type="topic", durable=True)
 
 
-def queue_depths(
+def queue_stats(
     app: Celery, queues: Sequence[str] = tuple(q.value for q in Queue)
-) -> dict[str, int]:
-    """Messages waiting in each queue (declared if missing, so a fresh broker reads 0)."""
-    depths = {}
+) -> dict[str, tuple[int, int]]:
+    """(messages waiting, consumers) of each queue (declared if missing, so a fresh broker reads 0).
+
+    Each worker process of ours consumes with prefetch 1, so consumers are the workers on a queue.
+    """
+    stats = {}
     with app.connection_for_read() as connection:
         channel = connection.default_channel
         for name in queues:
             app.amqp.queues[name].bind(channel).declare()
-            depths[name] = channel.queue_declare(name, passive=True).message_count
-    return depths
+            declared = channel.queue_declare(name, passive=True)
+            stats[name] = (declared.message_count, declared.consumer_count)
+    return stats
+
+
+def queue_depths(
+    app: Celery, queues: Sequence[str] = tuple(q.value for q in Queue)
+) -> dict[str, int]:
+    """Messages waiting in each queue."""
+    return {name: waiting for name, (waiting, _) in queue_stats(app, queues).items()}
+
+
+def purge_queue(app: Celery, queue: Queue) -> int:
+    """Drop the tasks waiting in ``queue`` (not one a worker has taken); how many were dropped."""
+    with app.connection_for_write() as connection:
+        return app.amqp.queues[queue.value].bind(connection.default_channel).purge() or 0
 
 
 class EventAnnouncer:
@@ -69,19 +87,34 @@ class QueueFlusher(Flusher):
         *,
         required_models: Sequence[str] = (),
         every_recording_detected: bool = False,
-        settle_s: float = 0.0,
+        settle_s: float | Callable[[], float] = 0.0,
+        send_arguments: Callable[[Task], dict] = lambda task: {},
         poll_s: float = 0.5,
+        resend_s: float = 5.0,
+        can_send: Callable[[], bool] = lambda: True,
+        detection_sweep: Callable[[], DetectionSweep] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
+        # A new sweep for each flush, with a short wait: a recording whose detect was lost would
+        # otherwise hold the stop until its timeout.
+        self.detection_sweep = detection_sweep
         self.store = store
         self.required_models = set(required_models)
         # Without model names: a program that detects wants at least one output per recording.
         self.every_recording_detected = every_recording_detected
-        # Time for a recording already under way to be written and registered (its duration + margin).
-        self.settle_s = settle_s
+        # Time for a recording already under way to be written and registered (its duration + margin;
+        # a callable reads the duration configured now).
+        self.settle_s = settle_s if callable(settle_s) else (lambda: settle_s)
+        # The program's configuration and time limits go with each task, as the beat sends them.
+        self.send_arguments = send_arguments
         self.poll_s = poll_s
         self.clock = clock
+        self.resend_s = resend_s
+        # False when the program sends nowhere: the outbox then keeps its messages, and the flush
+        # does not wait for a send that cannot happen.
+        self.can_send = can_send
+        self._last_sent: dict[Task, float] = {}
 
     def _wait(self, condition: Callable[[], str | None], deadline: float) -> str | None:
         """Poll until ``condition`` returns None (done); what it returned last if time runs out."""
@@ -91,7 +124,9 @@ class QueueFlusher(Flusher):
                 return pending
             time.sleep(self.poll_s)
 
-    def _undetected(self, deployment: schema.Deployment) -> str | None:
+    def _undetected(
+        self, deployment: schema.Deployment, sweep: DetectionSweep | None = None
+    ) -> str | None:
         waiting = queue_depths(self.app, [Queue.DETECTION.value])[Queue.DETECTION.value]
         if waiting:
             return f"{waiting} detection task(s) still queued"
@@ -103,41 +138,98 @@ class QueueFlusher(Flusher):
             include_model_outputs=True,
             limit=10_000,
         )
+        # Named models: each must have processed the recording. No names: any output will do.
         missing = [
             e
             for e in entries
-            if not self.required_models <= {o.model_name for o in e.model_outputs}
+            if not (
+                self.required_models <= {o.model_name for o in e.model_outputs}
+                if self.required_models
+                else e.model_outputs
+            )
         ]
-        return (
-            f"{len(missing)} recording(s) not yet processed by {sorted(self.required_models)}"
-            if missing
-            else None
-        )
+        if not missing:
+            return None
+        if sweep is not None:
+            sweep.run()
+        if self.required_models:
+            return (
+                f"{len(missing)} recording(s) not yet processed by {sorted(self.required_models)}"
+            )
+        return f"{len(missing)} recording(s) without a model output"
 
-    def _drained(self) -> str | None:
-        waiting = queue_depths(self.app, [Queue.DEFAULT.value])[Queue.DEFAULT.value]
+    def _drained(self, queue: Queue) -> str | None:
+        waiting = queue_depths(self.app, [queue.value])[queue.value]
         return f"{waiting} task(s) still queued" if waiting else None
 
-    def _outbox_empty(self) -> str | None:
+    def _resend(self, task: Task, after_s: float | None) -> None:
+        if (
+            after_s is not None
+            and self.clock() - self._last_sent.get(task, float("-inf")) >= after_s
+        ):
+            self._send(task)
+
+    def _files_managed(
+        self, deployment: schema.Deployment, resend_after_s: float | None = None
+    ) -> str | None:
+        """None once no recording of the deployment is temporary. A drained queue is not enough:
+        the worker may still be running the task it took. With ``resend_after_s``: when the queue
+        is empty but recordings are still temporary (one registered or detected after the run
+        looked), ask for another run, at most that often."""
+        queued = self._drained(Queue.FILES)
+        if queued:
+            return queued
+        temporary = self.store.list_recordings(
+            deployment_id=str(deployment.id),
+            statuses=[pb.RECORDING_STATUS_TEMPORARY],
+            limit=10_000,
+        )
+        if not temporary:
+            return None
+        self._resend(Task.MANAGE_FILES, resend_after_s)
+        return f"{len(temporary)} recording(s) still temporary"
+
+    def _outbox_empty(self, resend_after_s: float | None = None) -> str | None:
+        """None once nothing waits to be sent. With ``resend_after_s``: when the queue is empty but
+        messages are still unsent (a send that failed, a message stored after the last run read
+        the outbox), ask for another run, at most that often, rather than wait for the schedule."""
+        queued = self._drained(Queue.DEFAULT)
+        if queued:
+            return queued
         unsent = self.store.get_unsent_messages(limit=10_000)
-        return f"{len(unsent)} message(s) unsent" if unsent else None
+        if not unsent:
+            return None
+        self._resend(Task.SEND_MESSAGES, resend_after_s)
+        return f"{len(unsent)} message(s) unsent"
+
+    def _send(self, task: Task) -> None:
+        self.app.send_task(task.value, **self.send_arguments(task))
+        self._last_sent[task] = self.clock()
 
     def flush(self, deployment: schema.Deployment, timeout_s: float) -> FlushReport:
         deadline = self.clock() + timeout_s
         report = FlushReport()
-        if self.settle_s:
-            time.sleep(min(self.settle_s, timeout_s))
-        left = self._wait(lambda: self._undetected(deployment), deadline)
+        settle_s = self.settle_s()
+        if settle_s:
+            time.sleep(min(settle_s, timeout_s))
+        sweep = self.detection_sweep() if self.detection_sweep is not None else None
+        left = self._wait(lambda: self._undetected(deployment, sweep), deadline)
         report.steps.append("detection: " + (left or "done"))
         if left:
             report.left.append(f"detection: {left}")
-        self.app.send_task(Task.MANAGE_FILES.value)
-        left = self._wait(self._drained, deadline)
+        self._send(Task.MANAGE_FILES)
+        left = self._wait(lambda: self._files_managed(deployment, self.resend_s), deadline)
         report.steps.append("file management: " + (left or "done"))
         if left:
             report.left.append(f"file management: {left}")
-        self.app.send_task(Task.SEND_MESSAGES.value)
-        left = self._wait(self._outbox_empty, deadline)
+        if not self.can_send():
+            unsent = len(self.store.get_unsent_messages(limit=10_000))
+            report.steps.append(
+                f"messaging: no destination configured; {unsent} message(s) stay in the outbox"
+            )
+            return report
+        self._send(Task.SEND_MESSAGES)
+        left = self._wait(lambda: self._outbox_empty(self.resend_s), deadline)
         report.steps.append("messaging: " + (left or "done"))
         if left:
             report.left.append(f"messaging: {left}")

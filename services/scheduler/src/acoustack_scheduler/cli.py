@@ -91,6 +91,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "run", parents=[common], help="run a task now, outside its schedule"
     )
     run.add_argument("name", help="a task from `task list`, e.g. record")
+    run.add_argument(
+        "--profile",
+        action="store_true",
+        help="run it under the profiler and show where its time went (waits for it to finish)",
+    )
     run.set_defaults(handler=run_task)
 
     config = commands.add_parser("config", help="the program's configuration")
@@ -179,7 +184,13 @@ def show_status(args: argparse.Namespace) -> int:
     for service in reply.services:
         colour = "32" if service.health == "SERVING" else "31"
         print(f"  {service.name:<10} {paint(service.health, colour)} ({service.target})")
-    print("queues: " + ", ".join(f"{q.name} {q.waiting}" for q in reply.queues))
+    print("queues:")
+    for queue in reply.queues:
+        workers = f"{queue.workers}/{queue.expected_workers} worker(s)"
+        short = queue.workers < queue.expected_workers or (queue.waiting and not queue.workers)
+        print(
+            f"  {queue.name:<10} {queue.waiting:>5} waiting, {paint(workers, '33') if short else workers}"
+        )
     if reply.HasField("last_recording"):
         r = reply.last_recording
         print(f"last recording: {_when(r.started_at)} {r.path}")
@@ -190,6 +201,11 @@ def show_status(args: argparse.Namespace) -> int:
         print(
             f"last detection: {o.model_name} found {len(o.detections)} in recording {o.recording_id}"
         )
+    if reply.HasField("last_message_sent"):
+        sent = reply.last_message_sent
+        print(f"last message sent: {_when(sent.received_at)} (message {sent.message_id})")
+    else:
+        print("last message sent: none")
     print(f"unsent messages: {reply.unsent_messages}")
     print(f"free disk: {reply.free_disk_gb:.1f} GB")
     return 0
@@ -202,7 +218,7 @@ def run_checks(args: argparse.Namespace) -> int:
     else:
         for check in reply.checks:
             mark = paint("ok", "32") if check.ok else paint("FAILED", "31")
-            print(f"{check.component:<12} {mark}  {check.detail}")
+            print(f"{check.component:<28} {mark}  {check.detail}")
     return 0 if all(c.ok for c in reply.checks) else 1
 
 
@@ -219,12 +235,32 @@ def list_tasks(args: argparse.Namespace) -> int:
 
 
 def run_task(args: argparse.Namespace) -> int:
-    reply = _call(args, "RunTask", control_pb2.RunTaskRequest(name=args.name))
+    request = control_pb2.RunTaskRequest(
+        name=args.name,
+        profile=args.profile,
+        # The scheduler gives up a little before this command does, so its answer gets through.
+        profile_timeout_s=max(1.0, args.timeout - 5.0),
+    )
+    reply = _call(args, "RunTask", request)
+    profile = json.loads(reply.profile_json) if reply.profile_json else None
     if args.json:
-        _print_json(reply)
-    else:
-        print(f"sent {args.name} to queue {reply.queue} (task id {reply.task_id})")
-    return 0
+        print(json.dumps({"task_id": reply.task_id, "queue": reply.queue, "profile": profile}))
+        return 0
+    print(f"sent {args.name} to queue {reply.queue} (task id {reply.task_id})")
+    if profile is None:
+        return 0
+    print(
+        f"{profile['task']} on {profile['worker']}: {profile['outcome']} in "
+        f"{profile['wall_s'] * 1000:.1f} ms ({profile['cpu_s'] * 1000:.1f} ms CPU)"
+    )
+    print(f"  result: {json.dumps(profile['result'])}")
+    print(f"  {'cumulative':>12} {'own':>10} {'calls':>7}  function")
+    for row in profile["functions"]:
+        print(
+            f"  {row['cumulative_s'] * 1000:10.1f}ms {row['own_s'] * 1000:8.1f}ms "
+            f"{row['calls']:7d}  {row['function']}"
+        )
+    return 0 if profile["outcome"] == "SUCCESS" else 1
 
 
 def get_config(args: argparse.Namespace) -> int:

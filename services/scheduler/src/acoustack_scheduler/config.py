@@ -41,6 +41,21 @@ class SchedulerSettings(BrokerSettings, StorageClientSettings):
     disk_path: Annotated[Path, Field(description="file system whose free space status reports")] = (
         Path("/data")
     )
+    detection_sweep_after_s: Annotated[
+        float,
+        Field(
+            ge=1,
+            description="a temporary recording without a model output gets its detect task sent "
+            "again after this long with the detection queue empty (detecting programs only)",
+        ),
+    ] = 600.0
+    detection_sweep_attempts: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="detect tasks sent again for one recording before it is marked failed",
+        ),
+    ] = 3
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("services")

@@ -11,7 +11,7 @@ import grpc
 from acoustack import convert
 from acoustack.errors import FailedPreconditionError
 from acoustack.grpc_server import rpc_errors
-from acoustack.v1 import control_pb2, control_pb2_grpc
+from acoustack.v1 import check_pb2, control_pb2, control_pb2_grpc
 from acoustack_scheduler.config_store import ConfigStore
 from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
 from acoustack_scheduler.status import StatusReporter
@@ -20,10 +20,8 @@ from acoustack_scheduler.task_runner import TaskRunner
 log = logging.getLogger(__name__)
 
 
-def _checks(results: Sequence[CheckResult]) -> list[control_pb2.CheckResult]:
-    return [
-        control_pb2.CheckResult(component=r.component, ok=r.ok, detail=r.detail) for r in results
-    ]
+def _checks(results: Sequence[CheckResult]) -> list[check_pb2.CheckResult]:
+    return [r.to_proto() for r in results]
 
 
 class ControlServicer(control_pb2_grpc.ControlServicer):
@@ -90,8 +88,16 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @rpc_errors
     def RunTask(self, request, context):
-        task_id, queue = self._tasks().run(request.name)
-        return control_pb2.RunTaskResponse(task_id=task_id, queue=queue)
+        task_id, queue, profile = self._tasks().run(
+            request.name,
+            profile=request.profile,
+            profile_timeout_s=request.profile_timeout_s or 120.0,
+        )
+        return control_pb2.RunTaskResponse(
+            task_id=task_id,
+            queue=queue,
+            profile_json=json.dumps(profile) if profile is not None else "",
+        )
 
     def _config(self) -> ConfigStore:
         if self.config is None:

@@ -1,8 +1,9 @@
 """`make dev` (python -m acoustack_scheduler.devstack): the services as local processes.
 
-storage, detector (bundled BatDetect2), recorder (replaying the bat recordings) and scheduler (the
-detection program), against the machine's Postgres and RabbitMQ, each in a database and vhost of
-its own, logs under the work folder. The end-to-end test uses the same launcher.
+storage (with its file-management worker), detector (bundled BatDetect2), recorder (replaying the
+bat recordings), messenger (to the machine's Mosquitto) and scheduler (the detection program),
+against the machine's Postgres and RabbitMQ, in a database and vhost of their own, logs under the
+work folder. The end-to-end test uses the same launcher.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from pathlib import Path
 import psycopg
 
 from acoustack.healthcheck import check
+from acoustack.names import Queue
+from acoustack_scheduler.programs import expected_workers, load_program
 
 REPO = Path(__file__).resolve().parents[4]
 AUDIO = REPO / "services" / "detector" / "tests" / "data" / "audio"
 POSTGRES_ADMIN = os.environ.get("DEV_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("DEV_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+MQTT_HOST = os.environ.get("DEV_MQTT_HOST", "127.0.0.1")
+SERVICES = ("storage", "detector", "recorder", "messenger", "scheduler")  # the order they start in
 
 
 @dataclass
@@ -33,6 +38,7 @@ class Ports:
     detector: int = 50052
     recorder: int = 50053
     scheduler: int = 50054
+    messenger: int = 50055
 
 
 @dataclass
@@ -67,7 +73,22 @@ class DevStack:
         )  # fmt: skip
         for folder in ("logs", "recordings/tmp", "data"):
             (self.work / folder).mkdir(parents=True, exist_ok=True)
-        (self.work / "program.json").write_text(json.dumps(self.program_config, indent=2))
+        (self.work / "program.json").write_text(json.dumps(self.program(), indent=2))
+
+    def program(self) -> dict:
+        """The detection program's settings for a local run, with the caller's on top."""
+        config = {
+            "recording": {"min_free_disk_mb": 10},
+            "file_management": {"destination": str(self.work / "recordings")},
+            "messaging": {"mqtt_host": MQTT_HOST, "mqtt_topic": f"{self.name}/messages"},
+        }
+        for section, values in self.program_config.items():
+            config[section] = {**config.get(section, {}), **values}
+        return config
+
+    def expected_workers(self) -> dict[str, int]:
+        program = load_program("detection")
+        return expected_workers(program.workers(program.parse_config(self.program())))
 
     def environments(self) -> dict[str, dict[str, str]]:
         storage = f"127.0.0.1:{self.ports.storage}"
@@ -76,6 +97,8 @@ class DevStack:
                 "STORAGE_DATABASE_URL": self.database_url,
                 "STORAGE_GRPC_HOST": "127.0.0.1",
                 "STORAGE_GRPC_PORT": str(self.ports.storage),
+                "STORAGE_BROKER_URL": self.broker_url,
+                "STORAGE_TEMP_DIR": str(self.work / "recordings" / "tmp"),
             },
             "detector": {
                 "DETECTOR_BROKER_URL": self.broker_url,
@@ -86,6 +109,16 @@ class DevStack:
                 "ACOUSTACK_MODEL_DIR": os.environ.get(
                     "ACOUSTACK_MODEL_DIR", str(REPO / "build" / "model")
                 ),
+                "DETECTOR_CHECK_FILE": str(sorted(AUDIO.glob("*.wav"))[0]),
+                # The program's worker layout: as many detection processes as it asks for.
+                "DETECTOR_CONCURRENCY": str(self.expected_workers().get(Queue.DETECTION.value, 1)),
+            },
+            "messenger": {
+                "MESSENGER_BROKER_URL": self.broker_url,
+                "MESSENGER_STORAGE_TARGET": storage,
+                "MESSENGER_GRPC_HOST": "127.0.0.1",
+                "MESSENGER_GRPC_PORT": str(self.ports.messenger),
+                "MESSENGER_DATA_DIR": str(self.work / "data"),
             },
             "recorder": {
                 "RECORDER_BROKER_URL": self.broker_url,
@@ -106,8 +139,9 @@ class DevStack:
                 "SCHEDULER_STORAGE_TARGET": storage,
                 "SCHEDULER_PROGRAM": "detection",
                 "SCHEDULER_CONFIG_FILE": str(self.work / "program.json"),
-                "SCHEDULER_SERVICES": (
-                    f"detector=127.0.0.1:{self.ports.detector},recorder=127.0.0.1:{self.ports.recorder}"
+                "SCHEDULER_SERVICES": ",".join(
+                    f"{name}=127.0.0.1:{self.health_port(name)}"
+                    for name in ("detector", "recorder", "messenger")
                 ),
                 "SCHEDULER_GRPC_HOST": "127.0.0.1",
                 "SCHEDULER_GRPC_PORT": str(self.ports.scheduler),
@@ -154,11 +188,11 @@ class DevStack:
 
     def up(self) -> None:
         self.prepare()
-        for service in ("storage", "detector", "recorder", "scheduler"):
+        for service in SERVICES:
             self.start(service)
 
     def down(self) -> None:
-        for service in ("scheduler", "recorder", "detector", "storage"):
+        for service in reversed(SERVICES):
             self.stop(service)
 
 

@@ -21,15 +21,9 @@ from acoustack import convert, schema
 from acoustack.clients import StoreClient
 from acoustack.errors import FailedPreconditionError, InvalidArgumentError, validation_message
 from acoustack.names import RoutingKey
+from acoustack.self_check import CheckResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    component: str
-    ok: bool
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -59,6 +53,8 @@ class Lifecycle:
     # after the flush has looked; resumed once the deployment has ended.
     pause_recording: Callable[[], None] = lambda: None
     resume_recording: Callable[[], None] = lambda: None
+    # Told the active deployment after each start and stop (the beat sends it with each slot).
+    on_deployment: Callable[[schema.Deployment | None], None] = lambda deployment: None
 
     def current(self) -> schema.Deployment | None:
         found = self.store.current_deployment()
@@ -107,6 +103,7 @@ class Lifecycle:
                 f"the deployment could not be announced ({exc}); the start was rolled back",
                 help="check that RabbitMQ is running, then start again",
             ) from None
+        self.on_deployment(started)
         return started, results
 
     def stop(self, timeout_s: float = 120.0) -> tuple[schema.Deployment, FlushReport]:
@@ -121,6 +118,7 @@ class Lifecycle:
             if not report.complete:
                 log.warning("stopping %s with work left: %s", active.name, "; ".join(report.left))
             ended = convert.deployment_from_proto(self.store.end_deployment(active.id))
+            self.on_deployment(None)
         finally:
             self.resume_recording()
         try:

@@ -12,93 +12,22 @@ import datetime as dt
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from acoustack.errors import InvalidArgumentError, validation_message
 from acoustack.names import Queue, Task
+from acoustack.program_config import (
+    DetectionConfig,
+    FileManagementConfig,
+    HeartbeatConfig,
+    MessagingConfig,
+    RecordingConfig,
+    Section,
+    SummaryConfig,
+)
 from acoustack_scheduler.schedules import aligned_schedule
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class RecordingConfig(Section):
-    duration_s: Annotated[
-        float, Field(gt=0, le=3600, description="length of each recording, seconds")
-    ] = 3.0
-    interval_s: Annotated[
-        float, Field(gt=0, le=86400, description="a recording starts every this many seconds")
-    ] = 10.0
-    offset_s: Annotated[
-        float, Field(ge=0, description="slots start this many seconds after the interval boundary")
-    ] = 0.0
-    samplerate_hz: Annotated[
-        int, Field(gt=0, le=1_000_000, description="capture rate, Hz (384000 for bats)")
-    ] = 384_000
-    channels: Annotated[int, Field(ge=1, le=8, description="input channels")] = 1
-    time_expansion: Annotated[float, Field(gt=0, le=100, description="1 for real time")] = 1.0
-    daily_windows: Annotated[
-        str, Field(description="local windows to record in, e.g. 20:00-06:00; empty: all day")
-    ] = ""
-    timezone: Annotated[str, Field(description="IANA time zone of the daily windows")] = "UTC"
-    sun_window: Annotated[
-        str, Field(description="record around a sun event at the deployment, e.g. dusk-30m+3h")
-    ] = ""
-    min_free_disk_mb: Annotated[
-        int, Field(ge=0, description="stop recording below this much free disk")
-    ] = 500
-
-
-class FileManagementConfig(Section):
-    interval_s: Annotated[
-        float, Field(gt=0, description="how often temporary recordings are saved or deleted")
-    ] = 120.0
-    save_all: Annotated[bool, Field(description="keep every recording (no saving filters)")] = True
-    destination: Annotated[
-        str, Field(description="where saved recordings go, in date folders Y/M/D")
-    ] = "/data/recordings"
-
-
-class MessagingConfig(Section):
-    interval_s: Annotated[float, Field(gt=0, description="how often the outbox is sent")] = 120.0
-    max_per_run: Annotated[
-        int, Field(ge=1, le=10_000, description="most messages sent per run")
-    ] = 100
-    order: Annotated[
-        Literal["oldest-first", "newest-first"], Field(description="which messages go first")
-    ] = "oldest-first"
-    http_url: Annotated[
-        str, Field(description="HTTP endpoint messages are POSTed to; empty: none")
-    ] = ""
-    mqtt_host: Annotated[str, Field(description="MQTT broker host; empty: none")] = ""
-    mqtt_port: Annotated[int, Field(ge=1, le=65535, description="MQTT broker port")] = 1883
-    mqtt_topic: Annotated[str, Field(description="MQTT topic messages are published to")] = (
-        "acoustack/messages"
-    )
-
-
-class HeartbeatConfig(Section):
-    interval_s: Annotated[float, Field(gt=0, description="how often a heartbeat is sent")] = 3600.0
-
-
-class DetectionConfig(Section):
-    model: Annotated[
-        str, Field(description="batdetect2 (bundled), or grpc://host:port for a model server")
-    ] = "batdetect2"
-    threshold: Annotated[
-        float, Field(ge=0, le=1, description="detections and tags below this score are dropped")
-    ] = 0.2
-    message_threshold: Annotated[
-        float | None,
-        Field(
-            ge=0,
-            le=1,
-            description="send only detections at least this confident; empty: the whole output",
-        ),
-    ] = None
 
 
 class DefaultProgramConfig(Section):
@@ -122,6 +51,9 @@ class ConnectedProgramConfig(DefaultProgramConfig):
 class DetectionProgramConfig(ConnectedProgramConfig):
     detection: Annotated[DetectionConfig, Field(description="the model run on each recording")] = (
         DetectionConfig()
+    )
+    summary: Annotated[SummaryConfig, Field(description="counts of what was detected")] = (
+        SummaryConfig()
     )
 
 
@@ -159,19 +91,45 @@ class Program:
                 raise InvalidArgumentError(
                     f"{name}: the offset {offset:g} s must be less than the interval {interval:g} s"
                 )
+            arguments = self.send_arguments(config, task)
             entries[name] = {
                 "task": task.value,
                 "schedule": aligned_schedule(dt.timedelta(seconds=interval), offset),
+                "kwargs": arguments.pop("kwargs"),
                 # A slot's task is worth nothing once the next slot has come.
-                "options": {"expires": interval},
+                "options": {"expires": interval, **arguments},
             }
         return entries
+
+    def send_arguments(self, config: Section, task: Task) -> dict[str, Any]:
+        """What a task of this program is sent with, by the beat, `task run` or a flush.
+
+        kwargs: the whole configuration, from which each service reads its own sections, so a
+        changed setting applies at the next run. Time limits, enforced by the workers' prefork
+        pools: a recording may take its duration plus a margin; a hung send or file move is
+        stopped after ten minutes. Soft first (the task can clean up), then hard (killed).
+        """
+        soft = config.recording.duration_s + 30.0 if task is Task.RECORD else 600.0
+        return {
+            "kwargs": {"program_config": config.model_dump(mode="json")},
+            "soft_time_limit": soft,
+            "time_limit": soft + 30.0,
+        }
 
     def workers(self, config: Section) -> list[WorkerSpec]:
         return [
             WorkerSpec("recording", (Queue.RECORDING.value,), 1),
-            WorkerSpec("default", (Queue.DEFAULT.value,), 1),
+            WorkerSpec("files", (Queue.FILES.value,), 1),
         ]
+
+
+def expected_workers(workers: list[WorkerSpec]) -> dict[str, int]:
+    """queue → worker processes the layout gives it."""
+    expected: dict[str, int] = {}
+    for spec in workers:
+        for queue in spec.queues:
+            expected[queue] = expected.get(queue, 0) + spec.concurrency
+    return expected
 
 
 class DefaultProgram(Program):
@@ -190,10 +148,19 @@ class ConnectedProgram(DefaultProgram):
             "heartbeat": (Task.HEARTBEAT, config.heartbeat.interval_s, 0.0),
         }
 
+    def workers(self, config: Section) -> list[WorkerSpec]:
+        return [*super().workers(config), WorkerSpec("messaging", (Queue.DEFAULT.value,), 1)]
+
 
 class DetectionProgram(ConnectedProgram):
     name = "detection"
     config_schema = DetectionProgramConfig
+
+    def periodic_tasks(self, config: Section) -> dict[str, tuple[Task, float, float]]:
+        return {
+            **super().periodic_tasks(config),
+            "summarise": (Task.SUMMARISE, config.summary.interval_s, 0.0),
+        }
 
     def workers(self, config: Section) -> list[WorkerSpec]:
         return [*super().workers(config), WorkerSpec("detection", (Queue.DETECTION.value,), 2)]

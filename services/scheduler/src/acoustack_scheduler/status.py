@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from acoustack import schema
 from acoustack.clients import StoreClient
 from acoustack.healthcheck import check
 from acoustack.v1 import control_pb2, store_pb2
@@ -18,8 +19,10 @@ class StatusReporter:
     program: str
     store: StoreClient
     services: Mapping[str, str]  # name → host:port of its gRPC health service
-    queue_depths: Callable[[], Mapping[str, int]]
+    queue_stats: Callable[[], Mapping[str, tuple[int, int]]]  # name → (waiting, workers)
     disk_path: Path = Path("/")
+    # queue → worker processes the program's layout asks for (Program.workers)
+    expected_workers: Callable[[], Mapping[str, int]] = dict
     health_timeout_s: float = 2.0
 
     def report(self) -> control_pb2.GetStatusResponse:
@@ -31,12 +34,18 @@ class StatusReporter:
             _ok, text = check(target, timeout_s=self.health_timeout_s)
             reply.services.add(name=name, target=target, health=text.removeprefix(f"{target}: "))
         try:
-            depths = self.queue_depths()
+            stats = self.queue_stats()
         except Exception as exc:  # the broker being down is itself the status to show
-            reply.queues.add(name=f"unavailable: {exc}", waiting=-1)
+            reply.queues.add(name=f"unavailable: {exc}", waiting=-1, workers=-1)
         else:
-            for name, waiting in sorted(depths.items()):
-                reply.queues.add(name=name, waiting=waiting)
+            expected = self.expected_workers()
+            for name, (waiting, workers) in sorted(stats.items()):
+                reply.queues.add(
+                    name=name,
+                    waiting=waiting,
+                    workers=workers,
+                    expected_workers=expected.get(name, 0),
+                )
         newest = self.store.list_recordings(
             order=store_pb2.SORT_ORDER_NEWEST_FIRST, limit=1, include_model_outputs=True
         )
@@ -49,6 +58,9 @@ class StatusReporter:
                 if output.id == hits[0].model_output_id:
                     reply.last_model_output.CopyFrom(output)
         reply.unsent_messages = len(self.store.get_unsent_messages(limit=10_000))
+        sent = self.store.list_responses(status=schema.ResponseStatus.SUCCESS, limit=1)
+        if sent:
+            reply.last_message_sent.CopyFrom(sent[0])
         try:
             reply.free_disk_gb = shutil.disk_usage(self.disk_path).free / 1e9
         except OSError:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
 
-from acoustack.errors import NotFoundError
-from acoustack.names import TASK_QUEUES
+from acoustack import profiling
+from acoustack.errors import FailedPreconditionError, NotFoundError
+from acoustack.names import PROFILE_REPLY_HEADER, TASK_QUEUES, Task
 from acoustack_scheduler.programs import Program, Section
 
 
@@ -24,7 +27,13 @@ class TaskEntry:
 class TaskRunner:
     app: Celery
     program: Program
-    config: Section
+    current_config: Callable[[], Section]
+    # What the scheduler adds beside the configuration (the deployment, for `record`).
+    extra_arguments: Callable[[Task], dict[str, Any]] = lambda task: {}
+
+    @property
+    def config(self) -> Section:
+        return self.current_config()
 
     def list(self) -> list[TaskEntry]:
         return [
@@ -32,12 +41,31 @@ class TaskRunner:
             for name, (task, interval, offset) in self.program.periodic_tasks(self.config).items()
         ]
 
-    def run(self, name: str) -> tuple[str, str]:
-        """Send the task now (outside its schedule); returns its id and queue."""
+    def run(
+        self, name: str, *, profile: bool = False, profile_timeout_s: float = 120.0
+    ) -> tuple[str, str, dict[str, Any] | None]:
+        """Send the task now (outside its schedule); returns its id, its queue and, when asked
+        for, the profile of the run (waiting for it at most ``profile_timeout_s``)."""
         for entry in self.list():
             if name in (entry.name, entry.task):
-                result = self.app.send_task(entry.task)
-                return result.id, entry.queue
+                task = Task(entry.task)
+                arguments = self.program.send_arguments(self.config, task)
+                arguments["kwargs"].update(self.extra_arguments(task))
+                if not profile:
+                    return self.app.send_task(entry.task, **arguments).id, entry.queue, None
+                with profiling.profile_reply_queue(self.app) as (reply_to, wait):
+                    result = self.app.send_task(
+                        entry.task, headers={PROFILE_REPLY_HEADER: reply_to}, **arguments
+                    )
+                    try:
+                        report = wait(profile_timeout_s)
+                    except profiling.ProfileTimeout as exc:
+                        raise FailedPreconditionError(
+                            f"{entry.name}: {exc} (task {result.id} on queue {entry.queue})",
+                            help=f"is a worker taking queue {entry.queue}? `acoustack status` "
+                            "shows the workers; a longer task needs --timeout",
+                        ) from None
+                return result.id, entry.queue, report
         names = ", ".join(e.name for e in self.list())
         raise NotFoundError(
             f"name: no task {name!r} in program {self.program.name} (tasks: {names})"

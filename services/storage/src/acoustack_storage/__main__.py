@@ -1,4 +1,9 @@
-"""Entry point: `acoustack-storage` or `python -m acoustack_storage`."""
+"""Entry point: `acoustack-storage` or `python -m acoustack_storage`.
+
+This process serves the gRPC `Store` and health. When STORAGE_BROKER_URL is set, the
+file-management worker (queue `files`) runs beside it in a spawned process of its own, with the
+prefork pool, so its time limits are enforced (see acoustack.worker_process).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,12 @@ import time
 from acoustack.config import load_service_settings
 from acoustack.errors import FailedPreconditionError, UnavailableError
 from acoustack.grpc_server import RunningServer, start_server, wait_for_termination
+from acoustack.worker_process import start_worker_process, supervise
 from acoustack_storage.config import PREFIX, StorageSettings
 from acoustack_storage.migrate import apply_migrations
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.servicer import StoreServicer, register
+from acoustack_storage.worker import run_file_worker
 
 log = logging.getLogger("acoustack_storage")
 
@@ -76,11 +83,17 @@ def main() -> int:
     )
     watcher.start()
     try:
-        wait_for_termination(server, settings.shutdown_grace_s)
+        if not settings.broker_url:
+            wait_for_termination(server, settings.shutdown_grace_s)
+            return 0
+        worker = start_worker_process(
+            run_file_worker, settings, log_level=settings.log_level, name="storage-files-worker"
+        )
+        # A run in progress may take up to its hard time limit to end.
+        return supervise(server, worker, grace_s=settings.task_time_limit_s + 5)
     finally:
         stop.set()
         store.close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
 
-from acoustack.config import Settings
+from acoustack.config import TaskTimeLimitSettings
 
 PREFIX = "STORAGE"
 
 
-class StorageSettings(Settings):
+class StorageSettings(TaskTimeLimitSettings):
     database_url: Annotated[
         str,
         Field(
@@ -41,4 +42,15 @@ class StorageSettings(Settings):
     shutdown_grace_s: Annotated[
         float, Field(ge=0, description="time given to calls in flight on SIGTERM")
     ] = 10.0
+    broker_url: Annotated[
+        str,
+        Field(
+            pattern=r"^(amqps?://.*)?$",
+            description="RabbitMQ URL (amqp://user:pass@host:5672/vhost) for the file-management "
+            "worker; empty: no worker, gRPC only",
+        ),
+    ] = ""
+    temp_dir: Annotated[
+        Path, Field(description="the recorder's temporary area, where file management looks")
+    ] = Path("/dev/shm/acoustack")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -653,14 +653,35 @@ class PostgresStore:
                 ),
             )
 
-    def list_responses(self, message_id: uuid.UUID) -> list[schema.Response]:
+    def list_responses(
+        self,
+        message_id: uuid.UUID | None,
+        status: schema.ResponseStatus | None = None,
+        limit: int = 1,
+    ) -> list[schema.Response]:
+        """One message's responses, oldest first; or, without a message, the newest ``limit``."""
+        where, params = [], []
+        if status is not None:
+            where.append("status = %s")
+            params.append(status.value)
         with self._tx() as conn:
-            exists = conn.execute("SELECT 1 FROM messages WHERE id = %s", (message_id,)).fetchone()
-            if exists is None:
-                raise NotFoundError(f"message_id: no message {message_id}")
+            if message_id is not None:
+                exists = conn.execute(
+                    "SELECT 1 FROM messages WHERE id = %s", (message_id,)
+                ).fetchone()
+                if exists is None:
+                    raise NotFoundError(f"message_id: no message {message_id}")
+                where.append("message_id = %s")
+                params.append(message_id)
+                order, tail = "received_at, id", ""
+            else:
+                order, tail = "received_at DESC, id DESC", " LIMIT %s"
+            query = (
+                "SELECT message_id, status, content, received_at FROM responses"
+                + (" WHERE " + " AND ".join(where) if where else "")
+                + f" ORDER BY {order}{tail}"
+            )
             rows = conn.execute(
-                """SELECT message_id, status, content, received_at FROM responses
-                   WHERE message_id = %s ORDER BY received_at, id""",
-                (message_id,),
+                query, (*params, limit) if message_id is None else tuple(params)
             ).fetchall()
         return [schema.Response.model_validate(row) for row in rows]

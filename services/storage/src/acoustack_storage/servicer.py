@@ -248,7 +248,16 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
 
     @rpc_errors
     def ListResponses(self, request, context):
-        responses = self.store.list_responses(_uuid(request.message_id, "message_id"))
+        status = convert.response_status_from_proto(request.status)
+        if status is not None and not isinstance(status, schema.ResponseStatus):
+            raise InvalidArgumentError(f"status: {request.status} is not a ResponseStatus")
+        if not 0 <= request.limit <= 1000:
+            raise InvalidArgumentError(f"limit: {request.limit} is not within 0..1000")
+        responses = self.store.list_responses(
+            _uuid(request.message_id, "message_id", required=False),
+            status,
+            request.limit or 1,
+        )
         return spb.ListResponsesResponse(
             responses=[convert.response_to_proto(r) for r in responses]
         )

@@ -1,3 +1,4 @@
+from acoustack.v1 import check_pb2 as _check_pb2
 from acoustack.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -6,16 +7,6 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
-
-class CheckResult(_message.Message):
-    __slots__ = ("component", "ok", "detail")
-    COMPONENT_FIELD_NUMBER: _ClassVar[int]
-    OK_FIELD_NUMBER: _ClassVar[int]
-    DETAIL_FIELD_NUMBER: _ClassVar[int]
-    component: str
-    ok: bool
-    detail: str
-    def __init__(self, component: _Optional[str] = ..., ok: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ControlStartDeploymentRequest(_message.Message):
     __slots__ = ("name", "latitude", "longitude", "skip_checks")
@@ -34,8 +25,8 @@ class ControlStartDeploymentResponse(_message.Message):
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     CHECKS_FIELD_NUMBER: _ClassVar[int]
     deployment: _types_pb2.Deployment
-    checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
-    def __init__(self, deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ...) -> None: ...
+    checks: _containers.RepeatedCompositeFieldContainer[_check_pb2.CheckResult]
+    def __init__(self, deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., checks: _Optional[_Iterable[_Union[_check_pb2.CheckResult, _Mapping]]] = ...) -> None: ...
 
 class ControlStopDeploymentRequest(_message.Message):
     __slots__ = ("flush_timeout_s",)
@@ -68,15 +59,19 @@ class ServiceStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., target: _Optional[str] = ..., health: _Optional[str] = ...) -> None: ...
 
 class QueueStatus(_message.Message):
-    __slots__ = ("name", "waiting")
+    __slots__ = ("name", "waiting", "workers", "expected_workers")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_WORKERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     waiting: int
-    def __init__(self, name: _Optional[str] = ..., waiting: _Optional[int] = ...) -> None: ...
+    workers: int
+    expected_workers: int
+    def __init__(self, name: _Optional[str] = ..., waiting: _Optional[int] = ..., workers: _Optional[int] = ..., expected_workers: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("program", "deployment", "services", "queues", "last_recording", "last_model_output", "unsent_messages", "free_disk_gb")
+    __slots__ = ("program", "deployment", "services", "queues", "last_recording", "last_model_output", "unsent_messages", "free_disk_gb", "last_message_sent")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +80,7 @@ class GetStatusResponse(_message.Message):
     LAST_MODEL_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     UNSENT_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     FREE_DISK_GB_FIELD_NUMBER: _ClassVar[int]
+    LAST_MESSAGE_SENT_FIELD_NUMBER: _ClassVar[int]
     program: str
     deployment: _types_pb2.Deployment
     services: _containers.RepeatedCompositeFieldContainer[ServiceStatus]
@@ -93,7 +89,8 @@ class GetStatusResponse(_message.Message):
     last_model_output: _types_pb2.ModelOutput
     unsent_messages: int
     free_disk_gb: float
-    def __init__(self, program: _Optional[str] = ..., deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., services: _Optional[_Iterable[_Union[ServiceStatus, _Mapping]]] = ..., queues: _Optional[_Iterable[_Union[QueueStatus, _Mapping]]] = ..., last_recording: _Optional[_Union[_types_pb2.Recording, _Mapping]] = ..., last_model_output: _Optional[_Union[_types_pb2.ModelOutput, _Mapping]] = ..., unsent_messages: _Optional[int] = ..., free_disk_gb: _Optional[float] = ...) -> None: ...
+    last_message_sent: _types_pb2.Response
+    def __init__(self, program: _Optional[str] = ..., deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., services: _Optional[_Iterable[_Union[ServiceStatus, _Mapping]]] = ..., queues: _Optional[_Iterable[_Union[QueueStatus, _Mapping]]] = ..., last_recording: _Optional[_Union[_types_pb2.Recording, _Mapping]] = ..., last_model_output: _Optional[_Union[_types_pb2.ModelOutput, _Mapping]] = ..., unsent_messages: _Optional[int] = ..., free_disk_gb: _Optional[float] = ..., last_message_sent: _Optional[_Union[_types_pb2.Response, _Mapping]] = ...) -> None: ...
 
 class RunChecksRequest(_message.Message):
     __slots__ = ()
@@ -102,8 +99,8 @@ class RunChecksRequest(_message.Message):
 class RunChecksResponse(_message.Message):
     __slots__ = ("checks",)
     CHECKS_FIELD_NUMBER: _ClassVar[int]
-    checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
-    def __init__(self, checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ...) -> None: ...
+    checks: _containers.RepeatedCompositeFieldContainer[_check_pb2.CheckResult]
+    def __init__(self, checks: _Optional[_Iterable[_Union[_check_pb2.CheckResult, _Mapping]]] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
     __slots__ = ()
@@ -130,18 +127,24 @@ class ListTasksResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ...) -> None: ...
 
 class RunTaskRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "profile", "profile_timeout_s")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    profile: bool
+    profile_timeout_s: float
+    def __init__(self, name: _Optional[str] = ..., profile: _Optional[bool] = ..., profile_timeout_s: _Optional[float] = ...) -> None: ...
 
 class RunTaskResponse(_message.Message):
-    __slots__ = ("task_id", "queue")
+    __slots__ = ("task_id", "queue", "profile_json")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_JSON_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     queue: str
-    def __init__(self, task_id: _Optional[str] = ..., queue: _Optional[str] = ...) -> None: ...
+    profile_json: str
+    def __init__(self, task_id: _Optional[str] = ..., queue: _Optional[str] = ..., profile_json: _Optional[str] = ...) -> None: ...
 
 class GetConfigRequest(_message.Message):
     __slots__ = ("field",)

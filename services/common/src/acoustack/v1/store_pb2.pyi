@@ -293,10 +293,14 @@ class StoreResponseResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ListResponsesRequest(_message.Message):
-    __slots__ = ("message_id",)
+    __slots__ = ("message_id", "status", "limit")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
     message_id: str
-    def __init__(self, message_id: _Optional[str] = ...) -> None: ...
+    status: _types_pb2.ResponseStatus
+    limit: int
+    def __init__(self, message_id: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.ResponseStatus, str]] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ListResponsesResponse(_message.Message):
     __slots__ = ("responses",)

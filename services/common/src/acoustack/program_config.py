@@ -1,0 +1,199 @@
+"""The sections of a program's configuration, shared by the scheduler (which validates and keeps it)
+and the services (which receive it with each task and with each self-check, so a `config set` takes
+effect at the next run without a restart).
+
+Unknown fields and wrong types are refused, and the error names the field's dotted path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from acoustack.errors import InvalidArgumentError, validation_message
+
+_WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+_SUN = re.compile(r"^(dawn|sunrise|sunset|dusk)([-+]\d+[mh])?([-+]\d+[mh])?$")
+
+
+def parse_windows(text: str) -> list[tuple[dt.time, dt.time]]:
+    """'20:00-06:00,04:30-05:30' → [(20:00, 06:00), (04:30, 05:30)]."""
+    windows = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = _WINDOW.match(part)
+        if not match:
+            raise ValueError(f"{part!r} is not HH:MM-HH:MM (e.g. 20:00-06:00)")
+        h1, m1, h2, m2 = map(int, match.groups())
+        try:
+            windows.append((dt.time(h1, m1), dt.time(h2, m2)))
+        except ValueError:
+            raise ValueError(f"{part!r}: hours 0-23, minutes 0-59") from None
+    return windows
+
+
+def _minutes(token: str | None) -> dt.timedelta:
+    if not token:
+        return dt.timedelta(0)
+    amount = int(token[1:-1]) * (60 if token[-1] == "h" else 1)
+    return dt.timedelta(minutes=amount)
+
+
+def parse_sun_window(text: str) -> tuple[str, dt.timedelta, dt.timedelta] | None:
+    """'dusk-30m+3h' → ('dusk', 30 min before, 3 h after)."""
+    if not text:
+        return None
+    match = _SUN.match(text.replace(" ", ""))
+    if not match:
+        raise ValueError(
+            f"{text!r} is not EVENT-BEFORE+AFTER, e.g. dusk-30m+3h (events: dawn, sunrise, sunset, dusk)"
+        )
+    event, first, second = match.groups()
+    before = _minutes(next((t for t in (first, second) if t and t[0] == "-"), None))
+    after = _minutes(next((t for t in (first, second) if t and t[0] == "+"), None))
+    if before + after <= dt.timedelta(0):
+        raise ValueError(f"{text!r}: give a duration before and/or after the event")
+    return event, before, after
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RecordingConfig(Section):
+    duration_s: Annotated[
+        float, Field(gt=0, le=3600, description="length of each recording, seconds")
+    ] = 3.0
+    interval_s: Annotated[
+        float, Field(gt=0, le=86400, description="a recording starts every this many seconds")
+    ] = 10.0
+    offset_s: Annotated[
+        float, Field(ge=0, description="slots start this many seconds after the interval boundary")
+    ] = 0.0
+    samplerate_hz: Annotated[
+        int, Field(gt=0, le=1_000_000, description="capture rate, Hz (384000 for bats)")
+    ] = 384_000
+    channels: Annotated[int, Field(ge=1, le=8, description="input channels")] = 1
+    time_expansion: Annotated[float, Field(gt=0, le=100, description="1 for real time")] = 1.0
+    daily_windows: Annotated[
+        str, Field(description="local windows to record in, e.g. 20:00-06:00; empty: all day")
+    ] = ""
+    timezone: Annotated[str, Field(description="IANA time zone of the daily windows")] = "UTC"
+    sun_window: Annotated[
+        str, Field(description="record around a sun event at the deployment, e.g. dusk-30m+3h")
+    ] = ""
+    min_free_disk_mb: Annotated[
+        int, Field(ge=0, description="stop recording below this much free disk")
+    ] = 500
+
+    @field_validator("daily_windows")
+    @classmethod
+    def _windows(cls, value: str) -> str:
+        parse_windows(value)
+        return value
+
+    @field_validator("sun_window")
+    @classmethod
+    def _sun(cls, value: str) -> str:
+        parse_sun_window(value)
+        return value
+
+
+class FileManagementConfig(Section):
+    interval_s: Annotated[
+        float, Field(gt=0, description="how often temporary recordings are saved or deleted")
+    ] = 120.0
+    save_all: Annotated[bool, Field(description="keep every recording (no saving filters)")] = True
+    destination: Annotated[
+        str, Field(description="where saved recordings go, in date folders Y/M/D")
+    ] = "/recordings"
+    saving_threshold: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="when save_all is false: keep a recording with a detection at least this "
+            "confident, delete the others",
+        ),
+    ] = 0.5
+
+
+class MessagingConfig(Section):
+    interval_s: Annotated[float, Field(gt=0, description="how often the outbox is sent")] = 120.0
+    max_per_run: Annotated[
+        int, Field(ge=1, le=10_000, description="most messages sent per run")
+    ] = 100
+    order: Annotated[
+        Literal["oldest-first", "newest-first"], Field(description="which messages go first")
+    ] = "oldest-first"
+    http_url: Annotated[
+        str, Field(description="HTTP endpoint messages are POSTed to; empty: none")
+    ] = ""
+    http_content_type: Annotated[str, Field(description="Content-Type of each POST")] = (
+        "application/json"
+    )
+    http_timeout_s: Annotated[
+        float, Field(gt=0, le=300, description="seconds to wait for the HTTP server's answer")
+    ] = 10.0
+    mqtt_host: Annotated[str, Field(description="MQTT broker host; empty: none")] = ""
+    mqtt_port: Annotated[int, Field(ge=1, le=65535, description="MQTT broker port")] = 1883
+    mqtt_topic: Annotated[str, Field(description="MQTT topic messages are published to")] = (
+        "acoustack/messages"
+    )
+    mqtt_username: Annotated[str, Field(description="MQTT user name; empty: anonymous")] = ""
+    mqtt_password: Annotated[str, Field(description="MQTT password")] = ""
+    mqtt_tls: Annotated[bool, Field(description="connect to the MQTT broker over TLS")] = False
+    mqtt_transport: Annotated[
+        Literal["tcp", "websockets"], Field(description="MQTT over plain TCP or WebSockets")
+    ] = "tcp"
+    mqtt_timeout_s: Annotated[
+        float, Field(gt=0, le=300, description="seconds to wait for the broker to take a message")
+    ] = 10.0
+
+
+class SummaryConfig(Section):
+    interval_s: Annotated[
+        float, Field(gt=0, description="how often a summary of the detections is sent")
+    ] = 3600.0
+
+
+class HeartbeatConfig(Section):
+    interval_s: Annotated[float, Field(gt=0, description="how often a heartbeat is sent")] = 3600.0
+
+
+class DetectionConfig(Section):
+    model: Annotated[
+        str, Field(description="batdetect2 (bundled), or grpc://host:port for a model server")
+    ] = "batdetect2"
+    threshold: Annotated[
+        float, Field(ge=0, le=1, description="detections and tags below this score are dropped")
+    ] = 0.2
+    message_threshold: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=1,
+            description="send only detections at least this confident; empty: the whole output",
+        ),
+    ] = None
+
+
+SectionT = TypeVar("SectionT", bound=Section)
+
+
+def read_section(
+    program_config: Mapping[str, Any] | None, name: str, schema: type[SectionT]
+) -> SectionT | None:
+    """The section ``name`` of a program's configuration, validated; None when the program has none.
+
+    Raises InvalidArgumentError naming ``name.field`` when the section is malformed.
+    """
+    if not program_config or name not in program_config:
+        return None
+    try:
+        return schema.model_validate(program_config[name])
+    except ValidationError as exc:
+        raise InvalidArgumentError(validation_message(exc, name)) from None

@@ -1,0 +1,1 @@
+"""acoustack messenger service: the outbox over MQTT and HTTP, heartbeats and summaries."""

@@ -1,0 +1,483 @@
+"""The messengers: MQTT and HTTP delivery of one outbox message at a time.
+
+Each ``send_message`` returns an ``acoustack.schema.Response`` and never raises for a delivery
+failure, so the send task stores every attempt. Statuses:
+
+- SUCCESS: the broker acknowledged the publish (MQTT PUBACK), or the server answered 2xx;
+- FAILED: the other side answered and refused this message (a PUBACK failure code, HTTP 3xx/4xx);
+- ERROR: it could not be reached or cannot take messages now (refused connection, DNS, TLS,
+  credentials, HTTP 5xx or 429);
+- TIMEOUT: no answer within the configured time.
+
+Every message carries its id, so a receiver can drop the duplicates that at-least-once delivery
+can make: MQTT v5 user property ``message_id`` (and ``device_id``), HTTP headers ``X-Message-Id``
+and ``Idempotency-Key`` (and ``X-Device-Id``). The payload itself is the message's content,
+unchanged.
+
+Each messenger also has ``check()``: a reachability test that sends no message, for SelfCheck.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import re
+import socket
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Protocol
+
+from paho.mqtt import client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from acoustack import __version__, schema
+from acoustack.errors import InvalidArgumentError
+from acoustack.program_config import MessagingConfig
+from acoustack.self_check import CheckResult
+
+log = logging.getLogger(__name__)
+
+Status = schema.ResponseStatus
+SNIPPET_CHARS = 200
+USER_AGENT = f"acoustack-messenger/{__version__}"
+
+
+class CheckableMessenger(Protocol):
+    """A Messenger (acoustack.components.types) that can also test its reachability and let go
+    of its connections."""
+
+    name: str
+
+    def send_message(self, message: schema.Message) -> schema.Response: ...
+
+    def check(self) -> CheckResult: ...
+
+    def close(self) -> None: ...
+
+
+def _snippet(data: bytes | str) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…"
+
+
+def _reason(exc: BaseException | str) -> str:
+    """An OS or library error in a few words, e.g. 'ConnectionRefusedError: [Errno 111] ...'."""
+    if isinstance(exc, str):  # urllib gives some reasons as plain text
+        return exc
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _response(message: schema.Message, status: Status, content: str) -> schema.Response:
+    return schema.Response(message_id=message.id, status=status, content=content[:2000])
+
+
+# MQTT
+
+
+class _MqttUnreachable(Exception):
+    """The broker could not be reached or would not take the connection; ``status`` says how."""
+
+    def __init__(self, status: Status, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+_CONNECT_HINTS = {
+    "Bad user name or password": "check messaging.mqtt_username and messaging.mqtt_password",
+    "Not authorized": "check messaging.mqtt_username and messaging.mqtt_password, and the "
+    "broker's ACL for this client id",
+    "Client identifier not valid": "the broker refuses this client id (the device id)",
+    "Unsupported protocol version": "the broker must speak MQTT v5",
+}
+
+_SCHEMES = {
+    ("tcp", False): "mqtt",
+    ("tcp", True): "mqtts",
+    ("websockets", False): "ws",
+    ("websockets", True): "wss",
+}
+
+
+class _Session:
+    """What the network thread learns about one connection (each connection gets its own, so a
+    late callback of an old one cannot confuse the next)."""
+
+    def __init__(self) -> None:
+        self.answered = threading.Event()  # CONNACK came, good or bad
+        self.connected = threading.Event()
+        self.refusal: ReasonCode | None = None
+        self.acks: dict[int, ReasonCode] = {}
+        self.acked = threading.Condition()
+
+    def on_connect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+        if reason_code.is_failure:
+            self.refusal = reason_code
+        else:
+            self.connected.set()
+        self.answered.set()
+
+    def on_disconnect(self, _client, _userdata, _flags, _reason_code, _properties) -> None:
+        self.connected.clear()
+
+    def on_publish(self, _client, _userdata, mid, reason_code, _properties) -> None:
+        # Kept whether or not a sender waits yet: the PUBACK may beat publish() returning.
+        with self.acked:
+            self.acks[mid] = reason_code
+            self.acked.notify_all()
+
+    def wait_for_ack(self, mid: int, timeout_s: float) -> ReasonCode | None:
+        with self.acked:
+            self.acked.wait_for(lambda: mid in self.acks, max(0.0, timeout_s))
+            return self.acks.pop(mid, None)
+
+
+class MqttMessenger:
+    """Publishes each message with QoS 1 and waits for the broker's PUBACK.
+
+    One connection per messenger, opened at the first send and kept (a network thread answers the
+    broker's keepalives), with the device id as client id and MQTT v5. While it is up a retained
+    ``online`` sits on ``availability_topic``; the will makes the broker replace it with
+    ``offline`` when the connection drops or ``close()`` is called. A lost connection is opened
+    again by the next send, not in the background, so that send's response tells what failed.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topic: str,
+        client_id: str,
+        *,
+        username: str = "",
+        password: str = "",
+        tls: bool = False,
+        tls_context: ssl.SSLContext | None = None,
+        transport: str = "tcp",
+        websocket_path: str = "/mqtt",
+        timeout_s: float = 10.0,
+        keepalive_s: int = 60,
+        availability_topic: str | None = None,
+    ) -> None:
+        if not host:
+            raise InvalidArgumentError("messaging.mqtt_host: empty")
+        if not topic or any(c in topic for c in "#+\0"):
+            raise InvalidArgumentError(
+                f"messaging.mqtt_topic: {topic!r} is not a topic one can publish to "
+                "(not empty, no wildcards + or #)"
+            )
+        if transport not in ("tcp", "websockets"):
+            raise InvalidArgumentError(
+                f"messaging.mqtt_transport: {transport!r}, expected tcp or websockets"
+            )
+        self.host, self.port, self.topic = host, port, topic
+        self.client_id = client_id
+        self.username, self.password = username, password
+        self.tls = tls or tls_context is not None
+        self.tls_context = tls_context
+        self.transport = transport
+        self.websocket_path = websocket_path
+        self.timeout_s = timeout_s
+        self.keepalive_s = keepalive_s
+        self.availability_topic = availability_topic
+        self.name = f"mqtt {host}:{port}"
+        self.where = f"{_SCHEMES[transport, self.tls]}://{host}:{port}"
+        self._lock = threading.Lock()  # one send or close at a time
+        self._client: mqtt.Client | None = None
+        self._session = _Session()
+
+    def _new_client(self, client_id: str, session: _Session, *, with_will: bool) -> mqtt.Client:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            transport=self.transport,
+            # Reconnecting is left to the next send, whose response can then say what failed.
+            reconnect_on_failure=False,
+        )
+        client.connect_timeout = self.timeout_s
+        if self.transport == "websockets":
+            client.ws_set_options(path=self.websocket_path)
+        if self.tls:
+            client.tls_set_context(self.tls_context or ssl.create_default_context())
+        if self.username:
+            client.username_pw_set(self.username, self.password or None)
+        if with_will and self.availability_topic:
+            client.will_set(self.availability_topic, "offline", qos=1, retain=True)
+        client.on_connect = session.on_connect
+        client.on_disconnect = session.on_disconnect
+        client.on_publish = session.on_publish
+        return client
+
+    def _unreachable(self, exc: BaseException) -> _MqttUnreachable:
+        if isinstance(exc, TimeoutError):
+            return _MqttUnreachable(
+                Status.TIMEOUT, f"{self.where}: no connection within {self.timeout_s:g} s"
+            )
+        hint = "is the broker running, and are messaging.mqtt_host and mqtt_port right?"
+        if isinstance(exc, ssl.SSLError):
+            hint = "TLS failed: does the broker speak TLS on this port (messaging.mqtt_tls)?"
+        elif isinstance(exc, socket.gaierror):
+            hint = "the host name does not resolve: check messaging.mqtt_host"
+        elif isinstance(exc, mqtt.WebsocketConnectionError):
+            hint = "WebSocket handshake failed: check messaging.mqtt_transport and the port"
+        return _MqttUnreachable(Status.ERROR, f"{self.where}: {_reason(exc)} ({hint})")
+
+    def _connect(self, client: mqtt.Client, session: _Session) -> None:
+        """Connect and wait for CONNACK; on failure the client is stopped and _MqttUnreachable
+        says why."""
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            client.connect(self.host, self.port, keepalive=self.keepalive_s)
+        except (OSError, ValueError) as exc:  # SSL and WebSocket errors are OSErrors too
+            raise self._unreachable(exc) from None
+        client.loop_start()
+        if not session.answered.wait(max(0.0, deadline - time.monotonic())):
+            _stop(client)
+            raise _MqttUnreachable(
+                Status.TIMEOUT,
+                f"{self.where}: connected, but no answer to CONNECT within {self.timeout_s:g} s "
+                "(is it an MQTT broker? does it expect TLS, messaging.mqtt_tls?)",
+            )
+        if session.refusal is not None:
+            _stop(client)
+            name = str(session.refusal)
+            hint = _CONNECT_HINTS.get(name, "see the broker's log")
+            raise _MqttUnreachable(
+                Status.ERROR, f"{self.where} refused the connection: {name} ({hint})"
+            )
+
+    def _ensure_connected(self) -> tuple[mqtt.Client, _Session]:
+        client, session = self._client, self._session
+        if client is not None and session.connected.is_set() and client.is_connected():
+            return client, session
+        if client is not None:
+            log.info("%s: the connection was lost; connecting again", self.name)
+            _stop(client)
+            self._client = None
+        session = self._session = _Session()
+        client = self._new_client(self.client_id, session, with_will=True)
+        self._connect(client, session)
+        self._client = client
+        if self.availability_topic:
+            client.publish(self.availability_topic, "online", qos=1, retain=True)
+        log.info("%s: connected as %s", self.name, self.client_id)
+        return client, session
+
+    def send_message(self, message: schema.Message) -> schema.Response:
+        started = time.monotonic()
+        with self._lock:
+            try:
+                client, session = self._ensure_connected()
+            except _MqttUnreachable as exc:
+                return _response(message, exc.status, str(exc))
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.UserProperty = [
+                ("message_id", str(message.id)),
+                ("device_id", self.client_id),
+            ]
+            properties.PayloadFormatIndicator = 1  # UTF-8 text
+            info = client.publish(
+                self.topic, message.content.encode(), qos=1, properties=properties
+            )
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return _response(
+                    message, Status.ERROR, f"{self.where}: not sent: {mqtt.error_string(info.rc)}"
+                )
+            # The connection may have taken part of the time; the whole send keeps to timeout_s.
+            reason = session.wait_for_ack(info.mid, self.timeout_s - (time.monotonic() - started))
+        if reason is None:
+            return _response(
+                message,
+                Status.TIMEOUT,
+                f"{self.where}: no PUBACK within {self.timeout_s:g} s (topic {self.topic})",
+            )
+        if reason.is_failure:
+            return _response(
+                message,
+                Status.FAILED,
+                f"{self.where} refused the message on {self.topic}: {reason}",
+            )
+        return _response(message, Status.SUCCESS, f"PUBACK {reason} ({self.where} {self.topic})")
+
+    def check(self) -> CheckResult:
+        """Connect and disconnect, with client id ``<device id>-check``: the device id itself would
+        make the broker drop the worker's own connection."""
+        session = _Session()
+        client = self._new_client(f"{self.client_id}-check", session, with_will=False)
+        try:
+            self._connect(client, session)
+        except _MqttUnreachable as exc:
+            return CheckResult(self.name, False, str(exc))
+        _stop(client)
+        who = f"as {self.username}" if self.username else "anonymously"
+        return CheckResult(
+            self.name,
+            True,
+            f"{self.where}: connected {who} and disconnected (MQTT v5); nothing was published",
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+            if client is not None:
+                # Reason 4 asks the broker to publish the will: availability turns offline.
+                _stop(client, ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message"))
+
+
+def _stop(client: mqtt.Client, reason: ReasonCode | None = None) -> None:
+    # disconnect() first: loop_stop() alone would wait for acknowledgements that may never come.
+    client.disconnect(reasoncode=reason)
+    client.loop_stop()
+
+
+# HTTP
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirected POST would be re-sent as a GET without its body: report the 3xx instead."""
+
+    def redirect_request(self, *_args, **_kwargs):
+        return None
+
+
+class HttpMessenger:
+    """POSTs each message's content to ``url``; 2xx is success."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        content_type: str = "application/json",
+        timeout_s: float = 10.0,
+        device_id: str = "",
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidArgumentError(
+                f"messaging.http_url: {url!r} is not an http:// or https:// URL with a host"
+            )
+        try:
+            port = parts.port
+        except ValueError:
+            raise InvalidArgumentError(f"messaging.http_url: {url!r} has a bad port") from None
+        self.url = url
+        self.host = parts.hostname
+        self.port = port or (443 if parts.scheme == "https" else 80)
+        self.content_type = content_type
+        self.timeout_s = timeout_s
+        self.device_id = device_id
+        self.name = f"http {self.host}:{self.port}"
+        # Proxies from the environment (HTTPS_PROXY, NO_PROXY), as a field device behind one needs.
+        self._opener = urllib.request.build_opener(
+            _NoRedirects, urllib.request.HTTPSHandler(context=tls_context)
+        )
+
+    def _request(self, method: str, body: bytes | None, headers: dict[str, str]):
+        request = urllib.request.Request(self.url, data=body, method=method, headers=headers)
+        request.add_header("User-Agent", USER_AGENT)
+        return self._opener.open(request, timeout=self.timeout_s)
+
+    def _failure(self, exc: BaseException) -> tuple[Status, str]:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, TimeoutError):
+            return Status.TIMEOUT, f"{self.url}: no answer within {self.timeout_s:g} s"
+        hint = "is the server running, and is messaging.http_url right?"
+        if isinstance(reason, ssl.SSLError):
+            hint = "TLS failed: check the URL's scheme and the server's certificate"
+        elif isinstance(reason, socket.gaierror):
+            hint = "the host name does not resolve: check messaging.http_url"
+        return Status.ERROR, f"{self.url}: {_reason(reason)} ({hint})"
+
+    def send_message(self, message: schema.Message) -> schema.Response:
+        headers = {
+            "Content-Type": self.content_type,
+            "X-Message-Id": str(message.id),
+            "Idempotency-Key": str(message.id),
+        }
+        if self.device_id:
+            headers["X-Device-Id"] = self.device_id
+        try:
+            with self._request("POST", message.content.encode(), headers) as reply:
+                status, body = reply.status, reply.read(4096)
+        except urllib.error.HTTPError as exc:  # the server answered, but not 2xx
+            with exc:
+                body = exc.read(4096) if exc.fp is not None else b""
+            # 5xx and 429: the server cannot take messages now; other codes refuse this one.
+            kind = Status.ERROR if exc.code >= 500 or exc.code == 429 else Status.FAILED
+            return _response(message, kind, f"HTTP {exc.code} {exc.reason}: {_snippet(body)}")
+        except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+            kind, text = self._failure(exc)
+            return _response(message, kind, text)
+        return _response(message, Status.SUCCESS, f"HTTP {status}: {_snippet(body)}")
+
+    def check(self) -> CheckResult:
+        """An OPTIONS request: any answer below 500 shows the server is there, and OPTIONS makes
+        no message (unlike a POST)."""
+        try:
+            with self._request("OPTIONS", None, {}) as reply:
+                status = reply.status
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            status = exc.code
+        except (OSError, http.client.HTTPException) as exc:
+            return CheckResult(self.name, False, self._failure(exc)[1])
+        if status >= 500:
+            return CheckResult(
+                self.name,
+                False,
+                f"{self.url}: answered OPTIONS with HTTP {status}: the server is failing "
+                "(see its log)",
+            )
+        return CheckResult(
+            self.name, True, f"{self.url}: answered OPTIONS with HTTP {status}; nothing was posted"
+        )
+
+    def close(self) -> None:
+        """Nothing held between requests."""
+
+
+def availability_topic(config: MessagingConfig, device_id: str) -> str:
+    """Under the configured topic, so a broker ACL on that prefix covers it."""
+    return f"{config.mqtt_topic}/availability/{device_id}"
+
+
+def build_messengers(config: MessagingConfig, device_id: str) -> list[CheckableMessenger]:
+    """The messengers a messaging section asks for: HTTP when http_url is set, MQTT when
+    mqtt_host is; none when neither is (messages then stay in the outbox).
+
+    Raises InvalidArgumentError naming the field when a value cannot work.
+    """
+    messengers: list[CheckableMessenger] = []
+    if config.http_url:
+        messengers.append(
+            HttpMessenger(
+                config.http_url,
+                content_type=config.http_content_type,
+                timeout_s=config.http_timeout_s,
+                device_id=device_id,
+            )
+        )
+    if config.mqtt_host:
+        messengers.append(
+            MqttMessenger(
+                config.mqtt_host,
+                config.mqtt_port,
+                config.mqtt_topic,
+                device_id,
+                username=config.mqtt_username,
+                password=config.mqtt_password,
+                tls=config.mqtt_tls,
+                transport=config.mqtt_transport,
+                timeout_s=config.mqtt_timeout_s,
+                availability_topic=availability_topic(config, device_id),
+            )
+        )
+    return messengers

@@ -1,0 +1,81 @@
+"""The outbox as the send task template sees it: a MessageStore over the storage service.
+
+One run takes at most ``limit`` unsent messages in the configured order. Storage keeps a message
+unsent until one of its responses is a success, and keeps every response.
+
+A run stops early, leaving the rest for the next run, when
+- every messenger failed to reach its server for the message just tried (ERROR or TIMEOUT):
+  trying the other messages now would only spend a timeout on each, and the schedule is the
+  backoff;
+- its time is nearly up (``deadline``), so a send is never cut off by the task's time limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+from acoustack import convert, schema
+from acoustack.clients import StoreClient
+from acoustack.errors import AlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+UNREACHED = frozenset({schema.ResponseStatus.ERROR, schema.ResponseStatus.TIMEOUT})
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: StoreClient,
+        *,
+        limit: int = 100,
+        newest_first: bool = False,
+        messengers: int = 1,
+        deadline: float | None = None,
+    ) -> None:
+        self.store = store
+        self.limit = limit
+        self.newest_first = newest_first
+        self.messengers = messengers
+        self.deadline = deadline  # time.monotonic() after which no new message is started
+        self.statuses: Counter[str] = Counter()  # responses of this run by status
+        self.stopped_early = ""
+        self.stored: list[str] = []  # ids of the messages this run put in the outbox
+        self._last_statuses: list[schema.ResponseStatus] = []
+
+    def get_unsent_messages(self) -> Iterator[schema.Message]:
+        """A generator rather than a list, so the run can stop between two messages."""
+        page = self.store.get_unsent_messages(self.limit, newest_first=self.newest_first)
+        for index, proto in enumerate(page):
+            if index and self._should_stop(len(page) - index):
+                return
+            self._last_statuses = []
+            yield convert.message_from_proto(proto)
+
+    def _should_stop(self, left: int) -> bool:
+        last = self._last_statuses
+        if len(last) >= self.messengers and all(s in UNREACHED for s in last):
+            self.stopped_early = f"no messenger reached its server; {left} message(s) wait"
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stopped_early = f"out of time for this run; {left} message(s) wait"
+        if self.stopped_early:
+            log.warning("outbox: stopping this run early: %s", self.stopped_early)
+        return bool(self.stopped_early)
+
+    def store_response(self, response: schema.Response) -> None:
+        self.store.store_response(response)
+        self._last_statuses.append(response.status)
+        self.statuses[response.status.value] += 1
+
+    def store_message(self, message: schema.Message) -> None:
+        try:
+            if not self.store.store_message(message).created:
+                log.info("outbox: message %s is already there", message.id)
+        except AlreadyExistsError:
+            # A summary made again for a window already summarised, changed by a late detection:
+            # the first one stands, as it may have been sent already.
+            log.info("outbox: message %s is already there with other content; kept", message.id)
+        self.stored.append(str(message.id))

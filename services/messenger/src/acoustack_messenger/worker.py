@@ -1,0 +1,220 @@
+"""The messenger's Celery tasks on queue `default`, built from the shared task templates.
+
+- ``acoustack.send_messages(program_config=None)``: sends up to ``messaging.max_per_run`` unsent
+  messages (``messaging.order``) through every configured messenger and stores each response;
+- ``acoustack.heartbeat(program_config=None)``: device id, time and metrics, sent straight through
+  the messengers (not via the outbox: a late heartbeat says nothing);
+- ``acoustack.summarise(program_config=None)``: a summary of the last ``summary.interval_s`` of
+  detections, put in the outbox.
+
+Each reads its sections from ``program_config`` at every run, so a changed setting applies at the
+next one. No messaging section, or neither ``http_url`` nor ``mqtt_host`` set: said once in the
+log, messages stay in the outbox, the task succeeds. Storage unreachable: the task is retried
+with backoff (until the scheduler's expiry drops it: the next run does the same work).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from acoustack import metrics
+from acoustack.clients import StoreClient
+from acoustack.errors import UnavailableError
+from acoustack.identity import device_id as find_device_id
+from acoustack.names import Task
+from acoustack.program_config import MessagingConfig, SummaryConfig, read_section
+from acoustack.tasks import (
+    generate_heartbeat_task,
+    generate_send_messages_task,
+    generate_summariser_task,
+)
+from acoustack_messenger.messengers import CheckableMessenger, build_messengers
+from acoustack_messenger.outbox import Outbox
+from acoustack_messenger.summaries import DetectionSummariser
+
+log = logging.getLogger(__name__)
+
+# Time kept free at the end of a send run, beyond the slowest single send, before the soft limit.
+RUN_MARGIN_S = 5.0
+NO_MESSENGER = (
+    "no messenger configured (messaging.http_url and messaging.mqtt_host are empty): "
+    "messages stay in the outbox"
+)
+NO_MESSAGING = "the program has no messaging section: messages stay in the outbox"
+
+
+class HeartbeatNotDelivered(Exception):
+    """No messenger took the heartbeat; retried a few times, then left to the next one."""
+
+
+class MessengerContext:
+    """What the tasks share in one worker process.
+
+    Made empty in the parent and filled on first use, so each pool process opens its own storage
+    channel and broker connections after the fork (gRPC channels do not survive one). The
+    messengers live as long as the messaging section is unchanged, so an MQTT connection is
+    kept from run to run.
+    """
+
+    def __init__(
+        self, storage_target: str, data_dir: Path, *, store: StoreClient | None = None
+    ) -> None:
+        self.storage_target = storage_target
+        self.data_dir = Path(data_dir)
+        self._store = store
+        self._store_pid = os.getpid() if store is not None else None
+        self._device_id: str | None = None
+        self._messengers: list[CheckableMessenger] = []
+        self._messaging_key: str | None = None
+        self._process_cpu: metrics.ProcessCpu | None = None
+        self._said: set[str] = set()
+
+    @property
+    def store(self) -> StoreClient:
+        if self._store is None or self._store_pid != os.getpid():
+            self._store = StoreClient(self.storage_target)
+            self._store_pid = os.getpid()
+        return self._store
+
+    @property
+    def device_id(self) -> str:
+        if self._device_id is None:
+            self._device_id = find_device_id(self.data_dir)
+        return self._device_id
+
+    def messengers(self, config: MessagingConfig) -> list[CheckableMessenger]:
+        key = config.model_dump_json()
+        if key != self._messaging_key:
+            self.close_messengers()
+            self._messengers = build_messengers(config, self.device_id)
+            self._messaging_key = key
+            self._said.discard(NO_MESSENGER)
+        return self._messengers
+
+    def heartbeat_metrics(self) -> list:
+        if self._process_cpu is None:  # its baseline is this process's start of work
+            self._process_cpu = metrics.ProcessCpu()
+        return [
+            partial(metrics.free_storage, self.data_dir),
+            partial(metrics.used_storage, self.data_dir),
+            metrics.free_memory,
+            metrics.process_memory,
+            self._process_cpu,
+            partial(metrics.last_recording_age, self.store),
+        ]
+
+    def say_once(self, text: str) -> None:
+        """Log a standing condition once per process, not at every run."""
+        if text not in self._said:
+            self._said.add(text)
+            log.warning(text)
+
+    def close_messengers(self) -> None:
+        for messenger in self._messengers:
+            try:
+                messenger.close()
+            except Exception:
+                log.exception("closing %s", messenger.name)
+        self._messengers, self._messaging_key = [], None
+
+    def close(self) -> None:
+        self.close_messengers()
+        if self._store is not None and self._store_pid == os.getpid():
+            self._store.close()
+        self._store = None
+
+
+def _messengers_for(context: MessengerContext, program_config: Mapping[str, Any] | None):
+    """(messaging section, messengers), or None after saying why nothing can be sent."""
+    messaging = read_section(program_config, "messaging", MessagingConfig)
+    if messaging is None:
+        context.say_once(NO_MESSAGING)
+        return None
+    messengers = context.messengers(messaging)
+    if not messengers:
+        context.say_once(NO_MESSENGER)
+        return None
+    return messaging, messengers
+
+
+def _run_deadline(task: Any, slowest_send_s: float) -> float | None:
+    """When to stop starting sends: before the soft time limit, the slowest send and a margin."""
+    limits = task.request.timelimit or (None, None)
+    soft = limits[1] or task.soft_time_limit or task.app.conf.task_soft_time_limit
+    if not soft:
+        return None
+    return time.monotonic() + max(0.0, float(soft) - slowest_send_s - RUN_MARGIN_S)
+
+
+def register_tasks(app: Celery, context: MessengerContext) -> dict[str, Any]:
+    """Add the three tasks to ``app``; returns them by name."""
+    storage_retry = {
+        "autoretry_for": (UnavailableError,),
+        "retry_backoff": 2,
+        "retry_backoff_max": 300,
+        "retry_jitter": True,
+        "max_retries": None,
+    }
+
+    @app.task(name=Task.SEND_MESSAGES.value, bind=True, shared=False, **storage_retry)
+    def send_messages(self, program_config: dict[str, Any] | None = None) -> dict[str, Any]:
+        found = _messengers_for(context, program_config)
+        if found is None:
+            return {"responses": {}, "stopped_early": "nothing to send with"}
+        messaging, messengers = found
+        outbox = Outbox(
+            context.store,
+            limit=messaging.max_per_run,
+            newest_first=messaging.order == "newest-first",
+            messengers=len(messengers),
+            deadline=_run_deadline(self, max(messaging.http_timeout_s, messaging.mqtt_timeout_s)),
+        )
+        generate_send_messages_task(outbox, messengers, logger=log)()
+        if outbox.statuses:
+            log.info("send_messages: responses %s", dict(outbox.statuses))
+        return {"responses": dict(outbox.statuses), "stopped_early": outbox.stopped_early}
+
+    @app.task(
+        name=Task.HEARTBEAT.value,
+        bind=True,
+        shared=False,
+        autoretry_for=(HeartbeatNotDelivered,),
+        retry_backoff=5,
+        retry_backoff_max=120,
+        retry_jitter=True,
+        max_retries=3,
+    )
+    def heartbeat(self, program_config: dict[str, Any] | None = None) -> dict[str, Any]:
+        found = _messengers_for(context, program_config)
+        if found is None:
+            return {"sent": False}
+        _, messengers = found
+        # The template finds the device id in ACOUSTACK_DATA_DIR: point it at this service's.
+        os.environ["ACOUSTACK_DATA_DIR"] = str(context.data_dir)
+        send = generate_heartbeat_task(messengers, metrics=context.heartbeat_metrics(), logger=log)
+        try:
+            send()
+        except RuntimeError as exc:
+            raise HeartbeatNotDelivered(str(exc)) from exc
+        return {"sent": True}
+
+    @app.task(name=Task.SUMMARISE.value, bind=True, shared=False, **storage_retry)
+    def summarise(self, program_config: dict[str, Any] | None = None) -> dict[str, Any]:
+        summary = read_section(program_config, "summary", SummaryConfig)
+        if summary is None:
+            context.say_once("the program has no summary section: no summaries are made")
+            return {"messages": []}
+        summariser = DetectionSummariser(context.store, summary.interval_s, context.device_id)
+        outbox = Outbox(context.store)
+        generate_summariser_task([summariser], outbox, logger=log)()
+        return {"messages": outbox.stored}
+
+    return {"send_messages": send_messages, "heartbeat": heartbeat, "summarise": summarise}

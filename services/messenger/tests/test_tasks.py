@@ -1,0 +1,295 @@
+"""The messenger's tasks, called in this process, over the real storage service (real Postgres),
+a real HTTP server and the local Mosquitto."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from acoustack import schema
+from acoustack.celery_app import create_app
+from acoustack.clients import RetryPolicy, StoreClient
+from acoustack.errors import InvalidArgumentError, UnavailableError
+from acoustack.tasks import generate_send_messages_task
+from acoustack.testing import factories
+from acoustack.v1 import types_pb2 as pb
+from acoustack_messenger.messengers import HttpMessenger
+from acoustack_messenger.outbox import Outbox
+from acoustack_messenger.summaries import DetectionSummariser
+from acoustack_messenger.worker import HeartbeatNotDelivered, MessengerContext, register_tasks
+
+T0 = dt.datetime(2026, 6, 1, 21, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def context(store, tmp_path, monkeypatch) -> Iterator[MessengerContext]:
+    # The heartbeat template reads ACOUSTACK_DATA_DIR; monkeypatch puts it back afterwards.
+    monkeypatch.setenv("ACOUSTACK_DATA_DIR", str(tmp_path))
+    made = MessengerContext("unused:1", tmp_path, store=store)
+    yield made
+    made.close_messengers()
+
+
+@pytest.fixture
+def tasks(context):
+    # No broker is contacted: the tasks are called directly, as Celery's worker would run them.
+    return register_tasks(create_app("amqp://guest:guest@127.0.0.1:5672//"), context)
+
+
+def fill_outbox(store: StoreClient, count: int) -> list[schema.Message]:
+    messages = [
+        schema.Message(content=json.dumps({"n": n}), created_at=T0 + dt.timedelta(seconds=n))
+        for n in range(count)
+    ]
+    for m in messages:
+        store.store_message(m)
+    return messages
+
+
+def statuses(store: StoreClient, message: schema.Message) -> list[int]:
+    return [r.status for r in store.list_responses(message.id)]
+
+
+def test_send_messages_drains_the_outbox_through_http_and_mqtt(
+    tasks, store, http_sink, mqtt_broker, subscriber, topic
+):
+    messages = fill_outbox(store, 3)
+    config = {
+        "messaging": {
+            "http_url": f"{http_sink.url}/ok",
+            "mqtt_host": mqtt_broker.host,
+            "mqtt_port": mqtt_broker.port,
+            "mqtt_topic": topic,
+        }
+    }
+    result = tasks["send_messages"](program_config=config)
+    assert result == {"responses": {"success": 6}, "stopped_early": ""}
+    assert store.get_unsent_messages() == []
+    for m in messages:
+        assert statuses(store, m) == [pb.RESPONSE_STATUS_SUCCESS] * 2
+    assert [p.headers["X-Message-Id"] for p in http_sink.posts()] == [str(m.id) for m in messages]
+    arrived = [subscriber.next(topic=topic) for _ in messages]
+    assert [r.user_properties["message_id"] for r in arrived] == [str(m.id) for m in messages]
+    assert [r.payload for r in arrived] == [m.content.encode() for m in messages]
+    # Nothing left: the next run sends nothing.
+    assert tasks["send_messages"](program_config=config)["responses"] == {}
+
+
+@pytest.mark.parametrize(
+    ("order", "first_run", "second_run"),
+    [("oldest-first", [0, 1], [2, 3]), ("newest-first", [4, 3], [2, 1])],
+)
+def test_each_run_sends_at_most_max_per_run_in_the_configured_order(
+    tasks, store, http_sink, order, first_run, second_run
+):
+    fill_outbox(store, 5)
+    config = {"messaging": {"http_url": f"{http_sink.url}/ok", "max_per_run": 2, "order": order}}
+    tasks["send_messages"](program_config=config)
+    assert [json.loads(p.body)["n"] for p in http_sink.posts()] == first_run
+    tasks["send_messages"](program_config=config)
+    assert [json.loads(p.body)["n"] for p in http_sink.posts()] == first_run + second_run
+    assert len(store.get_unsent_messages()) == 1
+
+
+def test_refused_messages_stay_in_the_outbox_and_every_attempt_is_kept(tasks, store, http_sink):
+    messages = fill_outbox(store, 3)
+    config = {"messaging": {"http_url": f"{http_sink.url}/reject"}}
+    for _ in range(2):
+        result = tasks["send_messages"](program_config=config)
+        assert result["responses"] == {"failed": 3}  # a refusal is this message's: go on
+    assert len(store.get_unsent_messages()) == 3
+    for m in messages:
+        responses = store.list_responses(m.id)
+        assert [r.status for r in responses] == [pb.RESPONSE_STATUS_FAILED] * 2
+        assert responses[0].content.startswith("HTTP 400 Bad Request")
+    [unsent] = store.get_unsent_messages(1)
+    assert unsent.attempts == 2
+
+
+def test_an_unreachable_server_ends_the_run_after_one_attempt(tasks, store, closed_port):
+    messages = fill_outbox(store, 3)
+    config = {"messaging": {"http_url": f"http://127.0.0.1:{closed_port}/in"}}
+    result = tasks["send_messages"](program_config=config)
+    assert result["responses"] == {"error": 1}
+    assert result["stopped_early"] == "no messenger reached its server; 2 message(s) wait"
+    assert statuses(store, messages[0]) == [pb.RESPONSE_STATUS_ERROR]
+    assert statuses(store, messages[1]) == statuses(store, messages[2]) == []
+    assert len(store.get_unsent_messages()) == 3
+
+
+def test_one_reachable_messenger_keeps_the_run_going(tasks, store, http_sink, closed_port):
+    fill_outbox(store, 3)
+    config = {
+        "messaging": {
+            "http_url": f"{http_sink.url}/ok",
+            "mqtt_host": "127.0.0.1",
+            "mqtt_port": closed_port,
+        }
+    }
+    result = tasks["send_messages"](program_config=config)
+    assert result["responses"] == {"success": 3, "error": 3}
+    assert store.get_unsent_messages() == []  # one success is enough
+
+
+def test_a_run_stops_starting_sends_when_its_time_is_up(store, http_sink):
+    fill_outbox(store, 3)
+    outbox = Outbox(store, deadline=time.monotonic())
+    generate_send_messages_task(outbox, [HttpMessenger(f"{http_sink.url}/ok")])()
+    assert len(http_sink.posts()) == 1  # the first is always tried
+    assert outbox.stopped_early == "out of time for this run; 2 message(s) wait"
+
+
+def test_without_a_messenger_messages_stay_and_it_is_said_once(tasks, store, caplog):
+    fill_outbox(store, 2)
+    caplog.set_level(logging.WARNING, logger="acoustack_messenger")
+    for config in (None, {}, {"recording": {}}):
+        assert tasks["send_messages"](program_config=config)["responses"] == {}
+    for _ in range(2):
+        assert tasks["send_messages"](program_config={"messaging": {}})["responses"] == {}
+    assert tasks["heartbeat"](program_config={"messaging": {}}) == {"sent": False}
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("the program has no messaging section: messages stay in the outbox") == 1
+    assert said.count(
+        "no messenger configured (messaging.http_url and messaging.mqtt_host are empty): "
+        "messages stay in the outbox"
+    ) == 1  # fmt: skip
+    assert len(store.get_unsent_messages()) == 2
+
+
+def test_a_bad_messaging_section_is_refused_naming_the_field(tasks):
+    with pytest.raises(InvalidArgumentError, match=r"messaging\.max_per_run: Input should be"):
+        tasks["send_messages"](program_config={"messaging": {"max_per_run": 0}})
+    with pytest.raises(InvalidArgumentError, match=r"messaging\.http_url: 'bats' is not"):
+        tasks["send_messages"](program_config={"messaging": {"http_url": "bats"}})
+
+
+def test_storage_unavailable_is_raised_for_celery_to_retry(tmp_path, closed_port, http_sink):
+    unreachable = StoreClient(f"127.0.0.1:{closed_port}", retry=RetryPolicy(budget_s=0.3))
+    context = MessengerContext("unused:1", tmp_path, store=unreachable)
+    tasks = register_tasks(create_app("amqp://guest:guest@127.0.0.1:5672//"), context)
+    config = {"messaging": {"http_url": f"{http_sink.url}/ok"}, "summary": {}}
+    for name in ("send_messages", "summarise"):
+        assert UnavailableError in tasks[name].autoretry_for
+        with pytest.raises(UnavailableError, match=f"127.0.0.1:{closed_port} unavailable"):
+            tasks[name](program_config=config)
+    unreachable.close()
+
+
+def test_the_heartbeat_carries_the_device_and_its_metrics(tasks, context, store, http_sink):
+    deployment = store.start_deployment("meadow")
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    store.store_recording(factories.recording(deployment.id, started_at=started))
+    assert tasks["heartbeat"](program_config={"messaging": {"http_url": f"{http_sink.url}/ok"}})
+    [post] = http_sink.posts()
+    beat = schema.Heartbeat.model_validate_json(post.body)
+    assert beat.device_id == context.device_id
+    assert post.headers["X-Device-Id"] == context.device_id
+    assert abs(beat.sent_at - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=30)
+    by_name = {m.name: m for m in beat.metrics}
+    assert set(by_name) == {
+        "free_storage",
+        "used_storage",
+        "free_memory",
+        "process_memory",
+        "process_cpu",
+        "last_recording_age",
+    }
+    assert 290 < by_name["last_recording_age"].value < 400
+    assert by_name["free_storage"].unit == "GB" and by_name["free_storage"].value > 0
+    assert store.get_unsent_messages() == []  # straight out, not through the outbox
+
+
+def test_an_undelivered_heartbeat_is_retried_a_few_times(tasks, closed_port):
+    task = tasks["heartbeat"]
+    assert HeartbeatNotDelivered in task.autoretry_for and task.max_retries == 3
+    config = {"messaging": {"http_url": f"http://127.0.0.1:{closed_port}/"}}
+    with pytest.raises(HeartbeatNotDelivered, match="not delivered by any of 1 messenger"):
+        task(program_config=config)
+
+
+def store_output(store: StoreClient, deployment_id, started_at, scored_species):
+    recording = factories.recording(deployment_id, started_at=started_at)
+    store.store_recording(recording)
+    detections = [
+        factories.detection(
+            detection_score=0.99,
+            tags=[
+                schema.PredictedTag(
+                    tag=schema.Tag(key="species", value=species), confidence=confidence
+                ),
+                schema.PredictedTag(tag=schema.Tag(key="call", value="echolocation")),
+            ],
+        )
+        for species, confidence in scored_species
+    ]
+    store.store_model_output(factories.model_output(recording.id, detections=detections))
+
+
+def test_a_summary_counts_each_species_over_the_last_complete_window(store):
+    deployment = store.start_deployment("meadow")
+    hour = dt.datetime(2026, 6, 1, 21, 0, tzinfo=dt.UTC)
+    store_output(store, deployment.id, hour - dt.timedelta(minutes=1), [("Myotis", 0.99)])  # before
+    store_output(store, deployment.id, hour, [("Myotis", 0.2), ("Nyctalus", 0.95)])
+    store_output(store, deployment.id, hour + dt.timedelta(minutes=30), [("Myotis", 0.6)])
+    store_output(store, deployment.id, hour + dt.timedelta(minutes=59), [("Myotis", 0.05)])
+    store_output(store, deployment.id, hour + dt.timedelta(hours=1), [("Myotis", 0.7)])  # after
+    summariser = DetectionSummariser(store, 3600, "device-7", page_size=2)  # pages: 2 + 1 + 1
+    message = summariser.build_summary(hour + dt.timedelta(hours=1, minutes=0, seconds=3))
+    summary = json.loads(message.content)
+    assert summary == {
+        "kind": "summary",
+        "device_id": "device-7",
+        "window": {"start": "2026-06-01T21:00:00Z", "end": "2026-06-01T22:00:00Z"},
+        "detections": 4,
+        "band_edges": {"low": [0.1, 0.5], "mid": [0.5, 0.9], "high": [0.9, 1.0]},
+        "species": {
+            "Myotis": {
+                "count": 3,
+                "mean": round((0.2 + 0.6 + 0.05) / 3, 4),
+                "min": 0.05,
+                "max": 0.6,
+                "bands": {"low": 1, "mid": 1, "high": 0},
+            },
+            "Nyctalus": {
+                "count": 1,
+                "mean": 0.95,
+                "min": 0.95,
+                "max": 0.95,
+                "bands": {"low": 0, "mid": 0, "high": 1},
+            },
+        },
+        "truncated": False,
+    }
+    # Later in the same interval: the same window, the same message id.
+    again = summariser.build_summary(hour + dt.timedelta(hours=1, minutes=40))
+    assert again.id == message.id and again.content == message.content
+
+
+def test_an_empty_window_is_summarised_too(store):
+    summary = json.loads(DetectionSummariser(store, 600, "d").build_summary(T0).content)
+    assert summary["detections"] == 0 and summary["species"] == {}
+    assert summary["window"] == {"start": "2026-06-01T20:50:00Z", "end": "2026-06-01T21:00:00Z"}
+
+
+def test_the_summarise_task_puts_one_summary_in_the_outbox(tasks, store, context):
+    deployment = store.start_deployment("meadow")
+    summariser = DetectionSummariser(store, 86_400, context.device_id)
+    start, _ = summariser.window(dt.datetime.now(dt.UTC))
+    store_output(store, deployment.id, start + dt.timedelta(hours=2), [("Myotis", 0.8)])
+    config = {"summary": {"interval_s": 86_400}}
+    first = tasks["summarise"](program_config=config)
+    second = tasks["summarise"](program_config=config)
+    assert first == second and len(first["messages"]) == 1
+    [unsent] = store.get_unsent_messages()
+    assert unsent.id == first["messages"][0]
+    summary = json.loads(unsent.content)
+    assert summary["species"]["Myotis"]["count"] == 1
+    assert summary["device_id"] == context.device_id
+    uuid.UUID(unsent.id)
+    assert tasks["summarise"](program_config={}) == {"messages": []}

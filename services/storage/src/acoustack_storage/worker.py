@@ -1,0 +1,94 @@
+"""The Celery task `manage_files(program_config)` on queue `files`: storage files each processed
+temporary recording in its final place, or deletes it (see ``files.py``).
+
+The worker runs in a process spawned beside the gRPC server, with a prefork pool (concurrency 1)
+so that the time limits the scheduler sends are enforced: a file move that hangs is killed. The
+task's database pool is made in the pool child, on its first task: connections do not survive a
+fork.
+
+A run that fails (database down, a full disk) is logged and not retried: the next scheduled run
+picks up whatever is still temporary, and a failed recording move leaves nothing half-done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_shutdown
+
+from acoustack.celery_app import create_app
+from acoustack.errors import InvalidArgumentError
+from acoustack.names import Queue, Task
+from acoustack.worker_process import run_prefork_worker
+from acoustack_storage.config import StorageSettings
+from acoustack_storage.files import RepositoryStore, build_file_management_task
+from acoustack_storage.repository import PostgresStore
+
+log = logging.getLogger(__name__)
+
+
+def register_manage_files_task(
+    app: Celery, open_repository: Callable[[], PostgresStore], temp_dir: Path
+):
+    """Add `manage_files` to ``app``; ``open_repository`` is called in the process that runs
+    the task, on its first task."""
+    opened: list[PostgresStore] = []
+
+    def repository() -> PostgresStore:
+        if not opened:
+            opened.append(open_repository())
+        return opened[0]
+
+    def close(**_: Any) -> None:
+        # A pool child that ends closes its connections, rather than leaving Postgres to find
+        # them cut.
+        while opened:
+            opened.pop().close()
+
+    worker_process_shutdown.connect(close, weak=False)
+
+    @app.task(name=Task.MANAGE_FILES.value, shared=False)
+    def manage_files(program_config: dict[str, Any] | None = None) -> dict:
+        store = RepositoryStore(repository())
+        try:
+            task = build_file_management_task(store, program_config, temp_dir)
+        except InvalidArgumentError as exc:
+            log.error("manage_files: the program's configuration is not usable: %s", exc)
+            return {"outcome": "failed", "reason": f"configuration: {exc}"}
+        try:
+            task()
+        except SoftTimeLimitExceeded:
+            log.error(
+                "manage_files: past its time limit after %d saved, %d deleted; the rest waits "
+                "for the next run",
+                store.saved,
+                store.deleted,
+            )
+            raise
+        log.info("manage_files: %d saved, %d deleted", store.saved, store.deleted)
+        return {"outcome": "done", "saved": store.saved, "deleted": store.deleted}
+
+    return manage_files
+
+
+def run_file_worker(settings: StorageSettings) -> int:
+    """The Celery worker on queue `files`, until SIGTERM (a warm shutdown: the run in progress
+    ends first). Module-level, so that a spawned process can run it."""
+    app = create_app(
+        settings.broker_url,
+        task_soft_time_limit_s=settings.task_soft_time_limit_s,
+        task_time_limit_s=settings.task_time_limit_s,
+    )
+    register_manage_files_task(
+        app,
+        # One task at a time needs few connections.
+        lambda: PostgresStore.open(settings.database_url, min_size=1, max_size=2),
+        settings.temp_dir,
+    )
+    log.info("file management: temporary area %s", settings.temp_dir)
+    return run_prefork_worker(app, Queue.FILES, name="storage", log_level=settings.log_level)

@@ -1,0 +1,205 @@
+"""File management on real files and a real database: what is saved where, what waits, what is
+deleted, and what a failed store update leaves behind (nothing half-moved)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import wave
+from pathlib import Path
+
+import pytest
+
+from acoustack import convert, schema
+from acoustack.celery_app import create_app
+from acoustack.errors import UnavailableError
+from acoustack.tasks import generate_file_management_task
+from acoustack.testing import factories
+from acoustack_storage.files import DateFolderManager, RepositoryStore
+from acoustack_storage.repository import PostgresStore
+from acoustack_storage.worker import register_manage_files_task
+
+STARTED = dt.datetime(2026, 6, 1, 23, 59, 58, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def temp_dir(tmp_path) -> Path:
+    path = tmp_path / "shm"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def destination(tmp_path) -> Path:
+    return tmp_path / "recordings"
+
+
+@pytest.fixture
+def deployment(store: PostgresStore) -> schema.Deployment:
+    return store.start_deployment(schema.Deployment(name="meadow", latitude=52.2, longitude=0.12))
+
+
+def write_wav(path: Path, seconds: float = 0.1, rate: int = 48_000) -> bytes:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(bytes(range(256)) * int(seconds * rate * 2 / 256))
+    return path.read_bytes()
+
+
+def temporary_recording(store, deployment, temp_dir, **overrides) -> tuple[schema.Recording, bytes]:
+    rid = uuid.uuid4()
+    path = temp_dir / f"20260601_235958-mic-0-{rid.hex[:8]}.wav"
+    content = write_wav(path)
+    recording = factories.recording(
+        deployment.id, id=rid, path=str(path), started_at=STARTED, **overrides
+    )
+    store.store_recording(recording)
+    return recording, content
+
+
+def add_output(store, recording, *scores: float) -> None:
+    output = factories.model_output(recording.id, n_detections=len(scores))
+    output = output.model_copy(
+        update={
+            "detections": [
+                d.model_copy(update={"detection_score": s})
+                for d, s in zip(output.detections, scores, strict=True)
+            ]
+        }
+    )
+    store.store_model_output(convert.model_output_to_proto(output))
+
+
+@pytest.fixture
+def manage_files(store, temp_dir):
+    """The registered Celery task, called in this process (no broker needed to run its body)."""
+    app = create_app("amqp://guest:guest@127.0.0.1:1/unused")
+    return register_manage_files_task(app, lambda: store, temp_dir)
+
+
+def program(destination: Path, *, detection: bool = True, **file_management) -> dict:
+    config = {"file_management": {"destination": str(destination), **file_management}}
+    if detection:
+        config["detection"] = {"model": "batdetect2"}
+    return config
+
+
+def stored(store, recording) -> schema.Recording:
+    return store.get_recording(recording.id).recording
+
+
+def test_a_processed_recording_is_filed_under_its_utc_date(
+    store, deployment, temp_dir, destination, manage_files
+):
+    recording, content = temporary_recording(store, deployment, temp_dir)
+    add_output(store, recording, 0.9)
+    result = manage_files(program_config=program(destination))
+    target = destination / "2026" / "06" / "01" / Path(recording.path).name
+    assert result == {"outcome": "done", "saved": 1, "deleted": 0}
+    assert target.read_bytes() == content
+    assert not Path(recording.path).exists()
+    after = stored(store, recording)
+    assert (after.path, after.status) == (str(target), schema.RecordingStatus.SAVED)
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no partial file left
+    # A second run finds nothing left to do.
+    assert manage_files(program_config=program(destination))["saved"] == 0
+
+
+def test_an_unprocessed_recording_waits_for_the_model(
+    store, deployment, temp_dir, destination, manage_files
+):
+    recording, content = temporary_recording(store, deployment, temp_dir)
+    result = manage_files(program_config=program(destination))
+    assert result == {"outcome": "done", "saved": 0, "deleted": 0}
+    assert Path(recording.path).read_bytes() == content
+    assert stored(store, recording).status is schema.RecordingStatus.TEMPORARY
+    assert not destination.exists()
+    # A program without a model (`default`) has nothing to wait for.
+    assert manage_files(program_config=program(destination, detection=False))["saved"] == 1
+
+
+def test_without_save_all_only_confident_recordings_are_kept(
+    store, deployment, temp_dir, destination, manage_files
+):
+    confident, _ = temporary_recording(store, deployment, temp_dir)
+    add_output(store, confident, 0.1, 0.5)
+    doubtful, _ = temporary_recording(store, deployment, temp_dir)
+    add_output(store, doubtful, 0.2, 0.49)
+    silent, _ = temporary_recording(store, deployment, temp_dir)
+    add_output(store, silent)  # the model found nothing
+    result = manage_files(program_config=program(destination, save_all=False, saving_threshold=0.5))
+    assert result == {"outcome": "done", "saved": 1, "deleted": 2}
+    assert stored(store, confident).status is schema.RecordingStatus.SAVED
+    assert Path(stored(store, confident).path).is_file()
+    for gone in (doubtful, silent):
+        assert stored(store, gone).status is schema.RecordingStatus.DELETED
+        assert not Path(gone.path).exists()
+    assert [p.name for p in destination.rglob("*.wav")] == [Path(confident.path).name]
+
+
+def test_other_files_and_recordings_are_left_alone(
+    store, deployment, temp_dir, destination, manage_files
+):
+    # A file no recording owns (the recorder's reconcile deals with it), one being written, and
+    # a failed recording: none is file management's to move.
+    (temp_dir / "unregistered.wav").write_bytes(b"RIFF")
+    (temp_dir / ".20260601-partial.wav").write_bytes(b"RIFF")
+    failed, _ = temporary_recording(store, deployment, temp_dir)
+    add_output(store, failed, 0.9)
+    store.mark_recording_failed(failed.id, "detection: unreadable")
+    assert manage_files(program_config=program(destination))["saved"] == 0
+    assert sorted(p.name for p in temp_dir.iterdir()) == sorted(
+        [".20260601-partial.wav", "unregistered.wav", Path(failed.path).name]
+    )
+
+
+def test_a_bad_file_management_section_is_refused_by_name(manage_files, destination):
+    result = manage_files(program_config=program(destination, save_all="sometimes"))
+    assert result["outcome"] == "failed"
+    assert "file_management.save_all" in result["reason"]
+
+
+class CutWhileSaving:
+    """A saving manager that pulls the database's plug once it has been asked where to save: the
+    store update that follows fails, as it would if Postgres died mid-run."""
+
+    def __init__(self, manager, proxy) -> None:
+        self.manager, self.proxy = manager, proxy
+
+    def save_recording(self, recording, model_outputs):
+        self.proxy.cut()
+        return self.manager.save_recording(recording, model_outputs)
+
+
+def test_a_failed_store_update_leaves_the_recording_where_it_was(
+    store, deployment, proxied_database, temp_dir, destination
+):
+    recording, content = temporary_recording(store, deployment, temp_dir)
+    add_output(store, recording, 0.9)
+    proxy, url = proxied_database
+    repository = PostgresStore.open(url, timeout_s=1.0)
+    try:
+        task = generate_file_management_task(
+            RepositoryStore(repository),
+            [CutWhileSaving(DateFolderManager(destination), proxy)],
+            tmp_path=temp_dir,
+        )
+        with pytest.raises(UnavailableError):
+            task()
+        assert Path(recording.path).read_bytes() == content
+        assert [p for p in destination.rglob("*") if p.is_file()] == []  # no copy, no partial
+        assert stored(store, recording).path == recording.path  # read past the proxy
+        assert stored(store, recording).status is schema.RecordingStatus.TEMPORARY
+
+        # With the database back, the next run saves it.
+        proxy.restore()
+        generate_file_management_task(
+            RepositoryStore(repository), [DateFolderManager(destination)], tmp_path=temp_dir
+        )()
+        assert stored(store, recording).status is schema.RecordingStatus.SAVED
+        assert Path(stored(store, recording).path).read_bytes() == content
+        assert not Path(recording.path).exists()
+    finally:
+        repository.close()
