@@ -76,6 +76,29 @@ def test_health_turns_not_serving_while_the_database_is_down(proxied_database):
         store.close()
 
 
+def test_the_store_is_back_within_seconds_of_the_database_after_a_long_outage(proxied_database):
+    """Reconnect attempts must not back off without bound: after an outage of minutes, a store
+    that waited as long again before its next attempt would refuse work long after Postgres
+    was back."""
+    proxy, url = proxied_database
+    store = PostgresStore.open(url, timeout_s=0.5)
+    try:
+        assert wait_for(store.ping, 10)
+        proxy.cut()
+        outage_end = time.monotonic() + 20  # long enough for an unbounded backoff to reach 16 s
+        while time.monotonic() < outage_end:  # health checks keep asking meanwhile
+            assert not store.ping()
+            time.sleep(0.5)
+        proxy.restore()
+        back = time.monotonic()
+        assert wait_for(store.ping, 30)
+        assert time.monotonic() - back < 5, (
+            f"the store took {time.monotonic() - back:.1f} s to reconnect"
+        )
+    finally:
+        store.close()
+
+
 def test_the_client_waits_for_a_storage_service_that_is_starting(database_url):
     port = free_port()
     client = StoreClient(f"127.0.0.1:{port}", retry=RetryPolicy(budget_s=20))

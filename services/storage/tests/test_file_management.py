@@ -4,6 +4,7 @@ deleted, and what a failed store update leaves behind (nothing half-moved)."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 import wave
 from pathlib import Path
@@ -193,8 +194,12 @@ def test_a_failed_store_update_leaves_the_recording_where_it_was(
         assert stored(store, recording).path == recording.path  # read past the proxy
         assert stored(store, recording).status is schema.RecordingStatus.TEMPORARY
 
-        # With the database back, the next run saves it.
+        # With the database back, the next run saves it (runs are minutes apart; the store
+        # reconnects within seconds).
         proxy.restore()
+        deadline = time.monotonic() + 10
+        while not repository.ping() and time.monotonic() < deadline:
+            time.sleep(0.1)
         generate_file_management_task(
             RepositoryStore(repository), [DateFolderManager(destination)], tmp_path=temp_dir
         )()

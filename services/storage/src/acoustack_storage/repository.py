@@ -34,6 +34,11 @@ MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 100
 
 
+# Seconds the pool keeps retrying one lost connection before it gives up and lets the next
+# request try afresh; bounds the time from Postgres coming back to storage serving again.
+RECONNECT_WINDOW_S = 5.0
+
+
 def effective_limit(limit: int) -> int:
     if limit < 0 or limit > MAX_LIMIT:
         raise InvalidArgumentError(
@@ -145,9 +150,11 @@ class PostgresStore:
             min_size=min_size,
             max_size=max_size,
             timeout=timeout_s,
-            # Keep trying to reconnect for as long as the service lives: the database may be
-            # restarted under us on a device, and requests meanwhile get UNAVAILABLE.
-            reconnect_timeout=365 * 24 * 3600,
+            # The pool's reconnect backoff doubles without bound, so a long reconnect window
+            # would leave us refusing work for about as long as the outage lasted after Postgres
+            # is back. A short window keeps attempts close together; once it has given up, the
+            # next request (health checks make one every few seconds) starts a fresh attempt.
+            reconnect_timeout=RECONNECT_WINDOW_S,
             check=psycopg_pool.ConnectionPool.check_connection,
             kwargs={"options": "-c timezone=UTC", "connect_timeout": max(1, int(timeout_s))},
             open=False,
