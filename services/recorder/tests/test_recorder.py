@@ -256,6 +256,34 @@ def test_start_cleans_partials_and_quarantines_what_it_cannot_register(store, de
     assert list(recorder.temp_dir.iterdir()) == []
 
 
+def test_start_fails_recordings_whose_temporary_file_was_lost(store, deployment, tmp_path):
+    """A power cut empties a RAM-backed temporary area: what was registered but not yet filed
+    is gone, and must not stay temporary for good."""
+    recorder = make_recorder(store, tmp_path)
+    lost, kept = recorder.record_slot(), recorder.record_slot()
+    filed = recorder.record_slot()
+    saved_to = tmp_path / "kept.wav"
+    store.update_recording_path(filed.recording_id, str(saved_to), schema.RecordingStatus.SAVED)
+    filed.path.unlink()  # filed: moved on, the store updated first
+    lost.path.unlink()  # the power cut
+    other_source = make_recorder(store, tmp_path, source_id="mic-1", temp_dir=tmp_path / "tmp1")
+    elsewhere = other_source.record_slot()
+    elsewhere.path.unlink()  # another recorder's business: it settles its own at its start
+
+    restarted = make_recorder(store, tmp_path)
+    restarted.start()
+
+    def status(result):
+        return store.get_recording(result.recording_id).recording
+
+    assert status(lost).status == pb.RECORDING_STATUS_FAILED
+    assert "vanished from the temporary area" in status(lost).failure_reason
+    assert status(kept).status == pb.RECORDING_STATUS_TEMPORARY
+    assert kept.path.exists()
+    assert status(filed).status == pb.RECORDING_STATUS_SAVED
+    assert status(elsewhere).status == pb.RECORDING_STATUS_TEMPORARY
+
+
 def test_a_catch_up_while_recording_leaves_the_slot_being_written_alone(
     store, deployment, tmp_path
 ):

@@ -286,12 +286,15 @@ class Recorder:
         if removed:
             log.info("deleted %d partial file(s) an earlier run left mid-write", removed)
         leftovers = self._whole_files()
-        if self.registrar is None:
+
+        def settle_earlier_run() -> None:
             self.reconcile(leftovers)
+            self.fail_lost_recordings()
+
+        if self.registrar is None:
+            settle_earlier_run()
         else:
-            self.registrar.submit(
-                Registration("what an earlier run left", lambda: self.reconcile(leftovers))
-            )
+            self.registrar.submit(Registration("what an earlier run left", settle_earlier_run))
 
     def _whole_files(self) -> list[Path]:
         return sorted(self.temp_dir.glob("*.wav"))
@@ -393,6 +396,48 @@ class Recorder:
         if any(counts.values()):
             log.info("reconciled the temporary area: %s", counts)
         return counts
+
+    def fail_lost_recordings(self) -> list[str]:
+        """Mark failed this source's temporary recordings whose file is gone from the temporary
+        area (a RAM-backed area empties in a power cut). Nothing would ever file them: they
+        would stay temporary for good and hold a deployment's stop until it timed out."""
+        lost: list[str] = []
+        entries = self.store.list_recordings(
+            statuses=[schema.RecordingStatus.TEMPORARY], limit=10_000
+        )
+        for entry in entries:
+            recording = entry.recording
+            path = Path(recording.path)
+            if (recording.device_id, recording.source_id) != (
+                self.device.device_id,
+                self.source_id,
+            ) or path.parent != self.temp_dir:
+                continue  # another source's, or not in our temporary area
+            if path.exists():
+                continue
+            # Look at the file first, then at the store: filing and deleting update the store
+            # before they remove the file, so a file gone while the store still says temporary
+            # at the same path was lost, not moved on.
+            try:
+                now = self.store.get_recording(recording.id).recording
+            except NotFoundError:
+                continue
+            if now.status != recording.status or now.path != recording.path:
+                continue
+            self.store.mark_recording_failed(
+                recording.id,
+                f"its file {path.name} vanished from the temporary area before it was filed "
+                "(a RAM-backed temporary area is emptied by a power cut or reboot)",
+            )
+            lost.append(recording.id)
+        if lost:
+            log.warning(
+                "%d recording(s) lost their file in the temporary area before they were filed; "
+                "marked failed: %s",
+                len(lost),
+                ", ".join(lost[:5]) + (" …" if len(lost) > 5 else ""),
+            )
+        return lost
 
     def _quarantine(self, path: Path, why: str) -> None:
         target = self.quarantine_dir or self.temp_dir.parent / "quarantine"
