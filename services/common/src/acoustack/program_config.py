@@ -119,6 +119,32 @@ class FileManagementConfig(Section):
             "confident, delete the others",
         ),
     ] = 0.5
+    retention_days: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="delete saved recordings that started more than this many days ago; "
+            "0 keeps them for ever",
+        ),
+    ] = 0.0
+    keep_free_mb: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="while the destination's disk has less free space than this, delete the "
+            "oldest saved recordings; 0 never deletes for space (recording then stops at "
+            "recording.min_free_disk_mb)",
+        ),
+    ] = 0
+    keep_best_per_species: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=10_000,
+            description="retention never deletes the recordings holding the N most confident "
+            "detections of each species",
+        ),
+    ] = 0
 
 
 class MessagingConfig(Section):

@@ -19,6 +19,7 @@ from acoustack.program_config import FileManagementConfig, read_section
 from acoustack.tasks import RecordingManagementCondition, generate_file_management_task
 from acoustack.v1 import types_pb2 as pb
 from acoustack_storage.repository import MAX_LIMIT, PostgresStore
+from acoustack_storage.retention import Retention, RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +119,17 @@ def build_file_management_task(
         management_conditions=conditions,
         tmp_path=temp_dir,
     )
+
+
+def build_retention(
+    repository: PostgresStore, program_config: Mapping[str, Any] | None
+) -> Retention:
+    """Retention as the program's ``file_management`` section sets it (off by default)."""
+    section = read_section(program_config, "file_management", FileManagementConfig)
+    config = section or FileManagementConfig()
+    policy = RetentionPolicy(
+        max_age_days=config.retention_days,
+        keep_free_mb=config.keep_free_mb,
+        keep_best_per_species=config.keep_best_per_species,
+    )
+    return Retention(repository, Path(config.destination), policy)

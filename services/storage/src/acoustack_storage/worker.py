@@ -12,7 +12,9 @@ picks up whatever is still temporary, and a failed recording move leaves nothing
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_shutdown
 
 from acoustack.celery_app import create_app
-from acoustack.errors import InvalidArgumentError
+from acoustack.errors import InvalidArgumentError, UnavailableError
 from acoustack.names import Queue, Task
 from acoustack.worker_process import run_prefork_worker
 from acoustack_storage.config import StorageSettings
-from acoustack_storage.files import RepositoryStore, build_file_management_task
+from acoustack_storage.files import RepositoryStore, build_file_management_task, build_retention
 from acoustack_storage.repository import PostgresStore
+from acoustack_storage.retention import ABANDONED_COPY_AGE_S
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +55,29 @@ def register_manage_files_task(
 
     worker_process_shutdown.connect(close, weak=False)
 
+    last_copy_sweep = [-float("inf")]
+
     @app.task(name=Task.MANAGE_FILES.value, shared=False)
     def manage_files(program_config: dict[str, Any] | None = None) -> dict:
         store = RepositoryStore(repository())
         try:
             task = build_file_management_task(store, program_config, temp_dir)
+            retention = build_retention(repository(), program_config)
         except InvalidArgumentError as exc:
             log.error("manage_files: the program's configuration is not usable: %s", exc)
             return {"outcome": "failed", "reason": f"configuration: {exc}"}
+        # Retention first, so filing finds room. Walking the whole destination for abandoned
+        # copies is left to one run an hour.
+        sweep = time.monotonic() - last_copy_sweep[0] >= ABANDONED_COPY_AGE_S
+        try:
+            retention_report = retention.run(remove_abandoned_copies=sweep)
+        except UnavailableError:
+            raise  # the database is away: filing cannot run either
+        except Exception:
+            log.exception("manage_files: retention failed; filing goes on")
+            retention_report = None
+        if sweep:
+            last_copy_sweep[0] = time.monotonic()
         try:
             task()
         except SoftTimeLimitExceeded:
@@ -71,7 +89,10 @@ def register_manage_files_task(
             )
             raise
         log.info("manage_files: %d saved, %d deleted", store.saved, store.deleted)
-        return {"outcome": "done", "saved": store.saved, "deleted": store.deleted}
+        result: dict[str, Any] = {"outcome": "done", "saved": store.saved, "deleted": store.deleted}
+        if retention_report is not None:
+            result["retention"] = dataclasses.asdict(retention_report)
+        return result
 
     return manage_files
 

@@ -1,0 +1,228 @@
+"""Retention (PARITY 26): saved recordings are kept within an age limit, and the disk they are on
+keeps a free-space floor, so a device left for months records on instead of filling up. The
+recordings with the most confident detections of each species are never deleted by retention.
+Copies that a killed file-management run left half-written are removed.
+
+Off unless configured (``file_management.retention_days``, ``keep_free_mb``): deleting saved
+recordings is the user's decision, never a default. Domain logic on storage's repository, with no
+transport; the ``manage_files`` task runs it before filing, so that filing finds room.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from acoustack import schema
+from acoustack.v1 import types_pb2 as pb
+from acoustack_storage.repository import PostgresStore, RecordingFilter, StoredRecording
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+# A copy younger than this may be one a file-management run is making now; older ones were left by
+# a run killed at its hard time limit (minutes at most).
+ABANDONED_COPY_AGE_S = 3600.0
+# Recordings read per query; with their model outputs when ranking species.
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    max_age_days: float = 0.0  # 0: kept for ever
+    keep_free_mb: int = 0  # 0: nothing deleted for space
+    keep_best_per_species: int = 0
+    species_tag_key: str = "species"
+
+    @property
+    def deletes(self) -> bool:
+        return self.max_age_days > 0 or self.keep_free_mb > 0
+
+
+@dataclass
+class RetentionReport:
+    deleted_for_age: int = 0
+    deleted_for_space: int = 0
+    kept_as_best: int = 0
+    abandoned_copies_removed: int = 0
+    free_mb: float | None = None
+    # How far below keep_free_mb the disk stayed because nothing deletable was left.
+    short_of_free_mb: float = 0.0
+
+
+def free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Retention:
+    def __init__(
+        self,
+        repository: PostgresStore,
+        destination: Path,
+        policy: RetentionPolicy,
+        *,
+        free_bytes: Callable[[Path], int] = free_bytes,
+        now: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self.repository = repository
+        self.destination = Path(destination)
+        self.policy = policy
+        self.free_bytes = free_bytes
+        self.now = now
+
+    def run(self, *, remove_abandoned_copies: bool = True) -> RetentionReport:
+        report = RetentionReport()
+        if remove_abandoned_copies:
+            report.abandoned_copies_removed = self.remove_abandoned_copies()
+        if not self.policy.deletes:
+            return report
+        protected = self.best_per_species() if self.policy.keep_best_per_species else set()
+        report.kept_as_best = len(protected)
+        if self.policy.max_age_days > 0:
+            cutoff = self.now() - dt.timedelta(days=self.policy.max_age_days)
+            for entry in self._saved(started_before=cutoff):
+                if entry.recording.id not in protected:
+                    self._delete(entry.recording)
+                    report.deleted_for_age += 1
+        if self.policy.keep_free_mb > 0 and self.destination.exists():
+            self._keep_free(protected, report)
+        if report.deleted_for_age or report.deleted_for_space:
+            log.info(
+                "retention deleted %d saved recording(s) past %g days and %d for disk space "
+                "(%d kept as the best of their species)",
+                report.deleted_for_age,
+                self.policy.max_age_days,
+                report.deleted_for_space,
+                report.kept_as_best,
+            )
+        return report
+
+    def _keep_free(self, protected: set[uuid.UUID], report: RetentionReport) -> None:
+        floor = self.policy.keep_free_mb * MB
+        free = self.free_bytes(self.destination)
+        if free < floor:
+            disk = os.stat(self.destination).st_dev
+            for entry in self._saved():
+                if entry.recording.id in protected:
+                    continue
+                path = Path(entry.recording.path)
+                try:
+                    elsewhere = os.stat(path).st_dev != disk
+                except FileNotFoundError:
+                    elsewhere = False  # gone already: the store should say so too
+                if elsewhere:
+                    continue  # deleting it would free nothing on this disk
+                self._delete(entry.recording)
+                report.deleted_for_space += 1
+                free = self.free_bytes(self.destination)
+                if free >= floor:
+                    break
+        report.free_mb = free / MB
+        if free < floor:
+            report.short_of_free_mb = (floor - free) / MB
+            log.error(
+                "retention cannot keep %d MB free on %s (%.0f MB free): no saved recording is "
+                "left to delete but the %d best of each species; lower "
+                "file_management.keep_best_per_species or keep_free_mb, or free the disk",
+                self.policy.keep_free_mb,
+                self.destination,
+                free / MB,
+                self.policy.keep_best_per_species,
+            )
+
+    def best_per_species(self) -> set[uuid.UUID]:
+        """Ids of the saved recordings holding one of the ``keep_best_per_species`` most confident
+        detections of a species (by the species tag's confidence, then the detection score)."""
+        keep = self.policy.keep_best_per_species
+        best: dict[str, list[tuple[float, float, uuid.UUID]]] = {}
+        for entry in self._saved(with_outputs=True):
+            scores: dict[str, tuple[float, float]] = {}
+            for document in entry.model_output_documents:
+                output = pb.ModelOutput.FromString(document)
+                for detection in output.detections:
+                    for tag in detection.tags:
+                        if tag.tag.key != self.policy.species_tag_key:
+                            continue
+                        score = (tag.confidence, detection.detection_score)
+                        scores[tag.tag.value] = max(scores.get(tag.tag.value, score), score)
+            for species, (confidence, detection_score) in scores.items():
+                heap = best.setdefault(species, [])
+                item = (confidence, detection_score, entry.recording.id)
+                if len(heap) < keep:
+                    heapq.heappush(heap, item)
+                elif item > heap[0]:
+                    heapq.heapreplace(heap, item)
+        return {recording_id for heap in best.values() for *_, recording_id in heap}
+
+    def remove_abandoned_copies(self) -> int:
+        """Half-written copies (``.name.wav.partial``) older than any run could still be making."""
+        if not self.destination.exists():
+            return 0
+        removed = 0
+        old = time.time() - ABANDONED_COPY_AGE_S
+        for copy in self.destination.rglob(".*.partial"):
+            try:
+                if copy.stat().st_mtime < old:
+                    copy.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        if removed:
+            log.warning("removed %d half-written cop(ies) a killed run left behind", removed)
+        return removed
+
+    def _delete(self, recording: schema.Recording) -> None:
+        # The store first, as file management does: a file outliving its record is harmless
+        # and found again; a record outliving its file would be a recording that lies.
+        self.repository.mark_recording_deleted(recording.id)
+        path = Path(recording.path)
+        path.unlink(missing_ok=True)
+        # Empty date folders go too, up to the destination itself.
+        folder = path.parent
+        while folder != self.destination and self.destination in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+            folder = folder.parent
+
+    def _saved(
+        self, *, started_before: dt.datetime | None = None, with_outputs: bool = False
+    ) -> Iterator[StoredRecording]:
+        """Saved recordings under the destination, oldest first, page by page (a page may be
+        re-read at its edge: the ids already given at the cursor's start time are skipped)."""
+        cursor: dt.datetime | None = None
+        given_at_cursor: set[uuid.UUID] = set()
+        while True:
+            page = self.repository.list_recordings(
+                RecordingFilter(
+                    statuses=(schema.RecordingStatus.SAVED,),
+                    started_from=cursor,
+                    started_to=started_before,
+                    limit=PAGE,
+                ),
+                include_model_outputs=with_outputs,
+            )
+            fresh = [e for e in page if e.recording.id not in given_at_cursor]
+            # Only what lies under the destination is retention's: recordings filed elsewhere
+            # (under an earlier destination, by hand) are left alone.
+            yield from (e for e in fresh if Path(e.recording.path).is_relative_to(self.destination))
+            if len(page) < PAGE or not fresh:
+                return
+            last = page[-1].recording.started_at
+            if last != cursor:
+                given_at_cursor = set()
+            given_at_cursor |= {e.recording.id for e in page if e.recording.started_at == last}
+            cursor = last

@@ -1,0 +1,224 @@
+"""Retention on real files and a real database: what goes for age, what goes for space and in what
+order, which recordings are kept as the best of their species, and what is never touched."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from acoustack import convert, schema
+from acoustack.celery_app import create_app
+from acoustack.testing import factories
+from acoustack_storage import retention as retention_module
+from acoustack_storage.repository import PostgresStore
+from acoustack_storage.retention import MB, Retention, RetentionPolicy
+from acoustack_storage.worker import register_manage_files_task
+
+NOW = dt.datetime(2026, 9, 1, 12, 0, tzinfo=dt.UTC)
+FILE_BYTES = MB  # each saved recording's size on disk
+
+
+@pytest.fixture
+def deployment(store: PostgresStore) -> schema.Deployment:
+    return store.start_deployment(schema.Deployment(name="meadow", latitude=52.2, longitude=0.12))
+
+
+@pytest.fixture
+def destination(tmp_path) -> Path:
+    path = tmp_path / "recordings"
+    path.mkdir()
+    return path
+
+
+def saved_recording(store, deployment, destination, days_ago: float, *species: tuple[str, float]):
+    """A saved recording filed in its date folder, with a detection per (species, confidence)."""
+    started = NOW - dt.timedelta(days=days_ago)
+    rid = uuid.uuid4()
+    path = destination / f"{started:%Y/%m/%d}" / f"{started:%Y%m%d_%H%M%S}-{rid.hex[:8]}.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(FILE_BYTES))
+    recording = factories.recording(
+        deployment.id, id=rid, path=str(path), started_at=started, status="saved"
+    )
+    store.store_recording(recording)
+    if species:
+        output = factories.model_output(rid, n_detections=len(species))
+        detections = [
+            d.model_copy(
+                update={
+                    "detection_score": 0.9,
+                    "tags": [
+                        schema.PredictedTag(tag=schema.Tag(key="species", value=name), confidence=c)
+                    ],
+                }
+            )
+            for d, (name, c) in zip(output.detections, species, strict=True)
+        ]
+        output = output.model_copy(update={"detections": detections})
+        store.store_model_output(convert.model_output_to_proto(output))
+    return recording
+
+
+def status(store, recording) -> schema.RecordingStatus:
+    return store.get_recording(recording.id).recording.status
+
+
+def disk_of(capacity_bytes: int):
+    """A disk of this size holding what is under the destination: the real files decide what is
+    free, so every deletion the test asks for must really remove its file."""
+
+    def free(path: Path) -> int:
+        used = sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+        return capacity_bytes - used
+
+    return free
+
+
+def test_saved_recordings_past_the_age_limit_are_deleted_with_their_files(
+    store, deployment, destination
+):
+    old = saved_recording(store, deployment, destination, days_ago=40)
+    recent = saved_recording(store, deployment, destination, days_ago=20)
+    report = Retention(store, destination, RetentionPolicy(max_age_days=30), now=lambda: NOW).run()
+    assert report.deleted_for_age == 1
+    assert status(store, old) is schema.RecordingStatus.DELETED
+    assert not Path(old.path).exists()
+    assert not Path(old.path).parent.exists()  # its emptied date folder went too
+    assert status(store, recent) is schema.RecordingStatus.SAVED
+    assert Path(recent.path).exists()
+    assert destination.exists()
+
+
+def test_under_the_free_space_floor_the_oldest_go_first_and_only_as_many_as_needed(
+    store, deployment, destination
+):
+    recordings = [
+        saved_recording(store, deployment, destination, days_ago=d) for d in (5, 4, 3, 2, 1)
+    ]
+    # Two recordings' worth short of the floor, less half a file: two must go, not three.
+    floor_mb = 4
+    capacity = 5 * FILE_BYTES + floor_mb * MB - int(1.5 * FILE_BYTES)
+    report = Retention(
+        store,
+        destination,
+        RetentionPolicy(keep_free_mb=floor_mb),
+        free_bytes=disk_of(capacity),
+        now=lambda: NOW,
+    ).run()
+    assert report.deleted_for_space == 2
+    assert [status(store, r) for r in recordings] == [schema.RecordingStatus.DELETED] * 2 + [
+        schema.RecordingStatus.SAVED
+    ] * 3
+    assert [Path(r.path).exists() for r in recordings] == [False, False, True, True, True]
+    assert report.free_mb >= floor_mb
+    assert report.short_of_free_mb == 0
+
+
+def test_the_best_of_each_species_are_kept_and_a_floor_out_of_reach_is_reported(
+    store, deployment, destination, caplog
+):
+    best_pipistrelle = saved_recording(
+        store, deployment, destination, 9, ("Pipistrellus pipistrellus", 0.95)
+    )
+    best_myotis = saved_recording(store, deployment, destination, 8, ("Myotis daubentonii", 0.6))
+    weaker_pipistrelle = saved_recording(
+        store, deployment, destination, 7, ("Pipistrellus pipistrellus", 0.7)
+    )
+    nothing = saved_recording(store, deployment, destination, 6)
+    # Even deleting everything would not reach the floor.
+    capacity = 4 * FILE_BYTES + MB
+    with caplog.at_level(logging.ERROR):
+        report = Retention(
+            store,
+            destination,
+            RetentionPolicy(keep_free_mb=10, keep_best_per_species=1),
+            free_bytes=disk_of(capacity),
+            now=lambda: NOW,
+        ).run()
+    assert report.kept_as_best == 2
+    assert status(store, best_pipistrelle) is schema.RecordingStatus.SAVED
+    assert status(store, best_myotis) is schema.RecordingStatus.SAVED
+    assert status(store, weaker_pipistrelle) is schema.RecordingStatus.DELETED
+    assert status(store, nothing) is schema.RecordingStatus.DELETED
+    assert report.short_of_free_mb == pytest.approx(10 - 3, abs=0.01)
+    assert "keep_best_per_species" in caplog.text
+
+
+def test_the_best_of_a_species_outlive_the_age_limit(store, deployment, destination):
+    best = saved_recording(store, deployment, destination, 400, ("Nyctalus noctula", 0.99))
+    plain = saved_recording(store, deployment, destination, 399, ("Nyctalus noctula", 0.5))
+    Retention(
+        store,
+        destination,
+        RetentionPolicy(max_age_days=30, keep_best_per_species=1),
+        now=lambda: NOW,
+    ).run()
+    assert status(store, best) is schema.RecordingStatus.SAVED
+    assert status(store, plain) is schema.RecordingStatus.DELETED
+
+
+def test_nothing_outside_the_destination_and_nothing_by_default_is_deleted(
+    store, deployment, destination, tmp_path
+):
+    elsewhere = tmp_path / "archive"
+    elsewhere.mkdir()
+    outside = saved_recording(store, deployment, elsewhere, days_ago=400)
+    inside = saved_recording(store, deployment, destination, days_ago=400)
+    report = Retention(store, destination, RetentionPolicy(), now=lambda: NOW).run()
+    assert (report.deleted_for_age, report.deleted_for_space) == (0, 0)
+    assert status(store, inside) is schema.RecordingStatus.SAVED
+
+    Retention(store, destination, RetentionPolicy(max_age_days=1), now=lambda: NOW).run()
+    assert status(store, inside) is schema.RecordingStatus.DELETED
+    assert status(store, outside) is schema.RecordingStatus.SAVED
+    assert Path(outside.path).exists()
+
+
+def test_an_abandoned_half_written_copy_is_removed_and_a_fresh_one_kept(store, destination):
+    folder = destination / "2026" / "06" / "01"
+    folder.mkdir(parents=True)
+    abandoned, fresh = folder / ".a.wav.partial", folder / ".b.wav.partial"
+    abandoned.write_bytes(b"RIFF")
+    fresh.write_bytes(b"RIFF")
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+    report = Retention(store, destination, RetentionPolicy()).run()
+    assert report.abandoned_copies_removed == 1
+    assert not abandoned.exists()
+    assert fresh.exists()
+
+
+def test_manage_files_applies_the_programs_retention_and_reports_it(
+    store, deployment, destination, tmp_path
+):
+    old = saved_recording(store, deployment, destination, days_ago=10_000)
+    app = create_app("amqp://guest:guest@127.0.0.1:1/unused")
+    temp_dir = tmp_path / "shm"
+    temp_dir.mkdir()
+    manage_files = register_manage_files_task(app, lambda: store, temp_dir)
+    config = {"file_management": {"destination": str(destination), "retention_days": 365}}
+    result = manage_files(program_config=config)
+    assert result["retention"]["deleted_for_age"] == 1
+    assert status(store, old) is schema.RecordingStatus.DELETED
+
+    bad = {"file_management": {"destination": str(destination), "retention_days": -1}}
+    refused = manage_files(program_config=bad)
+    assert refused["outcome"] == "failed"
+    assert "file_management.retention_days" in refused["reason"]
+
+
+def test_retention_reads_page_after_page_including_ties_at_a_page_edge(
+    store, deployment, destination, monkeypatch
+):
+    monkeypatch.setattr(retention_module, "PAGE", 2)
+    # Two recordings share a start time across the first page's edge.
+    recordings = [saved_recording(store, deployment, destination, d) for d in (50, 49, 49, 48, 47)]
+    report = Retention(store, destination, RetentionPolicy(max_age_days=30), now=lambda: NOW).run()
+    assert report.deleted_for_age == 5
+    assert {status(store, r) for r in recordings} == {schema.RecordingStatus.DELETED}
