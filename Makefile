@@ -59,7 +59,7 @@ COMPOSE := ACOUSTACK_VERSION=$(ACOUSTACK_VERSION) $(DOCKER) compose -f $(COMPOSE
 UP_TIMEOUT ?= 180
 FORCE ?= 0
 
-.PHONY: docker wheelhouse container-lint
+.PHONY: docker wheelhouse container-lint k3s-lint
 
 docker: ## install and start the Docker engine and compose plugin when missing (scripts/ensure-docker.sh; root)
 	@DOCKER=$(DOCKER) scripts/ensure-docker.sh
@@ -89,6 +89,11 @@ images: base-images wheelhouse model ## build acoustack/{postgres,rabbitmq,stora
 			|| exit 1; \
 	done
 
+k3s-images: images ## save the images to build/acoustack-images-$(ACOUSTACK_VERSION).tar for `k3s ctr images import` (see k3s/README.md)
+	@mkdir -p build
+	$(DOCKER) save -o build/acoustack-images-$(ACOUSTACK_VERSION).tar \
+		$(foreach image,postgres rabbitmq $(SERVICES),acoustack/$(image):$(ACOUSTACK_VERSION))
+
 up: images ## build the images, start the stack and wait (UP_TIMEOUT s) until every service is healthy
 	$(COMPOSE) up -d --wait --wait-timeout $(UP_TIMEOUT) --no-build --pull never \
 		|| { $(COMPOSE) ps -a; $(COMPOSE) logs --tail=50; exit 1; }
@@ -108,6 +113,17 @@ container-lint: ## hadolint every Dockerfile, validate the compose files (compos
 	uvx check-jsonschema --builtin-schema vendor.compose-spec $(COMPOSE_FILE) compose/compose.microphone.yaml
 	$(COMPOSE) config --quiet
 	$(COMPOSE) -f compose/compose.microphone.yaml config --quiet
+	$(MAKE) --no-print-directory k3s-lint
+
+K3S_OVERLAYS := $(sort $(dir $(wildcard k3s/overlays/*/kustomization.yaml)))
+
+k3s-lint: sync ## render the k3s base and every overlay (kubectl kustomize) and validate them strictly against the Kubernetes schemas
+	@mkdir -p build
+	@for dir in k3s/base $(K3S_OVERLAYS); do \
+		echo "k3s: $$dir"; \
+		$(RUN) kubectl kustomize $$dir > build/k3s-rendered.yaml || exit 1; \
+		$(RUN) kubernetes-validate --strict --quiet build/k3s-rendered.yaml || exit 1; \
+	done
 
 # --- the detector's model (build time only: torch lives in a throwaway venv, build/model-env) ---
 # TORCH_PIP_ARGS: extra pip arguments for torch alone. On x86_64, PyPI's torch is the CUDA build,

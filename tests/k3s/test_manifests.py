@@ -1,0 +1,189 @@
+"""The k3s manifests as a cluster would read them: every overlay rendered by kustomize, and each
+service's settings loaded from the environment its pod would get. k3s cannot run here; this checks
+what would break a device at its first start (a setting a service refuses, a target no Service
+answers, a probe on the wrong port, a temporary area the pods do not share)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from acoustack_detector.config import DetectorSettings
+from acoustack_messenger.config import MessengerSettings
+from acoustack_recorder.config import RecorderSettings
+from acoustack_scheduler.config import SchedulerSettings
+from acoustack_storage.config import StorageSettings
+
+K3S = Path(__file__).resolve().parents[2] / "k3s"
+OVERLAYS = sorted(p.parent.name for p in (K3S / "overlays").glob("*/kustomization.yaml"))
+SETTINGS = {
+    "storage": (StorageSettings, "STORAGE"),
+    "detector": (DetectorSettings, "DETECTOR"),
+    "recorder": (RecorderSettings, "RECORDER"),
+    "messenger": (MessengerSettings, "MESSENGER"),
+    "scheduler": (SchedulerSettings, "SCHEDULER"),
+}
+PORTS = {
+    "storage": 50051,
+    "detector": 50052,
+    "recorder": 50053,
+    "scheduler": 50054,
+    "messenger": 50055,
+}
+
+
+def render(overlay: str) -> list[dict]:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(K3S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def by_namespace(docs: list[dict]) -> dict[str, list[dict]]:
+    spaces: dict[str, list[dict]] = {}
+    for doc in docs:
+        if doc["kind"] != "Namespace":
+            spaces.setdefault(doc["metadata"]["namespace"], []).append(doc)
+    return spaces
+
+
+def find(docs, kind: str, name: str) -> dict:
+    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
+    return matches[0]
+
+
+def container_env(docs, container: dict) -> dict[str, str]:
+    """The environment the kubelet would give ``container``: references resolved, $(VAR) expanded."""
+    env: dict[str, str] = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            value = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), item["value"])
+        elif "configMapKeyRef" in item["valueFrom"]:
+            ref = item["valueFrom"]["configMapKeyRef"]
+            value = str(find(docs, "ConfigMap", ref["name"])["data"][ref["key"]])
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            encoded = find(docs, "Secret", ref["name"])["data"][ref["key"]]
+            value = base64.b64decode(encoded).decode()
+        env[item["name"]] = value
+    return env
+
+
+def workload(docs, name: str) -> dict:
+    return next(
+        d
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet") and d["metadata"]["name"] == name
+    )
+
+
+def main_container(docs, name: str) -> dict:
+    spec = workload(docs, name)["spec"]["template"]["spec"]
+    return next(c for c in spec["containers"] if c["name"] == name)
+
+
+def service_port(docs, host_port: str) -> None:
+    host, port = host_port.rsplit(":", 1)
+    service = find(docs, "Service", host)
+    assert int(port) in [p["port"] for p in service["spec"]["ports"]], host_port
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def device_stacks(request) -> list[list[dict]]:
+    spaces = by_namespace(render(request.param))
+    assert spaces, f"{request.param} renders nothing"
+    return list(spaces.values())
+
+
+def test_there_is_an_overlay_for_one_device_and_one_for_a_fleet():
+    assert {"single-node", "fleet"} <= set(OVERLAYS)
+
+
+def test_every_service_accepts_the_settings_its_pod_gets(device_stacks):
+    for docs in device_stacks:
+        for name, (settings_class, prefix) in SETTINGS.items():
+            env = container_env(docs, main_container(docs, name))
+            settings = settings_class.load(prefix, env)  # raises ConfigError naming the variable
+            for field in ("storage_target",):
+                if hasattr(settings, field):
+                    service_port(docs, getattr(settings, field))
+            if hasattr(settings, "broker_url"):
+                broker = urlsplit(settings.broker_url)
+                service_port(docs, f"{broker.hostname}:{broker.port}")
+                assert (broker.username, broker.password) == ("acoustack", "acoustack")
+        database = urlsplit(
+            StorageSettings.load(
+                "STORAGE", container_env(docs, main_container(docs, "storage"))
+            ).database_url
+        )
+        service_port(docs, f"{database.hostname}:{database.port}")
+        scheduler = container_env(docs, main_container(docs, "scheduler"))
+        for entry in scheduler["SCHEDULER_SERVICES"].split(","):
+            service_port(docs, entry.split("=", 1)[1])
+
+
+def test_health_probes_ask_each_service_on_its_own_port(device_stacks):
+    for docs in device_stacks:
+        for name, port in PORTS.items():
+            container = main_container(docs, name)
+            assert container["readinessProbe"]["grpc"]["port"] == port, name
+            assert "livenessProbe" in container, name
+            assert port in [p["containerPort"] for p in container["ports"]]
+            service_port(docs, f"{name}:{port}")
+            assert "memory" in container["resources"]["limits"], name
+
+
+def test_recorder_detector_and_storage_share_the_recordings_and_a_ram_backed_temporary_area(
+    device_stacks,
+):
+    for docs in device_stacks:
+        mounts = {}
+        for name in ("recorder", "detector", "storage"):
+            spec = workload(docs, name)["spec"]["template"]["spec"]
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            by_path = {
+                m["mountPath"]: volumes[m["name"]]
+                for m in main_container(docs, name)["volumeMounts"]
+            }
+            mounts[name] = by_path
+            temporary = by_path["/recordings/tmp"]
+            assert temporary["hostPath"]["path"].startswith("/dev/shm/"), name
+            env = container_env(docs, main_container(docs, name))
+            told = [
+                v for v in env.values() if v.startswith("/") and "/recordings/tmp".startswith(v)
+            ]
+            assert told, f"{name} is not told where the temporary area is"
+        assert len({str(m["/recordings/tmp"]) for m in mounts.values()}) == 1
+        assert len({str(m["/recordings"]) for m in mounts.values()}) == 1
+
+
+def test_one_recorder_and_one_beat_even_during_an_update(device_stacks):
+    for docs in device_stacks:
+        for name in ("recorder", "scheduler"):
+            spec = workload(docs, name)["spec"]
+            assert spec["replicas"] == 1
+            assert spec["strategy"]["type"] == "Recreate", name
+
+
+def test_each_fleet_device_runs_its_whole_stack_on_its_own_node():
+    spaces = by_namespace(render("fleet"))
+    assert len(spaces) >= 2
+    for namespace, docs in spaces.items():
+        device = namespace.removeprefix("acoustack-")
+        workloads = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+        assert {w["metadata"]["name"] for w in workloads} == set(PORTS) | {"postgres", "rabbitmq"}
+        for w in workloads:
+            selector = w["spec"]["template"]["spec"].get("nodeSelector")
+            assert selector == {"acoustack-device": device}, (namespace, w["metadata"]["name"])
