@@ -10,6 +10,7 @@ import wave
 from pathlib import Path
 
 import pytest
+from astral import Observer, sun
 
 from acoustack import convert, schema
 from acoustack.celery_app import create_app
@@ -53,9 +54,8 @@ def temporary_recording(store, deployment, temp_dir, **overrides) -> tuple[schem
     rid = uuid.uuid4()
     path = temp_dir / f"20260601_235958-mic-0-{rid.hex[:8]}.wav"
     content = write_wav(path)
-    recording = factories.recording(
-        deployment.id, id=rid, path=str(path), started_at=STARTED, **overrides
-    )
+    overrides.setdefault("started_at", STARTED)
+    recording = factories.recording(deployment.id, id=rid, path=str(path), **overrides)
     store.store_recording(recording)
     return recording, content
 
@@ -213,3 +213,188 @@ def test_a_failed_store_update_leaves_the_recording_where_it_was(
         assert not Path(recording.path).exists()
     finally:
         repository.close()
+
+
+# --- saving filters (any one keeps a recording) and saving managers (first that takes it) -------
+
+
+def add_tagged_output(store, recording, *detections: tuple[str, float, float]) -> None:
+    """Detections as (species, tag confidence, detection score)."""
+    output = factories.model_output(recording.id, n_detections=len(detections))
+    output = output.model_copy(
+        update={
+            "detections": [
+                d.model_copy(
+                    update={
+                        "detection_score": score,
+                        "tags": [
+                            schema.PredictedTag(
+                                tag=schema.Tag(key="species", value=species), confidence=confidence
+                            )
+                        ],
+                    }
+                )
+                for d, (species, confidence, score) in zip(
+                    output.detections, detections, strict=True
+                )
+            ]
+        }
+    )
+    store.store_model_output(convert.model_output_to_proto(output))
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def kept(store, *recordings) -> list[bool]:
+    return [stored(store, r).status is schema.RecordingStatus.SAVED for r in recordings]
+
+
+def only(**saving) -> dict:
+    """save_all off, the default threshold filter off, and just these filters on."""
+    return {"save_all": False, "saving_threshold": None, **saving}
+
+
+def test_daily_windows_keep_what_started_inside_them_in_local_time(
+    store, deployment, temp_dir, destination, manage_files
+):
+    # 21:30 in London in June is 20:30 UTC; 22:30 UTC is 23:30 there, outside 21:00-23:00.
+    inside, _ = temporary_recording(store, deployment, temp_dir, started_at=at("2026-06-01T20:30Z"))
+    outside, _ = temporary_recording(
+        store, deployment, temp_dir, started_at=at("2026-06-01T22:30Z")
+    )
+    config = program(
+        destination,
+        detection=False,
+        **only(save_daily_windows="21:00-23:00", save_timezone="Europe/London"),
+    )
+    assert filing(manage_files(program_config=config))["deleted"] == 1
+    assert kept(store, inside, outside) == [True, False]
+
+
+def test_a_duty_cycle_keeps_the_first_minutes_of_every_period(
+    store, deployment, temp_dir, destination, manage_files
+):
+    starts = ["2026-06-01T00:03Z", "2026-06-01T00:10Z", "2026-06-01T00:31Z", "2026-06-01T23:59Z"]
+    recordings = [
+        temporary_recording(store, deployment, temp_dir, started_at=at(s))[0] for s in starts
+    ]
+    config = program(destination, detection=False, **only(save_duty_cycle="5/30"))
+    manage_files(program_config=config)
+    assert kept(store, *recordings) == [True, False, True, False]
+
+
+def test_a_sun_window_is_taken_at_the_deployments_own_coordinates(
+    store, temp_dir, destination, manage_files
+):
+    # Far from Greenwich: dusk in Tucson on 1 June 2026 is about 03:00 UTC the next day.
+    tucson = store.start_deployment(
+        schema.Deployment(name="sonoran", latitude=32.2, longitude=-110.9)
+    )
+
+    dusk = sun.dusk(Observer(32.2, -110.9), date=dt.date(2026, 6, 2), tzinfo=dt.UTC)
+    at_dusk, _ = temporary_recording(
+        store, tucson, temp_dir, started_at=dusk + dt.timedelta(minutes=10)
+    )
+    greenwich_dusk = sun.dusk(Observer(51.48, 0.0), date=dt.date(2026, 6, 1), tzinfo=dt.UTC)
+    at_greenwich_dusk, _ = temporary_recording(
+        store, tucson, temp_dir, started_at=greenwich_dusk + dt.timedelta(minutes=10)
+    )
+    config = program(destination, detection=False, **only(save_sun_window="dusk-30m+1h"))
+    manage_files(program_config=config)
+    assert kept(store, at_dusk, at_greenwich_dusk) == [True, False]
+
+
+def test_tags_keep_a_species_seen_confidently_enough(
+    store, deployment, temp_dir, destination, manage_files
+):
+    sure, _ = temporary_recording(store, deployment, temp_dir)
+    add_tagged_output(store, sure, ("Myotis daubentonii", 0.6, 0.3))
+    unsure, _ = temporary_recording(store, deployment, temp_dir)
+    add_tagged_output(store, unsure, ("Myotis daubentonii", 0.4, 0.9))
+    other, _ = temporary_recording(store, deployment, temp_dir)
+    add_tagged_output(store, other, ("Pipistrellus pipistrellus", 0.99, 0.99))
+    config = program(
+        destination,
+        **only(save_tags=["species=Myotis daubentonii"], save_tags_threshold=0.5),
+    )
+    manage_files(program_config=config)
+    assert kept(store, sure, unsure, other) == [True, False, False]
+
+
+def test_filters_combine_with_or(store, deployment, temp_dir, destination, manage_files):
+    confident, _ = temporary_recording(
+        store, deployment, temp_dir, started_at=at("2026-06-01T12:00Z")
+    )
+    add_output(store, confident, 0.9)
+    in_window, _ = temporary_recording(
+        store, deployment, temp_dir, started_at=at("2026-06-01T21:30Z")
+    )
+    add_output(store, in_window, 0.1)
+    neither, _ = temporary_recording(
+        store, deployment, temp_dir, started_at=at("2026-06-01T12:00Z")
+    )
+    add_output(store, neither, 0.1)
+    config = program(
+        destination, save_all=False, saving_threshold=0.8, save_daily_windows="21:00-22:00"
+    )
+    manage_files(program_config=config)
+    assert kept(store, confident, in_window, neither) == [True, True, False]
+
+
+def test_managers_are_tried_in_order_and_a_recording_none_takes_is_deleted(
+    store, deployment, temp_dir, destination, manage_files
+):
+    sure, _ = temporary_recording(store, deployment, temp_dir)
+    add_output(store, sure, 0.9)
+    maybe, _ = temporary_recording(store, deployment, temp_dir)
+    add_output(store, maybe, 0.5)
+    faint, _ = temporary_recording(store, deployment, temp_dir)
+    add_output(store, faint, 0.1)
+    config = program(
+        destination,
+        saving_managers=["confidence_folders", "id"],
+        confident_threshold=0.8,
+        unconfident_threshold=0.3,
+        file_name_time_format="%Y-%m-%dT%H%M%S",
+    )
+    manage_files(program_config=config)
+    name = "2026-06-01T235958-mic-0-{}.wav"
+    assert stored(store, sure).path == str(
+        destination / "confident" / "2026" / "06" / "01" / name.format(sure.id.hex[:8])
+    )
+    assert stored(store, maybe).path == str(
+        destination / "unconfident" / "2026" / "06" / "01" / name.format(maybe.id.hex[:8])
+    )
+    assert stored(store, faint).path == str(destination / f"{faint.id}.wav")
+    assert all(Path(stored(store, r).path).is_file() for r in (sure, maybe, faint))
+
+    # With confidence folders alone, a recording they do not take is deleted.
+    left_over, _ = temporary_recording(store, deployment, temp_dir)
+    add_output(store, left_over, 0.1)
+    manage_files(program_config=program(destination, saving_managers=["confidence_folders"]))
+    assert stored(store, left_over).status is schema.RecordingStatus.DELETED
+    assert not Path(left_over.path).exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        ({"save_all": False, "saving_threshold": None}, "save_all"),
+        ({"save_duty_cycle": "30/30"}, "file_management.save_duty_cycle"),
+        ({"save_tags": ["Myotis"]}, "file_management.save_tags"),
+        ({"save_timezone": "Mars/Olympus"}, "file_management.save_timezone"),
+        ({"saving_managers": ["by_colour"]}, "file_management.saving_managers"),
+    ],
+)
+def test_a_saving_rule_that_cannot_work_is_refused_and_nothing_is_touched(
+    store, deployment, temp_dir, destination, manage_files, section, named
+):
+    recording, content = temporary_recording(store, deployment, temp_dir)
+    add_output(store, recording, 0.9)
+    result = manage_files(program_config=program(destination, **section))
+    assert result["outcome"] == "failed"
+    assert named in result["reason"]
+    assert Path(recording.path).read_bytes() == content
+    assert stored(store, recording).status is schema.RecordingStatus.TEMPORARY

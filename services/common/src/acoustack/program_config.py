@@ -11,8 +11,16 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from acoustack.errors import InvalidArgumentError, validation_message
 
@@ -57,6 +65,21 @@ def parse_sun_window(text: str) -> tuple[str, dt.timedelta, dt.timedelta] | None
     if before + after <= dt.timedelta(0):
         raise ValueError(f"{text!r}: give a duration before and/or after the event")
     return event, before, after
+
+
+def parse_duty_cycle(text: str) -> tuple[int, int] | None:
+    """'5/30' → (5, 30): the first 5 minutes of every 30."""
+    if not text:
+        return None
+    minutes, sep, period = text.replace(" ", "").partition("/")
+    if not sep or not minutes.isdigit() or not period.isdigit():
+        raise ValueError(f"{text!r} is not N/M in minutes, e.g. 5/30 (5 minutes every 30)")
+    first, every = int(minutes), int(period)
+    if not 0 < first < every <= 1440:
+        raise ValueError(
+            f"{text!r}: need 0 < N < M <= 1440 (N equal to M would keep everything: use save_all)"
+        )
+    return first, every
 
 
 class Section(BaseModel):
@@ -106,19 +129,97 @@ class FileManagementConfig(Section):
     interval_s: Annotated[
         float, Field(gt=0, description="how often temporary recordings are saved or deleted")
     ] = 120.0
-    save_all: Annotated[bool, Field(description="keep every recording (no saving filters)")] = True
+    save_all: Annotated[
+        bool,
+        Field(
+            description="keep every recording; false: keep only those a saving filter accepts "
+            "(saving_threshold, save_daily_windows, save_sun_window, save_duty_cycle, "
+            "save_tags: any one is enough) and delete the rest"
+        ),
+    ] = True
     destination: Annotated[
         str, Field(description="where saved recordings go, in date folders Y/M/D")
     ] = "/recordings"
     saving_threshold: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=1,
+            description="saving filter: keep a recording with a detection at least this "
+            "confident; null: no such filter",
+        ),
+    ] = 0.5
+    save_daily_windows: Annotated[
+        str,
+        Field(
+            description="saving filter: keep recordings started in these local windows, "
+            "e.g. 21:00-23:00 (in save_timezone); empty: no such filter"
+        ),
+    ] = ""
+    save_timezone: Annotated[
+        str, Field(description="IANA time zone of save_daily_windows and save_duty_cycle")
+    ] = "UTC"
+    save_sun_window: Annotated[
+        str,
+        Field(
+            description="saving filter: keep recordings started around a sun event at the "
+            "deployment, e.g. dusk-30m+1h; empty: no such filter"
+        ),
+    ] = ""
+    save_duty_cycle: Annotated[
+        str,
+        Field(
+            description="saving filter: N/M keeps recordings started in the first N minutes of "
+            "every M (counted from local midnight in save_timezone), e.g. 5/30; empty: no such "
+            "filter"
+        ),
+    ] = ""
+    save_tags: Annotated[
+        list[str],
+        Field(
+            description="saving filter: keep recordings with a detection tagged with any of "
+            "these key=value pairs, e.g. species=Myotis daubentonii; empty: no such filter"
+        ),
+    ] = []
+    save_tags_threshold: Annotated[
+        float,
+        Field(ge=0, le=1, description="the least confidence a save_tags tag needs"),
+    ] = 0.0
+    saving_managers: Annotated[
+        list[Literal["confidence_folders", "date_folders", "id"]],
+        Field(
+            min_length=1,
+            description="where a kept recording goes, tried in order (the first that takes it "
+            "wins; none: deleted): confidence_folders (confident/ or unconfident/ by its best "
+            "detection), date_folders (Y/M/D), id (named by its id)",
+        ),
+    ] = ["date_folders"]
+    confident_threshold: Annotated[
         float,
         Field(
             ge=0,
             le=1,
-            description="when save_all is false: keep a recording with a detection at least this "
-            "confident, delete the others",
+            description="confidence_folders: a best detection at least this confident goes to "
+            "confident/",
         ),
     ] = 0.5
+    unconfident_threshold: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="confidence_folders: one at least this confident (and below "
+            "confident_threshold) goes to unconfident/; below it the next manager decides",
+        ),
+    ] = 0.2
+    file_name_time_format: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="strftime format of the start time (UTC) that begins a saved file's "
+            "name; the source and the recording's short id follow, so names never collide",
+        ),
+    ] = "%Y%m%d_%H%M%S"
     retention_days: Annotated[
         float,
         Field(
@@ -145,6 +246,70 @@ class FileManagementConfig(Section):
             "detections of each species",
         ),
     ] = 0
+
+    @field_validator("save_daily_windows")
+    @classmethod
+    def _save_windows(cls, value: str) -> str:
+        parse_windows(value)
+        return value
+
+    @field_validator("save_sun_window")
+    @classmethod
+    def _save_sun(cls, value: str) -> str:
+        parse_sun_window(value)
+        return value
+
+    @field_validator("save_timezone")
+    @classmethod
+    def _save_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a known time zone (use an IANA name like Europe/London)"
+            ) from None
+        return value
+
+    @field_validator("save_duty_cycle")
+    @classmethod
+    def _duty(cls, value: str) -> str:
+        parse_duty_cycle(value)
+        return value
+
+    @field_validator("save_tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        for pair in value:
+            key, sep, _ = pair.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"{pair!r} is not key=value (e.g. species=Myotis daubentonii)")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> FileManagementConfig:
+        if self.unconfident_threshold > self.confident_threshold:
+            raise ValueError("unconfident_threshold: must not exceed confident_threshold")
+        if not self.save_all and not self.saving_filters_set():
+            raise ValueError(
+                "save_all: false with no saving filter would delete every recording; set a "
+                "filter (saving_threshold, save_daily_windows, save_sun_window, save_duty_cycle, "
+                "save_tags) or set save_all to true"
+            )
+        return self
+
+    def saving_filters_set(self) -> list[str]:
+        """The names of the saving filters this section sets."""
+        return [
+            name
+            for name, is_set in (
+                ("saving_threshold", self.saving_threshold is not None),
+                ("save_daily_windows", bool(self.save_daily_windows)),
+                ("save_sun_window", bool(self.save_sun_window)),
+                ("save_duty_cycle", bool(self.save_duty_cycle)),
+                ("save_tags", bool(self.save_tags)),
+            )
+            if is_set
+        ]
 
 
 class MessagingConfig(Section):
