@@ -16,9 +16,11 @@ from acoustack import schema
 from acoustack.celery_app import create_app
 from acoustack.clients import RetryPolicy, StoreClient
 from acoustack.errors import InvalidArgumentError, UnavailableError
+from acoustack.names import Queue
 from acoustack.tasks import generate_send_messages_task
 from acoustack.testing import factories
 from acoustack.v1 import types_pb2 as pb
+from acoustack_messenger import device_status
 from acoustack_messenger.messengers import HttpMessenger
 from acoustack_messenger.outbox import Outbox
 from acoustack_messenger.summaries import DetectionSummariser
@@ -199,10 +201,48 @@ def test_the_heartbeat_carries_the_device_and_its_metrics(tasks, context, store,
         "process_memory",
         "process_cpu",
         "last_recording_age",
+        "failed_recordings_last_hour",
+        *(f"queue_{q.value}_waiting" for q in Queue),
     }
+    assert beat.status == "ok"
     assert 290 < by_name["last_recording_age"].value < 400
     assert by_name["free_storage"].unit == "GB" and by_name["free_storage"].value > 0
     assert store.get_unsent_messages() == []  # straight out, not through the outbox
+
+
+def test_the_heartbeat_says_what_is_wrong_with_the_device(tasks, store, http_sink):
+    """A deployment recording every 10 s that has stored nothing for 50 minutes but one failed
+    recording: the heartbeat turns degraded, names both, and carries the count."""
+    now = dt.datetime.now(dt.UTC)
+    deployment = store.start_deployment("meadow")
+    failed = factories.recording(deployment.id, started_at=now - dt.timedelta(minutes=1))
+    store.store_recording(failed)
+    store.mark_recording_failed(failed.id, "device: Invalid input device (-9996)")
+    config = {
+        "recording": {"interval_s": 10},
+        "messaging": {"http_url": f"{http_sink.url}/ok"},
+    }
+    # Silence is judged from the deployment's start: ask as if 50 minutes had passed.
+    later = now + dt.timedelta(minutes=50)
+    status, found = device_status.assess(store, None, config, now=later)
+    assert status.startswith("degraded: no recording yet for 50 min (one is due every 10 s)")
+    assert "1 recording(s) failed in the last hour (last: device: Invalid input device" in status
+    assert {f().name: f().value for f in found}["failed_recordings_last_hour"] == 1
+
+    # Through the task, now: the failure is within the hour, the silence not yet long.
+    assert tasks["heartbeat"](program_config=config)
+    beat = schema.Heartbeat.model_validate_json(http_sink.posts()[-1].body)
+    assert beat.status.startswith("degraded: 1 recording(s) failed in the last hour")
+    assert {m.name: m.value for m in beat.metrics}["failed_recordings_last_hour"] == 1
+
+
+def test_an_unreachable_storage_is_said_and_the_heartbeat_still_goes(
+    http_sink, closed_port, tmp_path
+):
+    unreachable = StoreClient(f"127.0.0.1:{closed_port}", retry=RetryPolicy(budget_s=0))
+    status, found = device_status.assess(unreachable, None, None)
+    assert status.startswith("degraded: storage unreachable")
+    assert {f().name for f in found} == {"failed_recordings_last_hour"}
 
 
 def test_an_undelivered_heartbeat_is_retried_a_few_times(tasks, closed_port):

@@ -8,6 +8,8 @@ forever with backoff, since a device's RabbitMQ may come up after its workers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from celery import Celery
 from kombu import Queue as KombuQueue
 
@@ -45,3 +47,27 @@ def create_app(
         worker_hijack_root_logger=False,
     )
     return app
+
+
+def queue_stats(
+    app: Celery, queues: Sequence[str] = tuple(q.value for q in Queue)
+) -> dict[str, tuple[int, int]]:
+    """(messages waiting, consumers) of each queue (declared if missing, so a fresh broker reads 0).
+
+    Each worker process of ours consumes with prefetch 1, so consumers are the workers on a queue.
+    """
+    stats = {}
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        for name in queues:
+            app.amqp.queues[name].bind(channel).declare()
+            declared = channel.queue_declare(name, passive=True)
+            stats[name] = (declared.message_count, declared.consumer_count)
+    return stats
+
+
+def queue_depths(
+    app: Celery, queues: Sequence[str] = tuple(q.value for q in Queue)
+) -> dict[str, int]:
+    """Messages waiting in each queue."""
+    return {name: waiting for name, (waiting, _) in queue_stats(app, queues).items()}

@@ -36,6 +36,7 @@ from acoustack.tasks import (
     generate_send_messages_task,
     generate_summariser_task,
 )
+from acoustack_messenger import device_status
 from acoustack_messenger.messengers import CheckableMessenger, build_messengers
 from acoustack_messenger.outbox import Outbox
 from acoustack_messenger.summaries import DetectionSummariser
@@ -199,7 +200,15 @@ def register_tasks(app: Celery, context: MessengerContext) -> dict[str, Any]:
         _, messengers = found
         # The template finds the device id in ACOUSTACK_DATA_DIR: point it at this service's.
         os.environ["ACOUSTACK_DATA_DIR"] = str(context.data_dir)
-        send = generate_heartbeat_task(messengers, metrics=context.heartbeat_metrics(), logger=log)
+        status, found_metrics = device_status.assess(context.store, app, program_config)
+        if status != "ok":
+            log.warning("heartbeat: %s", status)
+        send = generate_heartbeat_task(
+            messengers,
+            metrics=[*context.heartbeat_metrics(), *found_metrics],
+            serializer=device_status.with_status(status),
+            logger=log,
+        )
         try:
             send()
         except RuntimeError as exc:

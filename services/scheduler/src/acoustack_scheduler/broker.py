@@ -11,6 +11,7 @@ from celery import Celery
 from kombu import Exchange, Producer
 
 from acoustack import schema
+from acoustack.celery_app import queue_depths, queue_stats
 from acoustack.clients import StoreClient
 from acoustack.names import EVENTS_EXCHANGE, Queue, Task
 from acoustack.v1 import types_pb2 as pb
@@ -19,31 +20,9 @@ from acoustack_scheduler.lifecycle import Flusher, FlushReport
 
 log = logging.getLogger(__name__)
 
+__all__ = ["EVENTS", "EventAnnouncer", "QueueFlusher", "purge_queue", "queue_depths", "queue_stats"]
+
 EVENTS = Exchange(EVENTS_EXCHANGE, type="topic", durable=True)
-
-
-def queue_stats(
-    app: Celery, queues: Sequence[str] = tuple(q.value for q in Queue)
-) -> dict[str, tuple[int, int]]:
-    """(messages waiting, consumers) of each queue (declared if missing, so a fresh broker reads 0).
-
-    Each worker process of ours consumes with prefetch 1, so consumers are the workers on a queue.
-    """
-    stats = {}
-    with app.connection_for_read() as connection:
-        channel = connection.default_channel
-        for name in queues:
-            app.amqp.queues[name].bind(channel).declare()
-            declared = channel.queue_declare(name, passive=True)
-            stats[name] = (declared.message_count, declared.consumer_count)
-    return stats
-
-
-def queue_depths(
-    app: Celery, queues: Sequence[str] = tuple(q.value for q in Queue)
-) -> dict[str, int]:
-    """Messages waiting in each queue."""
-    return {name: waiting for name, (waiting, _) in queue_stats(app, queues).items()}
 
 
 def purge_queue(app: Celery, queue: Queue) -> int:

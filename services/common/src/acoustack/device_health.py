@@ -1,0 +1,131 @@
+"""Is the device doing its job? The heartbeat's status answers: "ok", or "degraded: …" naming each
+problem, so whoever watches a fleet sees a silent microphone, failing recordings or work piling up
+without reading metrics.
+
+Domain logic only: the facts are gathered by the caller (the messenger, at each heartbeat).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from acoustack import schema
+from acoustack.names import Queue
+from acoustack.program_config import RecordingConfig, parse_sun_window, parse_windows
+from acoustack.time_windows import DailyWindow, DailyWindows, Site, SunWindow
+
+# Silence shorter than this is never a problem: a restart, a slow slot, a storage hiccup.
+MIN_SILENCE_S = 300.0
+# A recording is due every interval; this many intervals without one is silence.
+MISSED_SLOTS = 3
+# Waiting tasks beyond which a queue is behind (record tasks are never meant to wait).
+BACKLOG = {Queue.RECORDING.value: 5, Queue.DETECTION.value: 100, Queue.FILES.value: 5}
+STATUS_MAX = 200  # schema.Heartbeat.status
+
+
+@dataclass(frozen=True)
+class QueueState:
+    waiting: int
+    consumers: int
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    now: dt.datetime
+    deployment: schema.Deployment | None
+    last_recording_at: dt.datetime | None
+    failed_last_hour: int = 0
+    last_failure_reason: str = ""
+    queues: dict[str, QueueState] = field(default_factory=dict)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _recording_due(recording: RecordingConfig, site: Site | None, at: dt.datetime) -> bool:
+    """Whether the program's recording conditions would record at ``at`` (free disk aside)."""
+    if recording.daily_windows:
+        windows = [DailyWindow(a, b) for a, b in parse_windows(recording.daily_windows)]
+        if not DailyWindows(windows, recording.timezone).check(at):
+            return False
+    sun = parse_sun_window(recording.sun_window)
+    if sun is not None:
+        event, before, after = sun
+        if not SunWindow(event, before, after).check(at, site):
+            return False
+    return True
+
+
+def silence_problem(facts: DeviceFacts, recording: RecordingConfig | None) -> str | None:
+    deployment = facts.deployment
+    if deployment is None or deployment.ended_at is not None:
+        return None  # nothing is meant to record
+    recording = recording or RecordingConfig()
+    since = deployment.started_at
+    if facts.last_recording_at is not None and facts.last_recording_at > since:
+        since = facts.last_recording_at
+    allowed = max(MIN_SILENCE_S, MISSED_SLOTS * recording.interval_s)
+    silence = (facts.now - since).total_seconds()
+    if silence <= allowed:
+        return None
+    site = (
+        None
+        if deployment.latitude is None or deployment.longitude is None
+        else Site(deployment.latitude, deployment.longitude)
+    )
+    # Only when recording was due all along the allowed gap: at a window's edge silence is normal.
+    start_of_gap = facts.now - dt.timedelta(seconds=allowed)
+    if not (
+        _recording_due(recording, site, facts.now) and _recording_due(recording, site, start_of_gap)
+    ):
+        return None
+    what = "no recording yet" if facts.last_recording_at is None else "no recording"
+    return (
+        f"{what} for {_duration(silence)} (one is due every {recording.interval_s:g} s): "
+        "is the microphone there?"
+    )
+
+
+def queue_problems(queues: dict[str, QueueState]) -> list[str]:
+    found = []
+    for name, state in sorted(queues.items()):
+        if state.waiting and not state.consumers:
+            found.append(f"{state.waiting} task(s) wait on queue {name} and no worker takes them")
+        elif state.waiting > BACKLOG.get(name, 100):
+            found.append(f"queue {name} is behind: {state.waiting} task(s) waiting")
+    return found
+
+
+def problems(facts: DeviceFacts, recording: RecordingConfig | None) -> list[str]:
+    found = []
+    silence = silence_problem(facts, recording)
+    if silence:
+        found.append(silence)
+    if facts.failed_last_hour:
+        reason = (
+            facts.last_failure_reason.strip().splitlines()[0][:80]
+            if facts.last_failure_reason
+            else ""
+        )
+        found.append(
+            f"{facts.failed_last_hour} recording(s) failed in the last hour"
+            + (f" (last: {reason})" if reason else "")
+        )
+    found.extend(queue_problems(facts.queues))
+    return found
+
+
+def status(found: list[str]) -> str:
+    """ "ok", or "degraded: " and the problems, cut to what a heartbeat carries."""
+    if not found:
+        return "ok"
+    text = "degraded: " + "; ".join(found)
+    return text if len(text) <= STATUS_MAX else text[: STATUS_MAX - 1] + "…"
