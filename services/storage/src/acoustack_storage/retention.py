@@ -88,12 +88,20 @@ class Retention:
             report.abandoned_copies_removed = self.remove_abandoned_copies()
         if not self.policy.deletes:
             return report
-        protected = self.best_per_species() if self.policy.keep_best_per_species else set()
-        report.kept_as_best = len(protected)
+        ranked: list[set[uuid.UUID]] = []
+
+        def protected() -> set[uuid.UUID]:
+            # Ranking reads every saved recording's outputs: only done when something may go.
+            if not ranked:
+                keep = self.policy.keep_best_per_species
+                ranked.append(self.best_per_species() if keep else set())
+                report.kept_as_best = len(ranked[0])
+            return ranked[0]
+
         if self.policy.max_age_days > 0:
             cutoff = self.now() - dt.timedelta(days=self.policy.max_age_days)
             for entry in self._saved(started_before=cutoff):
-                if entry.recording.id not in protected:
+                if entry.recording.id not in protected():
                     self._delete(entry.recording)
                     report.deleted_for_age += 1
         if self.policy.keep_free_mb > 0 and self.destination.exists():
@@ -109,13 +117,13 @@ class Retention:
             )
         return report
 
-    def _keep_free(self, protected: set[uuid.UUID], report: RetentionReport) -> None:
+    def _keep_free(self, protected: Callable[[], set[uuid.UUID]], report: RetentionReport) -> None:
         floor = self.policy.keep_free_mb * MB
         free = self.free_bytes(self.destination)
         if free < floor:
             disk = os.stat(self.destination).st_dev
             for entry in self._saved():
-                if entry.recording.id in protected:
+                if entry.recording.id in protected():
                     continue
                 path = Path(entry.recording.path)
                 try:
