@@ -38,10 +38,13 @@ test-servers: ## start (or install) the Postgres and RabbitMQ the tests talk to
 test: sync test-servers model ## run every test against real Postgres, RabbitMQ, Docker and the ONNX model
 	$(RUN) pytest
 
-bench: bench-storage bench-recorder bench-detector bench-pipeline ## every benchmark
+bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline ## every benchmark
 
 bench-storage: sync ## storage benchmark against acoupi 0.6.0 (prints nine lines)
 	$(RUN) python bench/storage/run.py
+
+bench-retention: sync test-servers ## retention on 30 days of saved recordings: an idle run, species ranking, deletion per recording
+	$(RUN) python bench/storage/retention.py
 
 bench-recorder: sync test-servers ## recorder CPU and memory over 60 s of 384 kHz replay in real time
 	$(RUN) python bench/recorder/run.py
@@ -144,7 +147,7 @@ model: ## export BatDetect2 1.3.1 to ONNX into build/model (checkpoint sha256 ch
 reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own API
 	$(MODEL_BUILD) reference
 
-.PHONY: bench-detector bench-pipeline
+.PHONY: bench-detector bench-pipeline bench-retention
 
 bench-detector: sync model ## detector CPU and memory against batdetect2 1.3.1 (torch), and parity (4 lines)
 	$(RUN) python bench/detector/run.py

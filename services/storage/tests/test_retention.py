@@ -222,3 +222,27 @@ def test_retention_reads_page_after_page_including_ties_at_a_page_edge(
     report = Retention(store, destination, RetentionPolicy(max_age_days=30), now=lambda: NOW).run()
     assert report.deleted_for_age == 5
     assert {status(store, r) for r in recordings} == {schema.RecordingStatus.DELETED}
+
+
+def test_outputs_stored_before_tag_confidences_were_kept_still_rank(store, deployment, destination):
+    """Outputs from before migration 0002 have no confidence columns: they are decoded instead."""
+    old_best = saved_recording(store, deployment, destination, 9, ("Plecotus auritus", 0.9))
+    newer = saved_recording(store, deployment, destination, 8, ("Plecotus auritus", 0.8))
+    weaker = saved_recording(store, deployment, destination, 7, ("Plecotus auritus", 0.7))
+    with store.connection() as conn:
+        conn.execute(
+            """UPDATE model_outputs SET tag_best_entries = NULL, tag_best_confidences = NULL
+               WHERE recording_id = %s""",
+            (old_best.id,),
+        )
+    policy = RetentionPolicy(max_age_days=1, keep_best_per_species=2)
+    assert Retention(store, destination, policy, now=lambda: NOW).best_per_species() == {
+        old_best.id,
+        newer.id,
+    }
+    Retention(store, destination, policy, now=lambda: NOW).run()
+    assert [status(store, r) for r in (old_best, newer, weaker)] == [
+        schema.RecordingStatus.SAVED,
+        schema.RecordingStatus.SAVED,
+        schema.RecordingStatus.DELETED,
+    ]

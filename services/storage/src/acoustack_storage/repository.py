@@ -119,6 +119,17 @@ def detection_tag_pairs(output: pb.ModelOutput) -> set[tuple[str, str]]:
     return {(t.tag.key, t.tag.value) for d in output.detections for t in d.tags}
 
 
+def tag_best_confidences(output: pb.ModelOutput) -> dict[str, float]:
+    """Each detection tag (as a tag index entry) and the highest confidence it was given."""
+    best: dict[str, float] = {}
+    for detection in output.detections:
+        for tag in detection.tags:
+            entry = _tag_entry(tag.tag.key, tag.tag.value)
+            if tag.confidence > best.get(entry, -1.0):
+                best[entry] = tag.confidence
+    return best
+
+
 def tag_index(pairs: set[tuple[str, str]]) -> list[str]:
     """Every tag key, and every key=value pair, carried by an output's detections."""
     return sorted({key for key, _ in pairs} | {_tag_entry(key, value) for key, value in pairs})
@@ -418,6 +429,54 @@ class PostgresStore:
                 return self._attach_outputs(conn, recordings)
         return [StoredRecording(r) for r in recordings]
 
+    def most_confident_per_tag_value(
+        self, key: str, per_value: int, status: schema.RecordingStatus, path_prefix: str
+    ) -> tuple[list[tuple[str, float, float, uuid.UUID]], list[tuple[uuid.UUID, bytes]]]:
+        """For each value of tag ``key``, the ``per_value`` recordings (with ``status``, under
+        ``path_prefix``) whose detections gave it the highest confidence, as (value, confidence,
+        the recording's best detection score, recording id); and the (recording id, document)
+        of those recordings' outputs stored before tag confidences were kept, for the caller to
+        rank itself."""
+        prefix = key + _TAG_SEPARATOR
+        with self._tx() as conn:
+            rows = conn.execute(
+                """WITH tagged AS (
+                       SELECT o.recording_id, t.entry, max(t.confidence) AS confidence,
+                              max(o.max_detection_score) AS score
+                       FROM model_outputs o
+                       JOIN recordings r ON r.id = o.recording_id
+                       CROSS JOIN LATERAL unnest(o.tag_best_entries, o.tag_best_confidences)
+                           AS t(entry, confidence)
+                       WHERE r.status = %s AND starts_with(r.path, %s)
+                         AND starts_with(t.entry, %s)
+                       GROUP BY o.recording_id, t.entry)
+                   SELECT entry, confidence, score, recording_id FROM (
+                       SELECT tagged.*, row_number() OVER (
+                           PARTITION BY entry ORDER BY confidence DESC, score DESC, recording_id
+                       ) AS rank
+                       FROM tagged) ranked
+                   WHERE rank <= %s""",
+                (status.value, path_prefix, prefix, per_value),
+            ).fetchall()
+            legacy = conn.execute(
+                """SELECT o.recording_id, o.document FROM model_outputs o
+                   JOIN recordings r ON r.id = o.recording_id
+                   WHERE o.tag_best_entries IS NULL AND r.status = %s
+                     AND starts_with(r.path, %s)""",
+                (status.value, path_prefix),
+                binary=True,
+            ).fetchall()
+        ranked = [
+            (
+                row["entry"][len(prefix) :],
+                row["confidence"],
+                row["score"] or 0.0,
+                row["recording_id"],
+            )
+            for row in rows
+        ]
+        return ranked, [(row["recording_id"], row["document"]) for row in legacy]
+
     def _update_recording(
         self, recording_id: uuid.UUID, assignments: str, params: tuple
     ) -> schema.Recording:
@@ -474,14 +533,17 @@ class PostgresStore:
         recording_id = uuid.UUID(output.recording_id)
         output_id = uuid.UUID(output.id)
         scores = [d.detection_score for d in output.detections]
+        best = tag_best_confidences(output)
         try:
             with self._tx() as conn:
                 inserted = conn.execute(
                     """INSERT INTO model_outputs (
                            id, recording_id, model_name, model_version, created_at,
                            recording_started_at, deployment_id, detection_count,
-                           min_detection_score, max_detection_score, tag_index, document)
-                       SELECT %s, r.id, %s, %s, %s, r.started_at, r.deployment_id, %s, %s, %s, %s, %s
+                           min_detection_score, max_detection_score, tag_index, document,
+                           tag_best_entries, tag_best_confidences)
+                       SELECT %s, r.id, %s, %s, %s, r.started_at, r.deployment_id, %s, %s, %s, %s, %s,
+                              %s, %s
                        FROM recordings r WHERE r.id = %s
                        ON CONFLICT (recording_id, model_name) DO NOTHING
                        RETURNING id""",
@@ -495,6 +557,8 @@ class PostgresStore:
                         max(scores, default=None),
                         tag_index(detection_tag_pairs(output) if tag_pairs is None else tag_pairs),
                         output.SerializeToString(),
+                        list(best),
+                        list(best.values()),
                         recording_id,
                     ),
                 ).fetchone()

@@ -11,7 +11,6 @@ transport; the ``manage_files`` task runs it before filing, so that filing finds
 from __future__ import annotations
 
 import datetime as dt
-import heapq
 import logging
 import os
 import shutil
@@ -151,28 +150,43 @@ class Retention:
             )
 
     def best_per_species(self) -> set[uuid.UUID]:
-        """Ids of the saved recordings holding one of the ``keep_best_per_species`` most confident
-        detections of a species (by the species tag's confidence, then the detection score)."""
+        """Ids of the saved recordings under the destination that hold one of the
+        ``keep_best_per_species`` most confident detections of a species (by the species tag's
+        confidence, then the recording's best detection score). Ranked by Postgres from the
+        confidences kept with each output; outputs stored before those were kept are decoded."""
         keep = self.policy.keep_best_per_species
-        best: dict[str, list[tuple[float, float, uuid.UUID]]] = {}
-        for entry in self._saved(with_outputs=True):
-            scores: dict[str, tuple[float, float]] = {}
-            for document in entry.model_output_documents:
-                output = pb.ModelOutput.FromString(document)
-                for detection in output.detections:
-                    for tag in detection.tags:
-                        if tag.tag.key != self.policy.species_tag_key:
-                            continue
-                        score = (tag.confidence, detection.detection_score)
-                        scores[tag.tag.value] = max(scores.get(tag.tag.value, score), score)
-            for species, (confidence, detection_score) in scores.items():
-                heap = best.setdefault(species, [])
-                item = (confidence, detection_score, entry.recording.id)
-                if len(heap) < keep:
-                    heapq.heappush(heap, item)
-                elif item > heap[0]:
-                    heapq.heapreplace(heap, item)
-        return {recording_id for heap in best.values() for *_, recording_id in heap}
+        ranked, legacy = self.repository.most_confident_per_tag_value(
+            self.policy.species_tag_key,
+            keep,
+            schema.RecordingStatus.SAVED,
+            f"{str(self.destination).rstrip('/')}/",
+        )
+        candidates: dict[str, list[tuple[float, float, uuid.UUID]]] = {}
+        for species, confidence, score, recording_id in ranked:
+            candidates.setdefault(species, []).append((confidence, score, recording_id))
+        for recording_id, document in legacy:
+            output = pb.ModelOutput.FromString(document)
+            best_score = max((d.detection_score for d in output.detections), default=0.0)
+            for species, confidence in self._species_confidences(output).items():
+                candidates.setdefault(species, []).append((confidence, best_score, recording_id))
+        kept: set[uuid.UUID] = set()
+        for items in candidates.values():
+            best: dict[uuid.UUID, tuple[float, float]] = {}
+            for confidence, score, recording_id in items:  # one entry per recording
+                best[recording_id] = max(
+                    best.get(recording_id, (confidence, score)), (confidence, score)
+                )
+            ordered = sorted(best.items(), key=lambda item: (-item[1][0], -item[1][1], item[0]))
+            kept.update(recording_id for recording_id, _ in ordered[:keep])
+        return kept
+
+    def _species_confidences(self, output: pb.ModelOutput) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for detection in output.detections:
+            for tag in detection.tags:
+                if tag.tag.key == self.policy.species_tag_key:
+                    found[tag.tag.value] = max(found.get(tag.tag.value, 0.0), tag.confidence)
+        return found
 
     def remove_abandoned_copies(self) -> int:
         """Half-written copies (``.name.wav.partial``) older than any run could still be making."""
