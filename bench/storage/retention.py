@@ -29,7 +29,7 @@ from acoustack_storage.repository import PostgresStore
 from acoustack_storage.retention import Retention, RetentionPolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared support module
-from support import log, scratch_database  # noqa: E402
+from support import log, scratch_database
 
 DAYS = 30
 REPEATS = 5
