@@ -597,7 +597,9 @@ def run_reference(name: str, temp_dir: Path) -> Window:
             output = cleaner.clean(convert.model_output_from_proto(null_output(str(recording.id))))
             messages = [m for m in (builder.build_message(output),) if m is not None]
             document = convert.model_output_to_proto(output)
-            store.store_model_output(document, messages, tag_pairs=check_model_output(document))
+            store.store_model_output(
+                document, messages, tag_confidences=check_model_output(document)
+            )
         watch.stop()
     finally:
         store.close()

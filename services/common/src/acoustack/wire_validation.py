@@ -92,11 +92,14 @@ def _all_probabilities(values: list[float]) -> bool:
     )
 
 
-def check_model_output(msg: pb.ModelOutput, path: str = "model_output") -> set[tuple[str, str]]:
+def check_model_output(
+    msg: pb.ModelOutput, path: str = "model_output"
+) -> dict[tuple[str, str], float]:
     """Check ``msg`` in place and fill its defaults; raise InvalidArgumentError naming the field.
 
-    Returns the distinct (key, value) tag pairs of its detections, which the store indexes: they
-    are gathered in the same pass, since reading a field of a proto message is the costly part.
+    Returns each distinct (key, value) tag pair of its detections with the highest confidence a
+    detection gave it, which the store indexes: they are gathered in the same pass, since reading
+    a field of a proto message is the costly part.
     """
     if msg.id:
         _check_uuid(msg.id, f"{path}.id")
@@ -112,7 +115,7 @@ def check_model_output(msg: pb.ModelOutput, path: str = "model_output") -> set[t
     ids = [d.id for d in detections]
     if not all(map(_CANONICAL_UUID.match, ids)) or len(set(ids)) != len(ids):
         _check_detection_ids(detections, path)
-    pairs: set[tuple[str, str]] = set()
+    pairs: dict[tuple[str, str], float] = {}
     for i, d in enumerate(detections):
         kind = d.prediction_type
         if kind == pb.PREDICTION_TYPE_EVENT or kind == pb.PREDICTION_TYPE_SEQUENCE:
@@ -129,7 +132,11 @@ def check_model_output(msg: pb.ModelOutput, path: str = "model_output") -> set[t
             confidences = [t.confidence for t in tags]
             if not _all_probabilities(confidences):
                 _check_tags(tags, f"{path}.detections.{i}.tags")
-            pairs.update((t.tag.key, t.tag.value) for t in tags)
+            for tag, confidence in zip(tags, confidences, strict=True):
+                tag_key = tag.tag
+                pair = (tag_key.key, tag_key.value)
+                if confidence > pairs.get(pair, -1.0):
+                    pairs[pair] = confidence
     scores = [d.detection_score for d in detections]
     if not _all_probabilities(scores):
         for i, score in enumerate(scores):

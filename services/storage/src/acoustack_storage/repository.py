@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -115,18 +115,15 @@ def _tag_entry(key: str, value: str | None) -> str:
     return key if value is None else f"{key}{_TAG_SEPARATOR}{value}"
 
 
-def detection_tag_pairs(output: pb.ModelOutput) -> set[tuple[str, str]]:
-    return {(t.tag.key, t.tag.value) for d in output.detections for t in d.tags}
-
-
-def tag_best_confidences(output: pb.ModelOutput) -> dict[str, float]:
-    """Each detection tag (as a tag index entry) and the highest confidence it was given."""
-    best: dict[str, float] = {}
+def tag_best_confidences(output: pb.ModelOutput) -> dict[tuple[str, str], float]:
+    """Each (key, value) detection tag and the highest confidence it was given (what
+    ``wire_validation.check_model_output`` returns, for callers that did not validate)."""
+    best: dict[tuple[str, str], float] = {}
     for detection in output.detections:
         for tag in detection.tags:
-            entry = _tag_entry(tag.tag.key, tag.tag.value)
-            if tag.confidence > best.get(entry, -1.0):
-                best[entry] = tag.confidence
+            pair = (tag.tag.key, tag.tag.value)
+            if tag.confidence > best.get(pair, -1.0):
+                best[pair] = tag.confidence
     return best
 
 
@@ -521,19 +518,20 @@ class PostgresStore:
         output: pb.ModelOutput,
         messages: Sequence[schema.Message] = (),
         *,
-        tag_pairs: set[tuple[str, str]] | None = None,
+        tag_confidences: Mapping[tuple[str, str], float] | None = None,
     ) -> tuple[uuid.UUID, bool]:
         """Store an output and its messages in one transaction; return its id and whether it is new.
 
         ``output`` must have passed ``wire_validation.check_model_output``, which also gives
-        ``tag_pairs`` (computed here when not given). Idempotent per
+        ``tag_confidences`` (computed here when not given). Idempotent per
         (recording, model name): a second output of the same model for the same recording (a
         redelivered detection task) stores nothing and returns the first one.
         """
         recording_id = uuid.UUID(output.recording_id)
         output_id = uuid.UUID(output.id)
         scores = [d.detection_score for d in output.detections]
-        best = tag_best_confidences(output)
+        best = tag_best_confidences(output) if tag_confidences is None else tag_confidences
+        entries = [_tag_entry(key, value) for key, value in best]
         try:
             with self._tx() as conn:
                 inserted = conn.execute(
@@ -555,9 +553,9 @@ class PostgresStore:
                         len(scores),
                         min(scores, default=None),
                         max(scores, default=None),
-                        tag_index(detection_tag_pairs(output) if tag_pairs is None else tag_pairs),
+                        tag_index(set(best)),
                         output.SerializeToString(),
-                        list(best),
+                        entries,
                         list(best.values()),
                         recording_id,
                     ),

@@ -186,12 +186,14 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         if not request.HasField("model_output"):
             raise InvalidArgumentError("model_output: required")
         output = request.model_output
-        tag_pairs = check_model_output(output)
+        tag_confidences = check_model_output(output)
         messages = [
             _validate(lambda m=m: convert.message_from_proto(m), f"messages.{i}")
             for i, m in enumerate(request.messages)
         ]
-        output_id, created = self.store.store_model_output(output, messages, tag_pairs=tag_pairs)
+        output_id, created = self.store.store_model_output(
+            output, messages, tag_confidences=tag_confidences
+        )
         return spb.StoreModelOutputResponse(model_output_id=str(output_id), created=created)
 
     @rpc_errors
