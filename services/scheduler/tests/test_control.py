@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from types import SimpleNamespace
 
@@ -113,6 +114,16 @@ def test_deploy_status_and_stop(control):
     assert status.last_recording.id == str(recording.id)
     assert len(status.last_model_output.detections) == 2
     assert status.free_disk_gb > 0
+    assert status.device_status == "ok"
+    # A recording that failed just now: the device's verdict names it, as its heartbeat would.
+    failed = factories.recording(started.deployment.id, started_at=dt.datetime.now(dt.UTC))
+    store.store_recording(failed)
+    store.mark_recording_failed(failed.id, "device: Invalid input device (-9996)")
+    status = stub.GetStatus(control_pb2.GetStatusRequest(), timeout=10)
+    assert status.device_status == (
+        "degraded: 1 recording(s) failed in the last hour (last: device: Invalid input device "
+        "(-9996))"
+    )
     stopped = stub.StopDeployment(
         control_pb2.ControlStopDeploymentRequest(flush_timeout_s=2), timeout=30
     )

@@ -164,6 +164,7 @@ def main() -> int:
         lambda: queue_stats(app),
         settings.disk_path,
         expected_workers=lambda: expected_workers(program.workers(config_store.config)),
+        program_config=lambda: config_store.config.model_dump(mode="json"),
     )
     tasks = TaskRunner(app, program, lambda: beat_control.config, beat_control.task_arguments)
     config_store = ConfigStore(

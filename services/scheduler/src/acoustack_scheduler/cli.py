@@ -177,6 +177,8 @@ def show_status(args: argparse.Namespace) -> int:
         _print_json(reply)
         return 0
     print(f"program: {reply.program}")
+    healthy = reply.device_status == "ok"
+    print(f"device: {paint(reply.device_status, '32' if healthy else '31')}")
     print(
         "deployment: "
         + (_deployment_line(reply.deployment) if reply.HasField("deployment") else "none")

@@ -7,9 +7,11 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from acoustack import schema
 from acoustack.clients import StoreClient
+from acoustack.device_facts import judge
 from acoustack.healthcheck import check
 from acoustack.v1 import control_pb2, store_pb2
 
@@ -24,6 +26,8 @@ class StatusReporter:
     # queue → worker processes the program's layout asks for (Program.workers)
     expected_workers: Callable[[], Mapping[str, int]] = dict
     health_timeout_s: float = 2.0
+    # The program configuration now: its recording windows decide whether silence is a problem.
+    program_config: Callable[[], Mapping[str, Any] | None] = lambda: None
 
     def report(self) -> control_pb2.GetStatusResponse:
         reply = control_pb2.GetStatusResponse(program=self.program)
@@ -65,4 +69,5 @@ class StatusReporter:
             reply.free_disk_gb = shutil.disk_usage(self.disk_path).free / 1e9
         except OSError:
             reply.free_disk_gb = -1
+        reply.device_status, _ = judge(self.store, self.queue_stats, self.program_config())
         return reply
