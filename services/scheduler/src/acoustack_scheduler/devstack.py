@@ -176,15 +176,28 @@ class DevStack:
         return proc
 
     def stop(self, service: str, *, kill: bool = False, timeout_s: float = 30.0) -> None:
-        proc = self.processes.pop(service, None)
-        if proc is None or proc.poll() is not None:
+        proc = self.processes.get(service)
+        if proc is None:
             return
-        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # Only now: a second Ctrl-C during the wait still finds it in kill_all.
+        self.processes.pop(service, None)
+
+    def kill_all(self) -> None:
+        """No more waiting (a second Ctrl-C), but nothing left running to hold the ports."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.processes.values():
             proc.wait()
+        self.processes.clear()
 
     def up(self) -> None:
         self.prepare()
@@ -225,8 +238,18 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        stack.down()
+        shut_down(stack)
     return 0
+
+
+def shut_down(stack: DevStack) -> None:
+    """Each service gets its graceful stop; a second Ctrl-C (people press it twice) kills what is
+    left at once instead of leaving it running with its ports taken."""
+    try:
+        print("stopping (Ctrl-C again kills at once) …", file=sys.stderr, flush=True)
+        stack.down()
+    except KeyboardInterrupt:
+        stack.kill_all()
 
 
 if __name__ == "__main__":
