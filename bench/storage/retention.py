@@ -6,6 +6,7 @@ detections x 5 species tags), against a scratch Postgres database and real files
 
 stdout, one line per figure (medians; no peer: acoupi has no retention):
     retention_idle_run_30d: X ms          a run with nothing due (the usual case, every 2 min)
+    retention_hourly_sweep_30d: X ms      the hourly walk: abandoned copies, deleted recordings' files
     retention_rank_species_30d: X ms      ranking the best 3 per species over every saved recording
     retention_delete_per_recording: X ms  deleting for age (store update + file), per recording
 """
@@ -84,7 +85,11 @@ def main() -> int:
                 now=lambda: now,
             )
             log("idle runs:")
-            idle_ms = median_ms(idle.run)
+            idle_ms = median_ms(lambda: idle.run(remove_abandoned_copies=False))
+            log("hourly sweeps (abandoned copies, files of deleted recordings):")
+            sweep_ms = median_ms(
+                lambda: (idle.remove_abandoned_copies(), idle.remove_deleted_leftovers())
+            )
             log("ranking:")
             rank_ms = median_ms(idle.best_per_species, repeats=3)
 
@@ -103,6 +108,7 @@ def main() -> int:
         finally:
             store.close()
     print(f"retention_idle_run_{DAYS}d: {idle_ms:.1f} ms")
+    print(f"retention_hourly_sweep_{DAYS}d: {sweep_ms:.1f} ms")
     print(f"retention_rank_species_{DAYS}d: {rank_ms:.1f} ms")
     print(f"retention_delete_per_recording: {per_recording:.2f} ms")
     return 0

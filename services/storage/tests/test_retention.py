@@ -246,3 +246,20 @@ def test_outputs_stored_before_tag_confidences_were_kept_still_rank(store, deplo
         schema.RecordingStatus.SAVED,
         schema.RecordingStatus.DELETED,
     ]
+
+
+def test_files_of_deleted_recordings_go_and_files_the_store_does_not_know_stay(
+    store, deployment, destination
+):
+    kept = saved_recording(store, deployment, destination, days_ago=3)
+    # Deleting updates the store first: a run killed before the unlink leaves the file.
+    leftover = saved_recording(store, deployment, destination, days_ago=2)
+    store.mark_recording_deleted(leftover.id)
+    stranger = destination / "2026" / "08" / "29" / "field-notes.wav"
+    stranger.write_bytes(b"RIFF")
+    report = Retention(store, destination, RetentionPolicy()).run()
+    assert (report.deleted_leftovers_removed, report.unknown_files) == (1, 1)
+    assert not Path(leftover.path).exists()
+    assert Path(kept.path).exists()
+    assert stranger.exists()
+    assert status(store, kept) is schema.RecordingStatus.SAVED

@@ -1,7 +1,8 @@
 """Retention (PARITY 26): saved recordings are kept within an age limit, and the disk they are on
 keeps a free-space floor, so a device left for months records on instead of filling up. The
 recordings with the most confident detections of each species are never deleted by retention.
-Copies that a killed file-management run left half-written are removed.
+What a killed run leaves behind is cleaned up: half-written copies, and files of recordings the
+store had already marked deleted. Files the store does not know are counted, never touched.
 
 Off unless configured (``file_management.retention_days``, ``keep_free_mb``): deleting saved
 recordings is the user's decision, never a default. Domain logic on storage's repository, with no
@@ -22,7 +23,12 @@ from pathlib import Path
 
 from acoustack import schema
 from acoustack.v1 import types_pb2 as pb
-from acoustack_storage.repository import PostgresStore, RecordingFilter, StoredRecording
+from acoustack_storage.repository import (
+    MAX_LIMIT,
+    PostgresStore,
+    RecordingFilter,
+    StoredRecording,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,10 @@ class RetentionReport:
     deleted_for_space: int = 0
     kept_as_best: int = 0
     abandoned_copies_removed: int = 0
+    # Files of recordings the store had marked deleted (a run killed between the two steps).
+    deleted_leftovers_removed: int = 0
+    # .wav files under the destination the store knows nothing of: counted, never touched.
+    unknown_files: int = 0
     free_mb: float | None = None
     # How far below keep_free_mb the disk stayed because nothing deletable was left.
     short_of_free_mb: float = 0.0
@@ -85,6 +95,8 @@ class Retention:
         report = RetentionReport()
         if remove_abandoned_copies:
             report.abandoned_copies_removed = self.remove_abandoned_copies()
+            removed, unknown = self.remove_deleted_leftovers()
+            report.deleted_leftovers_removed, report.unknown_files = removed, unknown
         if not self.policy.deletes:
             return report
         ranked: list[set[uuid.UUID]] = []
@@ -205,11 +217,40 @@ class Retention:
             log.warning("removed %d half-written cop(ies) a killed run left behind", removed)
         return removed
 
+    def remove_deleted_leftovers(self) -> tuple[int, int]:
+        """Remove the files under the destination whose recording the store says is deleted
+        (deleting updates the store first, so a run killed in between leaves the file); count
+        the .wav files the store does not know (someone's own: never touched)."""
+        if not self.destination.exists():
+            return 0, 0
+        files = sorted(
+            str(p) for p in self.destination.rglob("*.wav") if not p.name.startswith(".")
+        )
+        removed = unknown = 0
+        for start in range(0, len(files), MAX_LIMIT):
+            entries, missing = self.repository.get_recordings_by_path(
+                files[start : start + MAX_LIMIT], include_model_outputs=False
+            )
+            unknown += len(missing)
+            live = {e.recording.path for e in entries if not _deleted(e.recording)}
+            for path in {e.recording.path for e in entries if _deleted(e.recording)} - live:
+                self._remove_file(Path(path))
+                removed += 1
+        if removed:
+            log.warning("removed %d file(s) of recordings already marked deleted", removed)
+        if unknown:
+            log.info(
+                "%d file(s) under %s are not recordings of this store", unknown, self.destination
+            )
+        return removed, unknown
+
     def _delete(self, recording: schema.Recording) -> None:
         # The store first, as file management does: a file outliving its record is harmless
         # and found again; a record outliving its file would be a recording that lies.
         self.repository.mark_recording_deleted(recording.id)
-        path = Path(recording.path)
+        self._remove_file(Path(recording.path))
+
+    def _remove_file(self, path: Path) -> None:
         path.unlink(missing_ok=True)
         # Empty date folders go too, up to the destination itself.
         folder = path.parent
@@ -248,3 +289,7 @@ class Retention:
                 given_at_cursor = set()
             given_at_cursor |= {e.recording.id for e in page if e.recording.started_at == last}
             cursor = last
+
+
+def _deleted(recording: schema.Recording) -> bool:
+    return recording.status is schema.RecordingStatus.DELETED
