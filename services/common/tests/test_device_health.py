@@ -35,7 +35,9 @@ def london(text: str) -> dt.datetime:
 def test_silence_while_recording_is_due_is_a_problem():
     now = london("2026-06-01T23:00")
     found = problems(facts(now, now - dt.timedelta(hours=2)), NIGHTS)
-    assert found == ["no recording for 2.0 h (one is due every 10 s): is the microphone there?"]
+    assert found == [
+        "no recording for 2.0 h (one is due every 10 s): see the recorder's log (microphone, free disk)"
+    ]
     assert status(found).startswith("degraded: no recording for 2.0 h")
 
 

@@ -90,7 +90,7 @@ def silence_problem(facts: DeviceFacts, recording: RecordingConfig | None) -> st
     what = "no recording yet" if facts.last_recording_at is None else "no recording"
     return (
         f"{what} for {_duration(silence)} (one is due every {recording.interval_s:g} s): "
-        "is the microphone there?"
+        "see the recorder's log (microphone, free disk)"
     )
 
 
