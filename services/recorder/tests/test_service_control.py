@@ -129,12 +129,11 @@ def test_a_recording_past_its_time_limit_is_stopped_and_the_next_slot_records(
         store.start_deployment("meadow", 52.2, 0.12)
         first_child = descendants(proc.pid)
         started = time.monotonic()
-        # A 20 s real-time recording with a 2 s hard limit (before any soft one): the pool must
-        # kill its child.
+        # A 20 s real-time recording with only a 2 s hard limit, as for a device whose read
+        # blocks where a soft limit cannot interrupt it: the pool must kill its child.
         app.send_task(
             Task.RECORD.value,
             kwargs={"program_config": recording_section(duration_s=20, samplerate_hz=48_000)},
-            soft_time_limit=10,
             time_limit=2,
         )
         app.send_task(
@@ -144,9 +143,10 @@ def test_a_recording_past_its_time_limit_is_stopped_and_the_next_slot_records(
         entries = wait_for(
             store.list_recordings, 30, "the slot after the killed one did not record"
         )
-        # Not stopped, the 20 s recording would end (and be stored first) 20 s after the send; the
-        # pool's replacement of the killed child takes part of the time before the next slot.
-        assert time.monotonic() - started < 20, "the 20 s recording was not stopped"
+        # Not stopped, the 20 s recording would end (and be stored first) 20 s after the send.
+        # Killed at 2 s, the replacement child records the next slot within a fraction of a
+        # second; the bound leaves room for a loaded machine.
+        assert time.monotonic() - started < 12, "the 20 s recording was not stopped at its limit"
         assert [e.recording.duration_s for e in entries] == [0.5]
         assert proc.poll() is None  # the service lives on; only the pool's child was replaced
         # The child serves health and SelfCheck: the one that replaced it serves them again.
