@@ -243,6 +243,32 @@ def test_updates_to_unknown_recordings_are_not_found(client):
         client.mark_recording_failed(uuid.uuid4(), " ")
 
 
+def test_marking_failed_only_if_still_temporary_leaves_a_filed_recording_alone(client, deployment):
+    temporary = factories.recording(deployment.id, path="/tmp/a.wav")
+    filed = factories.recording(deployment.id, path="/tmp/b.wav")
+    client.store_recording(temporary)
+    client.store_recording(filed)
+    client.update_recording_path(filed.id, "/data/b.wav", schema.RecordingStatus.SAVED)
+    only_temporary = {"only_if": schema.RecordingStatus.TEMPORARY}
+    failed = client.mark_recording_failed(temporary.id, "file lost", **only_temporary)
+    assert (failed.status, failed.failure_reason) == (pb.RECORDING_STATUS_FAILED, "file lost")
+    with pytest.raises(FailedPreconditionError, match="is saved now, not temporary: left as it is"):
+        client.mark_recording_failed(filed.id, "file lost", **only_temporary)
+    kept = client.get_recording(filed.id).recording
+    assert (kept.status, kept.path) == (pb.RECORDING_STATUS_SAVED, "/data/b.wav")
+    with pytest.raises(NotFoundError, match="recording_id: no recording"):
+        client.mark_recording_failed(uuid.uuid4(), "file lost", **only_temporary)
+    with pytest.raises(grpc.RpcError) as bad:
+        client.stub.MarkRecordingFailed(
+            spb.MarkRecordingFailedRequest(
+                recording_id=str(filed.id), reason="x", only_if_status=99
+            ),
+            timeout=10,
+        )
+    assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "only_if_status" in bad.value.details()
+
+
 # --- model outputs --------------------------------------------------------------------------
 
 

@@ -227,8 +227,19 @@ class StoreClient(GrpcClient):
             self.stub.UpdateRecordingPath, request, name="UpdateRecordingPath"
         ).recording
 
-    def mark_recording_failed(self, recording_id: uuid.UUID | str, reason: str) -> pb.Recording:
-        request = spb.MarkRecordingFailedRequest(recording_id=str(recording_id), reason=reason)
+    def mark_recording_failed(
+        self,
+        recording_id: uuid.UUID | str,
+        reason: str,
+        *,
+        only_if: schema.RecordingStatus | None = None,
+    ) -> pb.Recording:
+        """With ``only_if``, FailedPreconditionError when the recording has moved on."""
+        request = spb.MarkRecordingFailedRequest(
+            recording_id=str(recording_id),
+            reason=reason,
+            only_if_status=convert.recording_status_to_proto(only_if) if only_if else 0,
+        )
         return self.call(
             self.stub.MarkRecordingFailed, request, name="MarkRecordingFailed"
         ).recording

@@ -15,7 +15,12 @@ from celery import Celery
 from pydantic import ValidationError
 
 from acoustack import schema
-from acoustack.errors import InvalidArgumentError, NotFoundError, UnavailableError
+from acoustack.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnavailableError,
+)
 from acoustack.names import Task
 from acoustack_detector.pipeline import DetectionPipeline
 
@@ -69,7 +74,13 @@ def register_detect_task(app: Celery, make_pipeline: Callable[[], DetectionPipel
             return {"recording_id": recording_id, "outcome": "unknown recording"}
         except InvalidArgumentError as exc:
             log.error("detect %s: %s; marking the recording failed", recording_id, exc)
-            pipeline().store.mark_recording_failed(recording_id, f"detection: {exc}")
+            try:
+                pipeline().store.mark_recording_failed(
+                    recording_id, f"detection: {exc}", only_if=schema.RecordingStatus.TEMPORARY
+                )
+            except FailedPreconditionError as moved_on:  # filed or deleted meanwhile: keep it so
+                log.info("detect %s: %s", recording_id, moved_on)
+                return {"recording_id": recording_id, "outcome": "moved on"}
             return {"recording_id": recording_id, "outcome": "failed"}
         log.info(
             "detect %s: %s (%d detections, %d messages)",

@@ -27,7 +27,12 @@ from pathlib import Path
 
 from acoustack import convert, schema
 from acoustack.clients import StoreClient
-from acoustack.errors import AcoustackError, NotFoundError, UnavailableError
+from acoustack.errors import (
+    AcoustackError,
+    FailedPreconditionError,
+    NotFoundError,
+    UnavailableError,
+)
 from acoustack_recorder.conditions import AllOf, RecordingCondition, Site
 from acoustack_recorder.registration import Registrar, Registration
 from acoustack_recorder.sources import AudioSource, DeviceUnavailableError
@@ -415,20 +420,18 @@ class Recorder:
                 continue  # another source's, or not in our temporary area
             if path.exists():
                 continue
-            # Look at the file first, then at the store: filing and deleting update the store
-            # before they remove the file, so a file gone while the store still says temporary
-            # at the same path was lost, not moved on.
+            # Filing and deleting update the store before they remove the file, so a file gone
+            # while the store still says temporary was lost, not moved on; the store checks the
+            # status again as it marks it, in case one of them came in between.
             try:
-                now = self.store.get_recording(recording.id).recording
-            except NotFoundError:
+                self.store.mark_recording_failed(
+                    recording.id,
+                    f"its file {path.name} vanished from the temporary area before it was filed "
+                    "(a RAM-backed temporary area is emptied by a power cut or reboot)",
+                    only_if=schema.RecordingStatus.TEMPORARY,
+                )
+            except (FailedPreconditionError, NotFoundError):
                 continue
-            if now.status != recording.status or now.path != recording.path:
-                continue
-            self.store.mark_recording_failed(
-                recording.id,
-                f"its file {path.name} vanished from the temporary area before it was filed "
-                "(a RAM-backed temporary area is emptied by a power cut or reboot)",
-            )
             lost.append(recording.id)
         if lost:
             log.warning(

@@ -22,7 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from acoustack import schema
 from acoustack.clients import StoreClient
+from acoustack.errors import FailedPreconditionError
 from acoustack.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -77,11 +79,17 @@ class DetectionSweep:
                 continue
             sent = self._sent.get(recording_id, 0)
             if sent >= self.max_attempts:
-                self.store.mark_recording_failed(
-                    recording_id,
-                    f"detection: no model output after {sent} more detect task(s), each given "
-                    f"{self.after_s:.0f} s with the detection queue empty",
-                )
+                try:
+                    self.store.mark_recording_failed(
+                        recording_id,
+                        f"detection: no model output after {sent} more detect task(s), each "
+                        f"given {self.after_s:.0f} s with the detection queue empty",
+                        only_if=schema.RecordingStatus.TEMPORARY,
+                    )
+                except FailedPreconditionError:  # detected and filed meanwhile, at last
+                    self._missing_since.pop(recording_id)
+                    self._sent.pop(recording_id, None)
+                    continue
                 self._missing_since.pop(recording_id)
                 self._sent.pop(recording_id, None)
                 report.failed.append(recording_id)

@@ -501,11 +501,43 @@ class PostgresStore:
             return self._update_recording(recording_id, "path = %s", (path,))
         return self._update_recording(recording_id, "path = %s, status = %s", (path, status.value))
 
-    def mark_recording_failed(self, recording_id: uuid.UUID, reason: str) -> schema.Recording:
+    def mark_recording_failed(
+        self,
+        recording_id: uuid.UUID,
+        reason: str,
+        *,
+        only_if: schema.RecordingStatus | None = None,
+    ) -> schema.Recording:
+        """Mark it failed; with ``only_if``, only while it still has that status (a check that
+        read it a moment ago must not undo a filing or a deletion that came in between)."""
         if not reason.strip():
             raise InvalidArgumentError("reason: say why the recording failed")
-        return self._update_recording(
-            recording_id, "status = 'failed', failure_reason = %s", (reason[:2000],)
+        if only_if is None:
+            return self._update_recording(
+                recording_id, "status = 'failed', failure_reason = %s", (reason[:2000],)
+            )
+        with self._tx() as conn:
+            row = conn.execute(
+                f"""UPDATE recordings SET status = 'failed', failure_reason = %s,
+                        updated_at = now()
+                    WHERE id = %s AND status = %s
+                    RETURNING {_RECORDING_COLUMNS}""",
+                (reason[:2000], recording_id, only_if.value),
+            ).fetchone()
+            current = (
+                None
+                if row is not None
+                else conn.execute(
+                    "SELECT status FROM recordings WHERE id = %s", (recording_id,)
+                ).fetchone()
+            )
+        if row is not None:
+            return _recording(row)
+        if current is None:
+            raise NotFoundError(f"recording_id: no recording {recording_id}")
+        raise FailedPreconditionError(
+            f"recording_id: recording {recording_id} is {current['status']} now, not "
+            f"{only_if.value}: left as it is"
         )
 
     def mark_recording_deleted(self, recording_id: uuid.UUID) -> schema.Recording:

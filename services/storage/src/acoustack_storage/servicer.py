@@ -170,8 +170,11 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
 
     @rpc_errors
     def MarkRecordingFailed(self, request, context):
+        only_if = convert.recording_status_from_proto(request.only_if_status)
+        if only_if is not None and not isinstance(only_if, schema.RecordingStatus):
+            raise InvalidArgumentError(f"only_if_status: {request.only_if_status} is not a status")
         updated = self.store.mark_recording_failed(
-            _uuid(request.recording_id, "recording_id"), request.reason
+            _uuid(request.recording_id, "recording_id"), request.reason, only_if=only_if
         )
         return spb.MarkRecordingFailedResponse(recording=convert.recording_to_proto(updated))
 

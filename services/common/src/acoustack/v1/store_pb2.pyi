@@ -169,12 +169,14 @@ class UpdateRecordingPathResponse(_message.Message):
     def __init__(self, recording: _Optional[_Union[_types_pb2.Recording, _Mapping]] = ...) -> None: ...
 
 class MarkRecordingFailedRequest(_message.Message):
-    __slots__ = ("recording_id", "reason")
+    __slots__ = ("recording_id", "reason", "only_if_status")
     RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ONLY_IF_STATUS_FIELD_NUMBER: _ClassVar[int]
     recording_id: str
     reason: str
-    def __init__(self, recording_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    only_if_status: _types_pb2.RecordingStatus
+    def __init__(self, recording_id: _Optional[str] = ..., reason: _Optional[str] = ..., only_if_status: _Optional[_Union[_types_pb2.RecordingStatus, str]] = ...) -> None: ...
 
 class MarkRecordingFailedResponse(_message.Message):
     __slots__ = ("recording",)
