@@ -14,13 +14,12 @@ from typing import Any
 from acoustack import convert, device_health
 from acoustack.clients import StoreClient
 from acoustack.errors import AcoustackError
+from acoustack.metrics import newest_recording_start
 from acoustack.program_config import RecordingConfig, read_section
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
-
-RECORDED = [pb.RECORDING_STATUS_TEMPORARY, pb.RECORDING_STATUS_SAVED, pb.RECORDING_STATUS_DELETED]
 
 
 def gather(
@@ -37,11 +36,7 @@ def gather(
     try:
         current = store.current_deployment()
         deployment = convert.deployment_from_proto(current) if current else None
-        newest = store.list_recordings(
-            statuses=RECORDED, order=spb.SORT_ORDER_NEWEST_FIRST, limit=1
-        )
-        if newest:
-            last_recording_at = newest[0].recording.started_at.ToDatetime(tzinfo=dt.UTC)
+        last_recording_at = newest_recording_start(store)
         failed = store.list_recordings(
             statuses=[pb.RECORDING_STATUS_FAILED],
             started_from=now - dt.timedelta(hours=1),

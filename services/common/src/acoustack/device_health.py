@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from acoustack import schema
 from acoustack.names import Queue
-from acoustack.program_config import RecordingConfig, parse_sun_window, parse_windows
-from acoustack.time_windows import DailyWindow, DailyWindows, Site, SunWindow
+from acoustack.program_config import RecordingConfig
+from acoustack.time_windows import Site, recording_windows
 
 # Silence shorter than this is never a problem: a restart, a slow slot, a storage hiccup.
 MIN_SILENCE_S = 300.0
@@ -52,16 +52,8 @@ def _duration(seconds: float) -> str:
 
 def _recording_due(recording: RecordingConfig, site: Site | None, at: dt.datetime) -> bool:
     """Whether the program's recording conditions would record at ``at`` (free disk aside)."""
-    if recording.daily_windows:
-        windows = [DailyWindow(a, b) for a, b in parse_windows(recording.daily_windows)]
-        if not DailyWindows(windows, recording.timezone).check(at):
-            return False
-    sun = parse_sun_window(recording.sun_window)
-    if sun is not None:
-        event, before, after = sun
-        if not SunWindow(event, before, after).check(at, site):
-            return False
-    return True
+    windows = recording_windows(recording.daily_windows, recording.timezone, recording.sun_window)
+    return all(window.check(at, site) for window in windows)
 
 
 def silence_problem(facts: DeviceFacts, recording: RecordingConfig | None) -> str | None:
@@ -76,11 +68,7 @@ def silence_problem(facts: DeviceFacts, recording: RecordingConfig | None) -> st
     silence = (facts.now - since).total_seconds()
     if silence <= allowed:
         return None
-    site = (
-        None
-        if deployment.latitude is None or deployment.longitude is None
-        else Site(deployment.latitude, deployment.longitude)
-    )
+    site = Site.of(deployment)
     # Only when recording was due all along the allowed gap: at a window's edge silence is normal.
     start_of_gap = facts.now - dt.timedelta(seconds=allowed)
     if not (

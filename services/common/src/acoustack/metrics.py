@@ -17,12 +17,8 @@ from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import types_pb2 as pb
 
 
-def last_recording_age(store: StoreClient, now: dt.datetime | None = None) -> schema.Metric:
-    """Seconds since the newest recording that did not fail: a silent microphone shows here.
-
-    -1 when the device has never recorded.
-    """
-    now = now or dt.datetime.now(dt.UTC)
+def newest_recording_start(store: StoreClient) -> dt.datetime | None:
+    """When the newest recording that did not fail started; None before the first."""
     newest = store.list_recordings(
         statuses=[
             pb.RECORDING_STATUS_TEMPORARY,
@@ -32,9 +28,18 @@ def last_recording_age(store: StoreClient, now: dt.datetime | None = None) -> sc
         order=spb.SORT_ORDER_NEWEST_FIRST,
         limit=1,
     )
-    if not newest:
+    return newest[0].recording.started_at.ToDatetime(tzinfo=dt.UTC) if newest else None
+
+
+def last_recording_age(store: StoreClient, now: dt.datetime | None = None) -> schema.Metric:
+    """Seconds since the newest recording that did not fail: a silent microphone shows here.
+
+    -1 when the device has never recorded.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    started = newest_recording_start(store)
+    if started is None:
         return schema.Metric(name="last_recording_age", value=-1.0, unit="s")
-    started = newest[0].recording.started_at.ToDatetime(tzinfo=dt.UTC)
     return schema.Metric(name="last_recording_age", value=(now - started).total_seconds(), unit="s")
 
 

@@ -276,14 +276,14 @@ def generate_summariser_task(
     return summary_task
 
 
-def _to_json(heartbeat: schema.Heartbeat) -> str:
+def heartbeat_to_json(heartbeat: schema.Heartbeat) -> str:
     return json.dumps(heartbeat.model_dump(mode="json"), separators=(",", ":"))
 
 
 def generate_heartbeat_task(
     messengers: list[Messenger],
     metrics: list[MetricFn] | None = None,
-    serializer: HeartbeatSerializer = _to_json,
+    serializer: HeartbeatSerializer = heartbeat_to_json,
     logger: logging.Logger = logger,
 ) -> Callable[[], None]:
     collectors = list(metrics or [])

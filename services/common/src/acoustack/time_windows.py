@@ -22,13 +22,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from astral import Observer
 from astral import sun as astral_sun
 
+from acoustack import schema
 from acoustack.errors import InvalidArgumentError
+from acoustack.program_config import parse_sun_window, parse_windows
 
 
 @dataclass(frozen=True)
 class Site:
     latitude: float
     longitude: float
+
+    @classmethod
+    def of(cls, deployment: schema.Deployment) -> Site | None:
+        """Where a deployment is; None when it was started without coordinates."""
+        if deployment.latitude is None or deployment.longitude is None:
+            return None
+        return cls(deployment.latitude, deployment.longitude)
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,12 @@ class DailyWindow:
 class DailyWindows:
     """Record during any of these local-time windows, in the given time zone (DST followed)."""
 
+    @classmethod
+    def from_text(cls, text: str, timezone: str) -> DailyWindows | None:
+        """From a configuration's '20:00-06:00,04:30-05:30'; None when it is empty."""
+        windows = [DailyWindow(start, end) for start, end in parse_windows(text)]
+        return cls(windows, timezone) if windows else None
+
     def __init__(self, windows: Sequence[DailyWindow], timezone: str) -> None:
         if not windows:
             raise InvalidArgumentError("windows: give at least one (start–end, local time)")
@@ -99,6 +114,12 @@ class SunWindow:
     dawn/dusk are civil twilight (the sun 6° below the horizon); sunrise/sunset the sun's upper
     edge on the horizon, refraction included.
     """
+
+    @classmethod
+    def from_text(cls, text: str) -> SunWindow | None:
+        """From a configuration's 'dusk-30m+3h'; None when it is empty."""
+        parsed = parse_sun_window(text)
+        return None if parsed is None else cls(*parsed)
 
     def __init__(
         self,
@@ -158,3 +179,15 @@ class SunWindow:
         if self.when_undefined == "record":
             return Verdict(True, f"{why}: recording anyway")
         return Verdict(False, f"{why}: not recording")
+
+
+def recording_windows(
+    daily_windows: str, timezone: str, sun_window: str
+) -> list[DailyWindows | SunWindow]:
+    """The time windows a recording configuration sets (all of them must agree to record)."""
+    found: list[DailyWindows | SunWindow] = []
+    if daily := DailyWindows.from_text(daily_windows, timezone):
+        found.append(daily)
+    if sun := SunWindow.from_text(sun_window):
+        found.append(sun)
+    return found

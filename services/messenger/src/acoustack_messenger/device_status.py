@@ -8,7 +8,6 @@ goes: a heartbeat that waits for everything to work says nothing when it matters
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -19,6 +18,7 @@ from acoustack import schema
 from acoustack.celery_app import queue_stats
 from acoustack.clients import StoreClient
 from acoustack.device_facts import judge
+from acoustack.tasks import heartbeat_to_json
 
 
 def assess(
@@ -53,7 +53,6 @@ def with_status(status: str) -> Callable[[schema.Heartbeat], str]:
     """A heartbeat serializer (JSON, as the template's) that carries this status."""
 
     def serialize(heartbeat: schema.Heartbeat) -> str:
-        stamped = heartbeat.model_copy(update={"status": status})
-        return json.dumps(stamped.model_dump(mode="json"), separators=(",", ":"))
+        return heartbeat_to_json(heartbeat.model_copy(update={"status": status}))
 
     return serialize

@@ -210,12 +210,7 @@ class Recorder:
             self._last_deployment = deployment
         if deployment is None:
             return SlotResult(Outcome.SKIPPED, "no active deployment (start one first)")
-        site = (
-            Site(deployment.latitude, deployment.longitude)
-            if deployment.latitude is not None and deployment.longitude is not None
-            else None
-        )
-        verdict = self.conditions.check(now, site)
+        verdict = self.conditions.check(now, Site.of(deployment))
         if not verdict:
             return SlotResult(Outcome.SKIPPED, verdict.reason)
         recording_id = uuid.uuid4()

@@ -28,15 +28,13 @@ from acoustack.identity import device_id
 from acoustack.names import Queue
 from acoustack.program_config import RecordingConfig, read_section
 from acoustack.self_check import CheckResult
+from acoustack.time_windows import recording_windows
 from acoustack.worker_process import pool_children_die_with_parent, run_prefork_worker
 from acoustack_recorder.conditions import (
     AllOf,
-    DailyWindow,
-    DailyWindows,
     FreeDiskSpace,
-    SunWindow,
 )
-from acoustack_recorder.config import RecorderSettings, parse_sun_window, parse_windows
+from acoustack_recorder.config import RecorderSettings
 from acoustack_recorder.recorder import DeviceInfo, Health, Recorder, temporary_area
 from acoustack_recorder.registration import Registrar
 from acoustack_recorder.sources import (
@@ -108,15 +106,12 @@ def build_conditions(
 ) -> AllOf:
     """The recording conditions: the program's section where there is one, else the settings."""
     where = section or settings
-    conditions: list = []
-    windows = parse_windows(where.daily_windows)
-    if windows:
-        conditions.append(DailyWindows([DailyWindow(a, b) for a, b in windows], where.timezone))
-    sun = parse_sun_window(where.sun_window)
-    if sun:
-        conditions.append(SunWindow(sun[0], sun[1], sun[2]))
-    conditions.extend(disk_conditions(settings, section, temp_dir))
-    return AllOf(conditions)
+    return AllOf(
+        [
+            *recording_windows(where.daily_windows, where.timezone, where.sun_window),
+            *disk_conditions(settings, section, temp_dir),
+        ]
+    )
 
 
 # The temporary area must hold this many recordings when it is not the disk that keeps them.

@@ -19,8 +19,6 @@ from acoustack import convert, schema
 from acoustack.program_config import (
     FileManagementConfig,
     parse_duty_cycle,
-    parse_sun_window,
-    parse_windows,
     read_section,
 )
 from acoustack.tasks import (
@@ -29,7 +27,7 @@ from acoustack.tasks import (
     RecordingSavingManager,
     generate_file_management_task,
 )
-from acoustack.time_windows import DailyWindow, DailyWindows, Site, SunWindow, time_zone
+from acoustack.time_windows import DailyWindows, Site, SunWindow, time_zone
 from acoustack.v1 import types_pb2 as pb
 from acoustack_storage.repository import MAX_LIMIT, PostgresStore
 from acoustack_storage.retention import Retention, RetentionPolicy
@@ -70,11 +68,7 @@ class RepositoryStore:
         """Where the recording's deployment is (for sun windows); looked up once per deployment."""
         if recording.deployment_id not in self._sites:
             deployment = self.repository.get_deployment(recording.deployment_id)
-            self._sites[recording.deployment_id] = (
-                None
-                if deployment.latitude is None or deployment.longitude is None
-                else Site(deployment.latitude, deployment.longitude)
-            )
+            self._sites[recording.deployment_id] = Site.of(deployment)
         return self._sites[recording.deployment_id]
 
     def update_recording_path(self, recording: schema.Recording, new_path: Path) -> None:
@@ -240,6 +234,14 @@ def has_model_output(
     return bool(model_outputs)
 
 
+def file_management_section(program_config: Mapping[str, Any] | None) -> FileManagementConfig:
+    """The program's ``file_management`` section, or its defaults when the program has none.
+    Raises InvalidArgumentError naming the field when the section is bad."""
+    return read_section(program_config, "file_management", FileManagementConfig) or (
+        FileManagementConfig()
+    )
+
+
 def build_file_management_task(
     store: RepositoryStore,
     program_config: Mapping[str, Any] | None,
@@ -247,8 +249,7 @@ def build_file_management_task(
 ) -> Callable[[], None]:
     """The template, configured by the program's ``file_management`` section (defaults when the
     program has none). Raises InvalidArgumentError naming the field when the section is bad."""
-    section = read_section(program_config, "file_management", FileManagementConfig)
-    config = section or FileManagementConfig()
+    config = file_management_section(program_config)
     conditions: list[RecordingManagementCondition] = []
     if program_config and "detection" in program_config:
         # The model's name is the detector's business (a model server names itself), so wait
@@ -271,14 +272,10 @@ def saving_filters(
     filters: list[RecordingSavingFilter] = []
     if config.saving_threshold is not None:
         filters.append(DetectionThresholdFilter(config.saving_threshold))
-    if config.save_daily_windows:
-        windows = [DailyWindow(a, b) for a, b in parse_windows(config.save_daily_windows)]
-        filters.append(DailyWindowsFilter(DailyWindows(windows, config.save_timezone)))
-    if config.save_sun_window:
-        parsed = parse_sun_window(config.save_sun_window)
-        assert parsed is not None  # the section validated it
-        event, before, after = parsed
-        filters.append(SunWindowFilter(SunWindow(event, before, after), site_of))
+    if daily := DailyWindows.from_text(config.save_daily_windows, config.save_timezone):
+        filters.append(DailyWindowsFilter(daily))
+    if sun := SunWindow.from_text(config.save_sun_window):
+        filters.append(SunWindowFilter(sun, site_of))
     duty_cycle = parse_duty_cycle(config.save_duty_cycle)
     if duty_cycle is not None:
         filters.append(DutyCycleFilter(*duty_cycle, timezone=config.save_timezone))
@@ -310,8 +307,7 @@ def build_retention(
     repository: PostgresStore, program_config: Mapping[str, Any] | None
 ) -> Retention:
     """Retention as the program's ``file_management`` section sets it (off by default)."""
-    section = read_section(program_config, "file_management", FileManagementConfig)
-    config = section or FileManagementConfig()
+    config = file_management_section(program_config)
     policy = RetentionPolicy(
         max_age_days=config.retention_days,
         keep_free_mb=config.keep_free_mb,

@@ -28,6 +28,7 @@ from acoustack_storage.repository import (
     PostgresStore,
     RecordingFilter,
     StoredRecording,
+    tag_best_confidences,
 )
 
 log = logging.getLogger(__name__)
@@ -179,8 +180,11 @@ class Retention:
         for recording_id, document in legacy:
             output = pb.ModelOutput.FromString(document)
             best_score = max((d.detection_score for d in output.detections), default=0.0)
-            for species, confidence in self._species_confidences(output).items():
-                candidates.setdefault(species, []).append((confidence, best_score, recording_id))
+            for (key, species), confidence in tag_best_confidences(output).items():
+                if key == self.policy.species_tag_key:
+                    candidates.setdefault(species, []).append(
+                        (confidence, best_score, recording_id)
+                    )
         kept: set[uuid.UUID] = set()
         for items in candidates.values():
             best: dict[uuid.UUID, tuple[float, float]] = {}
@@ -191,14 +195,6 @@ class Retention:
             ordered = sorted(best.items(), key=lambda item: (-item[1][0], -item[1][1], item[0]))
             kept.update(recording_id for recording_id, _ in ordered[:keep])
         return kept
-
-    def _species_confidences(self, output: pb.ModelOutput) -> dict[str, float]:
-        found: dict[str, float] = {}
-        for detection in output.detections:
-            for tag in detection.tags:
-                if tag.tag.key == self.policy.species_tag_key:
-                    found[tag.tag.value] = max(found.get(tag.tag.value, 0.0), tag.confidence)
-        return found
 
     def remove_abandoned_copies(self) -> int:
         """Half-written copies (``.name.wav.partial``) older than any run could still be making."""
