@@ -16,11 +16,11 @@ from acoustack.grpc_server import start_server
 from acoustack.names import Queue
 from acoustack_recorder.recorder import DeviceInfo, Recorder
 from acoustack_recorder.sources import SyntheticSource
-from acoustack_recorder.worker import detection_handoff, register_record_task
+from acoustack_recorder.tasks import detection_handoff, register_record_task
 from acoustack_scheduler.beat_control import BeatControl
-from acoustack_scheduler.control_server import ControlServicer, register
 from acoustack_scheduler.lifecycle import Lifecycle
 from acoustack_scheduler.programs import DetectionProgram
+from acoustack_scheduler.servicer import ControlServicer, register
 from acoustack_scheduler.status import StatusReporter
 from acoustack_scheduler.task_runner import TaskRunner
 

@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from acoustack_detector.config import DetectorSettings
-from acoustack_messenger.config import MessengerSettings
-from acoustack_recorder.config import RecorderSettings
-from acoustack_scheduler.config import SchedulerSettings
-from acoustack_storage.config import StorageSettings
+from acoustack_detector.settings import DetectorSettings
+from acoustack_messenger.settings import MessengerSettings
+from acoustack_recorder.settings import RecorderSettings
+from acoustack_scheduler.settings import SchedulerSettings
+from acoustack_storage.settings import StorageSettings
 
 K3S = Path(__file__).resolve().parents[2] / "k3s"
 OVERLAYS = sorted(p.parent.name for p in (K3S / "overlays").glob("*/kustomization.yaml"))

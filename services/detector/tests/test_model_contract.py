@@ -20,8 +20,8 @@ from acoustack.testing import factories
 from acoustack.testing.servers import free_port
 from acoustack.v1 import model_pb2, model_pb2_grpc
 from acoustack_detector.audio_model import AudioModel
-from acoustack_detector.model_server import ModelServicer, register
 from acoustack_detector.remote_model import RemoteModel
+from acoustack_detector.servicer import ModelServicer, register
 
 MYOTIS = Path(__file__).resolve().parent / "data" / "audio" / "20170701_213954-MYOMYS-LR_0_0.5.wav"
 

@@ -24,7 +24,7 @@ from acoustack_messenger import device_status
 from acoustack_messenger.messengers import HttpMessenger
 from acoustack_messenger.outbox import Outbox
 from acoustack_messenger.summaries import DetectionSummariser
-from acoustack_messenger.worker import HeartbeatNotDelivered, MessengerContext, register_tasks
+from acoustack_messenger.tasks import HeartbeatNotDelivered, MessengerContext, register_tasks
 
 T0 = dt.datetime(2026, 6, 1, 21, 0, tzinfo=dt.UTC)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
-from acoustack_recorder.config import RecorderSettings
-from acoustack_recorder.service import build_source
+from acoustack_recorder.settings import RecorderSettings
 from acoustack_recorder.sources import MicrophoneSource, ReplaySource
+from acoustack_recorder.wiring import build_source
 
 AUDIO = Path(__file__).resolve().parents[2] / "detector" / "tests" / "data" / "audio"
 

@@ -18,9 +18,9 @@ from acoustack.testing import factories
 from acoustack.v1 import control_pb2, control_pb2_grpc
 from acoustack_scheduler.beat_control import BeatControl
 from acoustack_scheduler.broker import EventAnnouncer, QueueFlusher, queue_depths, queue_stats
-from acoustack_scheduler.control_server import ControlServicer, register
 from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
 from acoustack_scheduler.programs import DetectionProgram, expected_workers
+from acoustack_scheduler.servicer import ControlServicer, register
 from acoustack_scheduler.status import StatusReporter
 from acoustack_scheduler.task_runner import TaskRunner
 

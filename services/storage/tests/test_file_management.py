@@ -19,7 +19,7 @@ from acoustack.tasks import generate_file_management_task
 from acoustack.testing import factories
 from acoustack_storage.files import DateFolderManager, RepositoryStore
 from acoustack_storage.repository import PostgresStore
-from acoustack_storage.worker import register_manage_files_task
+from acoustack_storage.tasks import register_manage_files_task
 
 STARTED = dt.datetime(2026, 6, 1, 23, 59, 58, tzinfo=dt.UTC)
 

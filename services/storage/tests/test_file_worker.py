@@ -22,7 +22,7 @@ from acoustack.names import Queue, Task
 from acoustack.testing import factories
 from acoustack.testing.servers import free_port
 from acoustack.v1 import types_pb2 as pb
-from acoustack_storage.config import PREFIX, StorageSettings
+from acoustack_storage.settings import PREFIX, StorageSettings
 
 
 def wait_for(condition, timeout_s: float, proc: subprocess.Popen, log: Path):

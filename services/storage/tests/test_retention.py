@@ -18,7 +18,7 @@ from acoustack.testing import factories
 from acoustack_storage import retention as retention_module
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.retention import MB, Retention, RetentionPolicy
-from acoustack_storage.worker import register_manage_files_task
+from acoustack_storage.tasks import register_manage_files_task
 
 NOW = dt.datetime(2026, 9, 1, 12, 0, tzinfo=dt.UTC)
 FILE_BYTES = MB  # each saved recording's size on disk

@@ -16,9 +16,9 @@ from acoustack.config import load_service_settings
 from acoustack.errors import AcoustackError
 from acoustack.grpc_server import start_server
 from acoustack.worker_process import start_worker_process, supervise
-from acoustack_detector import model_server
-from acoustack_detector.config import PREFIX, DetectorSettings
-from acoustack_detector.service import load_bundled, run_worker, self_check
+from acoustack_detector import servicer
+from acoustack_detector.settings import PREFIX, DetectorSettings
+from acoustack_detector.wiring import load_bundled, run_worker, self_check
 
 log = logging.getLogger("acoustack_detector")
 
@@ -34,8 +34,8 @@ def main() -> int:
             log.error("cannot load the bundled model: %s", exc)
             return 1
         servicers.append(
-            model_server.register(
-                model_server.ModelServicer(
+            servicer.register(
+                servicer.ModelServicer(
                     bundled,
                     recordings_root=settings.recordings_root,
                     max_audio_bytes=settings.max_audio_mb * 1024 * 1024,

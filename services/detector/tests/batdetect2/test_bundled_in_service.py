@@ -8,9 +8,9 @@ from acoustack.components import ThresholdDetectionCleaner
 from acoustack.grpc_server import start_server
 from acoustack_detector.audio_model import AudioModel
 from acoustack_detector.local_model import LocalModel
-from acoustack_detector.model_server import ModelServicer, register
 from acoustack_detector.pipeline import DetectionPipeline, Outcome
 from acoustack_detector.remote_model import RemoteModel
+from acoustack_detector.servicer import ModelServicer, register
 
 
 def test_the_bundled_model_runs_in_the_pipeline_and_passes_its_self_check(

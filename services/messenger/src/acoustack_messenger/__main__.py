@@ -12,8 +12,8 @@ from acoustack.config import load_service_settings
 from acoustack.grpc_server import start_server
 from acoustack.identity import device_id
 from acoustack.worker_process import start_worker_process, supervise
-from acoustack_messenger.config import PREFIX, MessengerSettings
-from acoustack_messenger.service import run_worker, self_check
+from acoustack_messenger.settings import PREFIX, MessengerSettings
+from acoustack_messenger.wiring import run_worker, self_check
 
 log = logging.getLogger("acoustack_messenger")
 

@@ -18,8 +18,8 @@ import sys
 
 from acoustack.config import load_service_settings
 from acoustack.errors import ConfigError
-from acoustack_recorder.config import PREFIX, RecorderSettings
-from acoustack_recorder.service import build_source, health_state_file, run_worker
+from acoustack_recorder.settings import PREFIX, RecorderSettings
+from acoustack_recorder.wiring import build_source, health_state_file, run_worker
 
 
 def port_is_free(port: int) -> bool:

@@ -27,12 +27,12 @@ from acoustack_scheduler.broker import (
     queue_depths,
     queue_stats,
 )
-from acoustack_scheduler.config import PREFIX, SchedulerSettings, parse_services
 from acoustack_scheduler.config_store import ConfigStore
-from acoustack_scheduler.control_server import ControlServicer, register
 from acoustack_scheduler.detection_sweep import DetectionSweep
 from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
 from acoustack_scheduler.programs import expected_workers, load_program
+from acoustack_scheduler.servicer import ControlServicer, register
+from acoustack_scheduler.settings import PREFIX, SchedulerSettings, parse_services
 from acoustack_scheduler.status import StatusReporter
 from acoustack_scheduler.task_runner import TaskRunner
 

@@ -16,11 +16,11 @@ from acoustack.config import load_service_settings
 from acoustack.errors import FailedPreconditionError, UnavailableError
 from acoustack.grpc_server import RunningServer, start_server, wait_for_termination
 from acoustack.worker_process import start_worker_process, supervise
-from acoustack_storage.config import PREFIX, StorageSettings
 from acoustack_storage.migrate import apply_migrations
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.servicer import StoreServicer, register
-from acoustack_storage.worker import run_file_worker
+from acoustack_storage.settings import PREFIX, StorageSettings
+from acoustack_storage.tasks import run_file_worker
 
 log = logging.getLogger("acoustack_storage")
 

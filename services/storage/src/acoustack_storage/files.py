@@ -1,7 +1,7 @@
 """File management (DESIGN, a recording's life, step 5): the components the shared template
 ``acoustack.tasks.generate_file_management_task`` is built from, over storage's own repository.
 
-No transport in here: the Celery task (``worker.py``) only reads the program's configuration and
+No transport in here: the Celery task (``tasks.py``) only reads the program's configuration and
 calls ``build_file_management_task``.
 """
 

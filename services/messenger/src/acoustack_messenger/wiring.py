@@ -17,9 +17,9 @@ from acoustack.names import Queue
 from acoustack.program_config import MessagingConfig, read_section
 from acoustack.self_check import CheckResult
 from acoustack.worker_process import run_prefork_worker
-from acoustack_messenger.config import MessengerSettings
 from acoustack_messenger.messengers import build_messengers
-from acoustack_messenger.worker import MessengerContext, register_tasks
+from acoustack_messenger.settings import MessengerSettings
+from acoustack_messenger.tasks import MessengerContext, register_tasks
 
 log = logging.getLogger("acoustack_messenger")
 

@@ -27,10 +27,10 @@ from acoustack.celery_app import create_app
 from acoustack.errors import InvalidArgumentError, UnavailableError
 from acoustack.names import Queue, Task
 from acoustack.worker_process import run_prefork_worker
-from acoustack_storage.config import StorageSettings
 from acoustack_storage.files import RepositoryStore, build_file_management_task, build_retention
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.retention import ABANDONED_COPY_AGE_S
+from acoustack_storage.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 

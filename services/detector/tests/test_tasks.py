@@ -14,7 +14,7 @@ from acoustack.names import Queue, Task
 from acoustack.testing import factories
 from acoustack_detector.local_model import LocalModel
 from acoustack_detector.pipeline import DetectionPipeline
-from acoustack_detector.worker import register_detect_task
+from acoustack_detector.tasks import register_detect_task
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from acoustack.clients import StoreClient
 from acoustack.names import Queue, Task
 from acoustack_recorder.recorder import DeviceInfo, Recorder
 from acoustack_recorder.sources import SyntheticSource
-from acoustack_recorder.worker import detection_handoff, register_record_task
+from acoustack_recorder.tasks import detection_handoff, register_record_task
 
 
 @pytest.fixture

@@ -34,9 +34,9 @@ from acoustack_recorder.conditions import (
     AllOf,
     FreeDiskSpace,
 )
-from acoustack_recorder.config import RecorderSettings
 from acoustack_recorder.recorder import DeviceInfo, Health, Recorder, temporary_area
 from acoustack_recorder.registration import Registrar
+from acoustack_recorder.settings import RecorderSettings
 from acoustack_recorder.sources import (
     DeviceUnavailableError,
     MicrophoneSource,
@@ -44,8 +44,8 @@ from acoustack_recorder.sources import (
     SyntheticSource,
     list_input_devices,
 )
+from acoustack_recorder.tasks import Reconfigure, detection_handoff, register_record_task
 from acoustack_recorder.wavfile import GuanoFields, write_recording
-from acoustack_recorder.worker import Reconfigure, detection_handoff, register_record_task
 
 log = logging.getLogger("acoustack_recorder")
 

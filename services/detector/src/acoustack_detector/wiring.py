@@ -24,11 +24,11 @@ from acoustack.program_config import DetectionConfig, read_section
 from acoustack.self_check import CheckResult
 from acoustack.worker_process import run_prefork_worker
 from acoustack_detector.audio_model import AudioModel
-from acoustack_detector.config import DetectorSettings
 from acoustack_detector.local_model import LocalModel
 from acoustack_detector.pipeline import DetectionPipeline
 from acoustack_detector.remote_model import RemoteModel
-from acoustack_detector.worker import register_detect_task
+from acoustack_detector.settings import DetectorSettings
+from acoustack_detector.tasks import register_detect_task
 
 log = logging.getLogger("acoustack_detector")
 
