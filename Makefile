@@ -35,7 +35,7 @@ lint: sync ## ruff, buf lint, and the stub drift check
 test-servers: ## start (or install) the Postgres and RabbitMQ the tests talk to
 	bash scripts/ensure-test-servers.sh
 
-test: sync test-servers model ## run every test against real Postgres, RabbitMQ, Docker and the ONNX model
+test: sync test-servers docker model ## run every test against real Postgres, RabbitMQ, Mosquitto, Docker and the ONNX model
 	$(RUN) pytest
 
 bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline ## every benchmark
@@ -158,4 +158,4 @@ bench-pipeline: sync test-servers ## recordings/s through record → detect → 
 .PHONY: dev
 
 dev: sync test-servers model ## run storage, detector, recorder and scheduler as local processes (replay source)
-	$(RUN) python -m acoustack_scheduler.devstack
+	$(RUN) python -m acoustack_devstack

@@ -61,7 +61,7 @@ from acoustack_recorder.recorder import recording_from_guano
 from acoustack_recorder.sources import SyntheticSource
 from acoustack_recorder.wavfile import GuanoFields, write_recording
 from acoustack_scheduler.beat_control import record_arguments
-from acoustack_scheduler.devstack import POSTGRES_ADMIN, REPO, DevStack, Ports
+from acoustack_devstack import POSTGRES_ADMIN, REPO, DevStack, Ports
 from acoustack_storage.migrate import apply_migrations
 from acoustack_storage.repository import PostgresStore
 

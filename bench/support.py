@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.parse
@@ -99,5 +100,7 @@ def storage_service(database_url: str) -> Iterator[str]:
         "STORAGE_GRPC_PORT": str(port),
         "STORAGE_LOG_LEVEL": "WARNING",
     }
-    with service_process("acoustack_storage", env, port):
-        yield f"127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="acoustack-storage-data-") as data_dir:
+        env["STORAGE_DATA_DIR"] = data_dir
+        with service_process("acoustack_storage", env, port):
+            yield f"127.0.0.1:{port}"

@@ -21,7 +21,7 @@ from acoustack import cli
 from acoustack.clients import StoreClient
 from acoustack.testing.servers import free_port
 from acoustack.v1 import types_pb2 as pb
-from acoustack_scheduler.devstack import MQTT_HOST, POSTGRES_ADMIN, DevStack, Ports
+from acoustack_devstack import MQTT_HOST, POSTGRES_ADMIN, DevStack, Ports
 
 
 @pytest.fixture

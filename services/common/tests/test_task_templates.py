@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from acoustack import schema, tasks
+from acoustack import convert, schema, tasks
+from acoustack.clients import StoreClient
 from acoustack.testing import factories
 
 
@@ -81,10 +82,13 @@ def test_a_failed_registration_is_logged_with_the_recording_and_the_next_run_goe
     assert task() == recording
 
 
-class MessageStore:
-    def __init__(self, fail_on: int | None = None):
-        self.messages: dict[uuid.UUID, schema.Message] = {}
-        self.responses: list[schema.Response] = []
+class RealOutbox:
+    """The templates' MessageStore over the real storage service: the outbox rule (a message stays
+    unsent until a send succeeds) is storage's, not this test's. ``fail_on``: the n-th
+    store_message raises, as a connection lost mid-run would."""
+
+    def __init__(self, store: StoreClient, fail_on: int | None = None):
+        self.store = store
         self.fail_on = fail_on
         self.stores = 0
 
@@ -92,14 +96,22 @@ class MessageStore:
         self.stores += 1
         if self.fail_on is not None and self.stores == self.fail_on:
             raise ConnectionError("outbox down")
-        self.messages.setdefault(message.id, message)
+        self.store.store_message(message)
 
     def get_unsent_messages(self):
-        sent = {r.message_id for r in self.responses if r.status is schema.ResponseStatus.SUCCESS}
-        return [m for m in self.messages.values() if m.id not in sent]
+        return [convert.message_from_proto(m) for m in self.store.get_unsent_messages(100)]
 
     def store_response(self, response):
-        self.responses.append(response)
+        self.store.store_response(response)
+
+    def responses(self):
+        return [convert.response_from_proto(r) for r in self.store.list_responses(limit=100)]
+
+
+@pytest.fixture
+def store(storage_target):
+    with StoreClient(storage_target) as client:
+        yield client
 
 
 class Builder:
@@ -116,11 +128,11 @@ def test_detection_task_calls_in_order():
     calls = Calls()
     recording = factories.recording(DEPLOYMENT.id)
     output = factories.model_output(recording.id)
-    outbox = MessageStore()
+    stored: list[schema.Message] = []
     task = tasks.generate_detection_task(
         store=Spy(calls, "store", store_model_output=None),
         model=Spy(calls, "model", run=output),
-        message_store=Spy(calls, "message_store", store_message=outbox.store_message),
+        message_store=Spy(calls, "message_store", store_message=stored.append),
         output_cleaners=[Spy(calls, "cleaner", clean=lambda o: o)],
         processing_filters=[Spy(calls, "filter", should_process_recording=True)],
         message_factories=[Spy(calls, "factory", build_message=Builder("a").build_message)],
@@ -132,9 +144,11 @@ def test_detection_task_calls_in_order():
     ]  # fmt: skip
 
 
-def test_a_detection_run_cut_short_is_completed_by_the_next_without_duplicates(caplog):
-    recording = factories.recording(DEPLOYMENT.id)
-    outbox = MessageStore(fail_on=2)  # the second message of the first run fails
+def test_a_detection_run_cut_short_is_completed_by_the_next_without_duplicates(caplog, store):
+    deployment = convert.deployment_from_proto(store.start_deployment("meadow", 52.2, 0.12))
+    recording = factories.recording(deployment.id)
+    store.store_recording(recording)
+    outbox = RealOutbox(store, fail_on=2)  # the second message of the first run fails
     stored_outputs = []
 
     class Model:
@@ -153,13 +167,10 @@ def test_a_detection_run_cut_short_is_completed_by_the_next_without_duplicates(c
     with caplog.at_level(logging.ERROR), pytest.raises(ConnectionError):
         task(recording)
     assert f"output of batdetect2 for recording {recording.id} not fully stored" in caplog.text
-    assert len(outbox.messages) == 1
+    assert len(outbox.get_unsent_messages()) == 1
     task(recording)
-    assert sorted(json.loads(m.content)["builder"] for m in outbox.messages.values()) == [
-        "a",
-        "b",
-        "c",
-    ]
+    builders = sorted(json.loads(m.content)["builder"] for m in outbox.get_unsent_messages())
+    assert builders == ["a", "b", "c"]  # the ids are derived: the first is not stored twice
 
 
 def test_file_management_moves_saves_and_deletes_in_order(tmp_path):
@@ -224,8 +235,8 @@ def test_a_failed_store_update_leaves_the_recording_where_it_was(tmp_path):
     assert not (tmp_path / "saved" / "a.wav").exists()
 
 
-def test_messaging_sends_each_message_and_keeps_every_response():
-    outbox = MessageStore()
+def test_messaging_sends_each_message_and_keeps_every_response(store):
+    outbox = RealOutbox(store)
     first, second = schema.Message(content="1"), schema.Message(content="2")
     outbox.store_message(first)
     outbox.store_message(second)
@@ -237,30 +248,27 @@ def test_messaging_sends_each_message_and_keeps_every_response():
             return schema.Response(message_id=message.id, status=schema.ResponseStatus.SUCCESS)
 
     tasks.generate_send_messages_task(outbox, [Flaky()])()
-    assert [(r.message_id, r.status) for r in outbox.responses] == [
-        (first.id, schema.ResponseStatus.SUCCESS),
-        (second.id, schema.ResponseStatus.ERROR),
-    ]
-    assert outbox.responses[1].content == "TimeoutError: broker did not answer"
-    assert outbox.get_unsent_messages() == [second]  # tried again next run
+    responses = {r.message_id: r for r in outbox.responses()}
+    assert responses[first.id].status is schema.ResponseStatus.SUCCESS
+    assert responses[second.id].status is schema.ResponseStatus.ERROR
+    assert responses[second.id].content == "TimeoutError: broker did not answer"
+    # Storage keeps the failed one unsent: the next run tries it again, and only it.
+    assert [m.id for m in outbox.get_unsent_messages()] == [second.id]
 
 
 def test_summary_task_stores_what_the_summarisers_build():
     calls = Calls()
     summary = schema.Message(content="{}")
-    outbox = MessageStore()
+    stored: list[schema.Message] = []
     tasks.generate_summariser_task(
         [Spy(calls, "summariser", build_summary=summary), Spy(calls, "quiet", build_summary=None)],
-        outbox,
+        Spy(calls, "outbox", store_message=stored.append),
     )()
-    assert calls == ["summariser.build_summary", "quiet.build_summary"]
-    assert list(outbox.messages.values()) == [summary]
+    assert calls == ["summariser.build_summary", "outbox.store_message", "quiet.build_summary"]
+    assert stored == [summary]
 
 
-def test_heartbeat_evaluates_metrics_when_sent_and_says_when_nobody_heard(
-    monkeypatch, tmp_path, caplog
-):
-    monkeypatch.setenv("ACOUSTACK_DATA_DIR", str(tmp_path))
+def test_heartbeat_evaluates_metrics_when_sent_and_says_when_nobody_heard(caplog):
     sent = []
 
     class Messenger:
@@ -277,11 +285,20 @@ def test_heartbeat_evaluates_metrics_when_sent_and_says_when_nobody_heard(
     def broken():
         raise OSError("no sensor")
 
+    verdicts = iter(["ok", "degraded: no recording for 10 min"])
     task = tasks.generate_heartbeat_task(
-        [Messenger(schema.ResponseStatus.SUCCESS)], metrics=[free_disk, broken]
+        [Messenger(schema.ResponseStatus.SUCCESS)],
+        metrics=[free_disk, broken],
+        device_id=lambda: "pi-10000000abcdef01",
+        status=lambda: next(verdicts),
     )
     task()
+    task()
     assert sent[0]["metrics"] == [{"name": "free_disk", "value": 12.5, "unit": "GB"}]
-    assert sent[0]["device_id"]
+    # The id and the verdict are the builder's, asked at each run.
+    assert [(h["device_id"], h["status"]) for h in sent] == [
+        ("pi-10000000abcdef01", "ok"),
+        ("pi-10000000abcdef01", "degraded: no recording for 10 min"),
+    ]
     with pytest.raises(RuntimeError, match="heartbeat not delivered by any of 1 messenger"):
         tasks.generate_heartbeat_task([Messenger(schema.ResponseStatus.ERROR)])()

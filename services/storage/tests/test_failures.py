@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -139,9 +140,10 @@ def wait_for(condition, timeout_s: float) -> bool:
 
 
 def run_storage(env: dict[str, str]) -> subprocess.Popen:
+    data_dir = tempfile.mkdtemp(prefix="acoustack-storage-data-")  # its copy of the device id
     return subprocess.Popen(
         [sys.executable, "-m", "acoustack_storage"],
-        env={**os.environ, **env},
+        env={**os.environ, "STORAGE_DATA_DIR": data_dir, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -162,9 +162,10 @@ def test_other_files_and_recordings_are_left_alone(
 
 
 def test_a_bad_file_management_section_is_refused_by_name(manage_files, destination):
+    """Refused as the task's arguments are read: nothing is touched, and the field is named."""
     result = manage_files(program_config=program(destination, save_all="sometimes"))
-    assert result["outcome"] == "failed"
-    assert "file_management.save_all" in result["reason"]
+    assert result["outcome"] == "rejected"
+    assert "program_config.file_management.save_all" in result["reason"]
 
 
 class CutWhileSaving:
@@ -394,7 +395,7 @@ def test_a_saving_rule_that_cannot_work_is_refused_and_nothing_is_touched(
     recording, content = temporary_recording(store, deployment, temp_dir)
     add_output(store, recording, 0.9)
     result = manage_files(program_config=program(destination, **section))
-    assert result["outcome"] == "failed"
+    assert result["outcome"] == "rejected"  # when the task's arguments are read
     assert named in result["reason"]
     assert Path(recording.path).read_bytes() == content
     assert stored(store, recording).status is schema.RecordingStatus.TEMPORARY

@@ -53,7 +53,8 @@ def test_the_service_moves_a_recording_when_told_over_rabbitmq(database_url, rab
                 "STORAGE_GRPC_HOST": "127.0.0.1",
                 "STORAGE_GRPC_PORT": str(port),
                 "STORAGE_BROKER_URL": rabbitmq.url,
-                "STORAGE_TEMP_DIR": str(temp_dir),
+                "ACOUSTACK_TEMP_DIR": str(temp_dir),
+                "STORAGE_DATA_DIR": str(tmp_path / "storage-data"),
             },
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -106,11 +107,16 @@ def test_the_service_moves_a_recording_when_told_over_rabbitmq(database_url, rab
     ("environ", "message"),
     [
         ({"STORAGE_BROKER_URL": "redis://x"}, "STORAGE_BROKER_URL: String should match pattern"),
+        # Variables that are no longer settings stop the service, saying what replaced them.
         (
-            {"STORAGE_TASK_SOFT_TIME_LIMIT_S": "60", "STORAGE_TASK_TIME_LIMIT_S": "30"},
-            "STORAGE_TASK_TIME_LIMIT_S: Value error, must be greater than the soft limit (60 s)",
+            {"STORAGE_TASK_TIME_LIMIT_S": "30"},
+            "STORAGE_TASK_TIME_LIMIT_S: no longer a setting; a task's time limits are part of "
+            "its contract",
         ),
-        ({"STORAGE_TASK_SOFT_TIME_LIMIT_S": "0"}, "STORAGE_TASK_SOFT_TIME_LIMIT_S: Input should"),
+        (
+            {"STORAGE_TEMP_DIR": "/dev/shm/acoustack"},
+            "STORAGE_TEMP_DIR: no longer a setting; renamed ACOUSTACK_TEMP_DIR",
+        ),
     ],
 )
 def test_bad_worker_settings_name_the_variable(environ, message):
@@ -125,4 +131,8 @@ def test_the_worker_is_optional_and_its_settings_have_defaults():
     )
     assert settings.broker_url == ""
     assert settings.temp_dir == Path("/dev/shm/acoustack")
-    assert settings.task_soft_time_limit_s < settings.task_time_limit_s
+    # The one name the recorder reads too.
+    moved = StorageSettings.load(
+        PREFIX, {"STORAGE_DATABASE_URL": "postgresql://x/y", "ACOUSTACK_TEMP_DIR": "/mnt/ram"}
+    )
+    assert moved.temp_dir == Path("/mnt/ram")

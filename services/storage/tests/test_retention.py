@@ -209,8 +209,8 @@ def test_manage_files_applies_the_programs_retention_and_reports_it(
 
     bad = {"file_management": {"destination": str(destination), "retention_days": -1}}
     refused = manage_files(program_config=bad)
-    assert refused["outcome"] == "failed"
-    assert "file_management.retention_days" in refused["reason"]
+    assert refused["outcome"] == "rejected"
+    assert "program_config.file_management.retention_days" in refused["reason"]
 
 
 def test_retention_reads_page_after_page_including_ties_at_a_page_edge(

@@ -8,22 +8,30 @@ forever with backoff, since a device's RabbitMQ may come up after its workers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from celery import Celery
 from kombu import Queue as KombuQueue
 
 from acoustack import profiling  # noqa: F401 - connects the profile signal handlers in every worker
-from acoustack.names import TASK_QUEUES, Queue
+from acoustack.errors import InvalidArgumentError
+from acoustack.names import (
+    TASK_ARGUMENTS,
+    TASK_QUEUES,
+    TASK_TIME_LIMITS,
+    Queue,
+    Task,
+    TaskArguments,
+)
+
+log = logging.getLogger(__name__)
 
 
-def create_app(
-    broker_url: str,
-    *,
-    main: str = "acoustack",
-    task_soft_time_limit_s: float | None = None,
-    task_time_limit_s: float | None = None,
-) -> Celery:
+def create_app(broker_url: str, *, main: str = "acoustack") -> Celery:
     app = Celery(main, broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -40,13 +48,57 @@ def create_app(
         broker_connection_max_retries=None,
         # Publisher confirms: a task is sent only when the broker says it has it.
         broker_transport_options={"confirm_publish": True},
-        task_soft_time_limit=task_soft_time_limit_s,
-        task_time_limit=task_time_limit_s,
         enable_utc=True,
         timezone="UTC",
         worker_hijack_root_logger=False,
     )
     return app
+
+
+# Tasks a worker process refused for unusable arguments, by task name (logged as they come).
+REJECTED_TASKS: Counter[str] = Counter()
+_rejected_lock = threading.Lock()
+
+
+def register_task(
+    app: Celery, task: Task, run: Callable[[Any, Any], Any], **options: Any
+) -> Any:
+    """Add ``task`` to ``app``, bound to it only, with the contract's time limits. ``run(request,
+    arguments)`` gets the Celery request and the arguments parsed with the task's model.
+
+    Arguments that do not parse are logged with the field at fault and counted, and the task ends
+    (it is acknowledged): sent again, they would fail the same way for ever."""
+    arguments_model = TASK_ARGUMENTS[task]
+    limits = TASK_TIME_LIMITS[task]
+
+    @app.task(
+        name=task.value,
+        bind=True,
+        shared=False,
+        soft_time_limit=limits.soft_s,
+        time_limit=limits.hard_s,
+        **options,
+    )
+    def celery_task(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            arguments = arguments_model.parse(args, kwargs)
+        except InvalidArgumentError as exc:
+            with _rejected_lock:
+                REJECTED_TASKS[task.value] += 1
+                count = REJECTED_TASKS[task.value]
+            log.error(
+                "%s %s refused (%d so far in this process): unusable arguments: %s",
+                task.value, self.request.id, count, exc,
+            )  # fmt: skip
+            return {"outcome": "rejected", "reason": f"arguments: {exc}"}
+        return run(self, arguments)
+
+    return celery_task
+
+
+def send(app: Celery, arguments: TaskArguments, **options: Any) -> Any:
+    """Send the task these arguments are for (its queue comes from the routes)."""
+    return app.send_task(arguments.task.value, kwargs=arguments.as_kwargs(), **options)
 
 
 def queue_stats(

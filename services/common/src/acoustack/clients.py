@@ -19,12 +19,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 from acoustack import convert, schema
 from acoustack.errors import UnavailableError, from_rpc_error
+from acoustack.identity import LearnedIdentity
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import store_pb2_grpc
 from acoustack.v1 import types_pb2 as pb
@@ -82,11 +84,20 @@ class GrpcClient:
     def channel(self) -> grpc.Channel:
         return self._channel
 
-    def call(self, method: Callable[..., Reply], request: Any, *, name: str = "") -> Reply:
-        """Call with retry. For a client-streaming method, ``request`` is a function returning
-        a fresh request iterator, since a retry must send the stream again from its start."""
-        deadline = time.monotonic() + self.retry.budget_s
-        delays = iter(self.retry.delays())
+    def call(
+        self,
+        method: Callable[..., Reply],
+        request: Any,
+        *,
+        name: str = "",
+        retry: RetryPolicy | None = None,
+    ) -> Reply:
+        """Call with retry (``retry``, else the client's policy). For a client-streaming method,
+        ``request`` is a function returning a fresh request iterator, since a retry must send the
+        stream again from its start."""
+        retry = retry or self.retry
+        deadline = time.monotonic() + retry.budget_s
+        delays = iter(retry.delays())
         attempt = 0
         while True:
             attempt += 1
@@ -102,7 +113,7 @@ class GrpcClient:
                 if time.monotonic() + delay > deadline:
                     raise UnavailableError(
                         f"{self.target} unavailable after {attempt} attempts over "
-                        f"{self.retry.budget_s:.0f} s ({name or 'call'}): {exc.details()}",
+                        f"{retry.budget_s:.0f} s ({name or 'call'}): {exc.details()}",
                         help="check that the service and its database are running",
                     ) from None
                 log.warning(
@@ -138,6 +149,21 @@ class StoreClient(GrpcClient):
     def __init__(self, target: str, **kwargs: Any) -> None:
         super().__init__(target, **kwargs)
         self.stub = store_pb2_grpc.StoreStub(self.channel)
+
+    # the device
+    def device_id(self, *, retry: RetryPolicy | None = None) -> str:
+        """The device's id, which storage owns (see acoustack.identity)."""
+        reply = self.call(
+            self.stub.GetDevice, spb.GetDeviceRequest(), name="GetDevice", retry=retry
+        )
+        return reply.device_id
+
+    def learned_identity(self, data_dir: Path | None) -> LearnedIdentity:
+        """The device id for a service other than storage, kept in its ``data_dir`` as well. Asked
+        with a short retry: while storage is away the kept copy answers."""
+        return LearnedIdentity(
+            lambda: self.device_id(retry=RetryPolicy(budget_s=2.0)), data_dir
+        )
 
     # deployments
     def start_deployment(

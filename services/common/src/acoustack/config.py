@@ -1,7 +1,14 @@
 """Service configuration from environment variables, parsed once into a typed object.
 
-A service declares a pydantic model and a prefix; ``load`` reads ``PREFIX_FIELD`` for each field and
-fails fast with a ConfigError naming every bad or missing variable and what it expected.
+The environment is wiring: addresses, credentials, ports, paths, devices and process counts. What
+the device does (when and how to record, thresholds, where messages go, what is kept) is the
+program's configuration (``acoustack.program_config``), which travels with each task; no setting
+is declared in both.
+
+A service declares a pydantic model and a prefix; ``load`` reads ``PREFIX_FIELD`` for each field
+(or the shared name a field declares with ``env_field``) and fails fast with a ConfigError naming
+every bad or missing variable and what it expected, and every variable that is no longer a
+setting with what replaced it.
 """
 
 from __future__ import annotations
@@ -10,13 +17,28 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from typing import Annotated, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from acoustack.errors import ConfigError
 
 T = TypeVar("T", bound="Settings")
+
+
+def env_field(name: str, description: str, **kwargs: Any) -> Any:
+    """A field read from the shared variable ``name`` rather than PREFIX_FIELD: the same thing in
+    every service that needs it (the temporary area, say) goes by one name."""
+    return Field(description=description, json_schema_extra={"env": name}, **kwargs)
+
+
+def program_field(dotted: str) -> str:
+    """What a removed variable's error says: the program field that replaced it."""
+    return (
+        f"the program's {dotted} replaced it (acoustack config set --field {dotted} VALUE, or "
+        "the dashboard's settings); it acts at the next run, with no restart"
+    )
 
 
 class Settings(BaseModel):
@@ -24,22 +46,40 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Variables that are no longer settings, with what replaced them (one line each). One that is
+    # still set stops the service: it would otherwise be silently ignored.
+    removed: ClassVar[dict[str, str]] = {}
+
     @classmethod
     def env_name(cls, prefix: str, field: str) -> str:
+        extra = cls.model_fields[field].json_schema_extra if field in cls.model_fields else None
+        if isinstance(extra, dict) and isinstance(extra.get("env"), str):
+            return extra["env"]
         return f"{prefix}_{field}".upper()
+
+    @classmethod
+    def removed_variables(cls) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            found.update(getattr(klass, "removed", {}) or {})
+        return found
 
     @classmethod
     def load(cls: type[T], prefix: str, environ: Mapping[str, str] | None = None) -> T:
         environ = os.environ if environ is None else environ
+        problems = [
+            f"{name}: no longer a setting; {replacement}; unset {name}"
+            for name, replacement in cls.removed_variables().items()
+            if environ.get(name, "") != ""
+        ]
         values = {}
         for field in cls.model_fields:
             name = cls.env_name(prefix, field)
             if name in environ and environ[name] != "":
                 values[field] = environ[name]
         try:
-            return cls.model_validate(values)
+            settings = cls.model_validate(values)
         except ValidationError as exc:
-            problems = []
             for item in exc.errors():
                 field = str(item["loc"][0]) if item["loc"] else ""
                 name = cls.env_name(prefix, field) if field else prefix
@@ -47,7 +87,9 @@ class Settings(BaseModel):
                 hint = f" — {info.description}" if info is not None and info.description else ""
                 got = f" (got {environ.get(name)!r})" if name in environ else " (not set)"
                 problems.append(f"{name}: {item['msg']}{got}{hint}")
+        if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+        return settings
 
 
 class BrokerSettings(Settings):
@@ -67,23 +109,40 @@ class StorageClientSettings(Settings):
     ] = "storage:50051"
 
 
-class TaskTimeLimitSettings(Settings):
-    """For services whose worker enforces time limits (prefork pool): soft, then hard."""
+# Task time limits are part of each task's contract (acoustack.names.TASK_TIME_LIMITS).
+TIME_LIMITS_MOVED = "a task's time limits are part of its contract (acoustack.names)"
 
-    task_soft_time_limit_s: Annotated[
-        float, Field(gt=0, description="a task running longer is asked to stop (it can clean up)")
-    ] = 600.0
-    task_time_limit_s: Annotated[
-        float, Field(gt=0, description="a task running longer is killed (more than the soft limit)")
-    ] = 660.0
 
-    @field_validator("task_time_limit_s")
-    @classmethod
-    def _hard_after_soft(cls, value: float, info: ValidationInfo) -> float:
-        soft = info.data.get("task_soft_time_limit_s")
-        if soft is not None and value <= soft:
-            raise ValueError(f"must be greater than the soft limit ({soft:g} s)")
-        return value
+class TemporaryAreaSettings(Settings):
+    """For the services that write or empty the temporary area (recorder, storage): one name each,
+    the same in both."""
+
+    temp_dir: Annotated[
+        Path,
+        env_field(
+            "ACOUSTACK_TEMP_DIR",
+            "where new recordings wait to be detected and filed (RAM-backed spares an SD card)",
+        ),
+    ] = Path("/dev/shm/acoustack")
+    temp_fallback_dir: Annotated[
+        Path,
+        env_field(
+            "ACOUSTACK_TEMP_FALLBACK_DIR",
+            "where they wait when the temporary area cannot be written (a disk folder)",
+        ),
+    ] = Path("/data/recordings/tmp")
+
+    removed: ClassVar[dict[str, str]] = {
+        "RECORDER_TEMP_DIR": "renamed ACOUSTACK_TEMP_DIR (one name in every service)",
+        "STORAGE_TEMP_DIR": "renamed ACOUSTACK_TEMP_DIR (one name in every service)",
+        "ACOUSTACK_TEMP_PATH": "renamed ACOUSTACK_TEMP_DIR (one name in every service)",
+        "RECORDER_FALLBACK_TEMP_DIR": "renamed ACOUSTACK_TEMP_FALLBACK_DIR",
+    }
+
+    @property
+    def temporary_areas(self) -> tuple[Path, ...]:
+        """Where temporary recordings may be: the area, and its fallback when that differs."""
+        return tuple(dict.fromkeys((self.temp_dir, self.temp_fallback_dir)))
 
 
 def load_service_settings(cls: type[T], prefix: str, program: str) -> T:

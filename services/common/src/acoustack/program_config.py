@@ -357,8 +357,19 @@ class HeartbeatConfig(Section):
 
 class DetectionConfig(Section):
     model: Annotated[
-        str, Field(description="batdetect2 (bundled), or grpc://host:port for a model server")
+        str,
+        Field(
+            pattern=r"^(batdetect2|grpc://[^/\s]+:\d+)$",
+            description="batdetect2 (bundled), or grpc://host:port for a model server",
+        ),
     ] = "batdetect2"
+    model_send_audio: Annotated[
+        bool,
+        Field(
+            description="stream each recording's audio to the model server (for one that cannot "
+            "see the recordings volume); false: the request names the file"
+        ),
+    ] = False
     threshold: Annotated[
         float, Field(ge=0, le=1, description="detections and tags below this score are dropped")
     ] = 0.2
@@ -370,6 +381,22 @@ class DetectionConfig(Section):
             description="send only detections at least this confident; empty: the whole output",
         ),
     ] = None
+    resend_after_s: Annotated[
+        float,
+        Field(
+            ge=1,
+            description="a temporary recording still without a model output after this long "
+            "(counted while no detection task waits) has its detection asked for again",
+        ),
+    ] = 600.0
+    resend_attempts: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=100,
+            description="detections asked for again for one recording before it is marked failed",
+        ),
+    ] = 3
 
 
 SectionT = TypeVar("SectionT", bound=Section)

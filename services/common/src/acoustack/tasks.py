@@ -3,6 +3,10 @@
 Each takes components and returns the task: a plain function that a Celery task, a test or a script
 calls. Any object with the right methods will do (see ``acoustack.components.types``).
 
+acoustack's services run through these templates, each with its own components: the recorder's
+`record`, the detector's `detect`, storage's `manage_files` and the messenger's `send_messages`,
+`summarise` and `heartbeat` tasks, so each task has one path.
+
 Failure: a component that raises is logged with what the task was doing and to which record, and
 the error goes on to the caller (Celery retries the task, or its schedule runs it again). Each task
 is safe to run again after a failure at any step:
@@ -41,11 +45,12 @@ from acoustack.components.types import (
     Store,
     Summariser,
 )
-from acoustack.identity import device_id as find_device_id
+from acoustack.identity import hardware_id
 
 logger = logging.getLogger(__name__)
 
-TEMP_PATH = Path(os.environ.get("ACOUSTACK_TEMP_PATH", "/dev/shm/acoustack"))
+# acoupi's default temporary area; the services pass their own (ACOUSTACK_TEMP_DIR).
+TEMP_PATH = Path("/dev/shm/acoustack")
 MetricFn = Callable[[], schema.Metric]
 HeartbeatSerializer = Callable[[schema.Heartbeat], "str | bytes"]
 RecordingManagementCondition = Callable[[schema.Recording, Sequence[schema.ModelOutput]], bool]
@@ -67,10 +72,11 @@ def generate_recording_task(
     def recording_task() -> schema.Recording | None:
         now = _now()
         for condition in conditions:
-            if not condition.should_record(now):
-                logger.info(
-                    "not recording at %s: %s says no", now.isoformat(), type(condition).__name__
-                )
+            verdict = condition.should_record(now)
+            if not verdict:
+                # A condition may answer with a falsy verdict that says why (acoustack's do).
+                why = getattr(verdict, "reason", "") or f"{type(condition).__name__} says no"
+                logger.info("not recording at %s: %s", now.isoformat(), why)
                 return None
         deployment = store.get_current_deployment()
         if deployment is None:
@@ -171,9 +177,11 @@ def generate_file_management_task(
     file_filters: list[RecordingSavingFilter] | None = None,
     required_models: list[str] | None = None,
     management_conditions: list[RecordingManagementCondition] | None = None,
-    tmp_path: Path = TEMP_PATH,
+    tmp_path: Path | Sequence[Path] = TEMP_PATH,
 ) -> Callable[[], None]:
+    """``tmp_path``: the temporary area, or several (an area and its fallback)."""
     filters = list(file_filters or [])
+    folders = [Path(tmp_path)] if isinstance(tmp_path, str | os.PathLike) else list(tmp_path)
     required = set(required_models or [])
     conditions = list(management_conditions or [])
 
@@ -203,7 +211,9 @@ def generate_file_management_task(
         source.unlink(missing_ok=True)
 
     def file_management_task() -> None:
-        paths = sorted(p for p in Path(tmp_path).glob("*.wav") if not p.name.startswith("."))
+        paths = sorted(
+            p for folder in folders for p in folder.glob("*.wav") if not p.name.startswith(".")
+        )
         if not paths:
             return
         for recording, outputs in store.get_recordings_by_path(paths):
@@ -280,12 +290,25 @@ def heartbeat_to_json(heartbeat: schema.Heartbeat) -> str:
     return json.dumps(heartbeat.model_dump(mode="json"), separators=(",", ":"))
 
 
+def _device_id(given: str | Callable[[], str] | None) -> str:
+    if given is None:
+        return hardware_id() or "unknown"
+    return given() if callable(given) else given
+
+
 def generate_heartbeat_task(
     messengers: list[Messenger],
     metrics: list[MetricFn] | None = None,
     serializer: HeartbeatSerializer = heartbeat_to_json,
     logger: logging.Logger = logger,
+    *,
+    device_id: str | Callable[[], str] | None = None,
+    status: Callable[[], str] | None = None,
 ) -> Callable[[], None]:
+    """acoustack's additions to acoupi's parameters, both part of the heartbeat this builds:
+    ``device_id``, the id or how to learn it at each run (acoustack's services learn it from
+    storage; without one, the hardware's id, else "unknown"), and ``status``, the device's verdict
+    at each run ("ok" or "degraded: …"; without it "ok")."""
     collectors = list(metrics or [])
 
     def heartbeat_task() -> None:
@@ -299,8 +322,9 @@ def generate_heartbeat_task(
                     getattr(collect, "__name__", collect),
                 )
         heartbeat = schema.Heartbeat(
-            device_id=find_device_id(Path(os.environ.get("ACOUSTACK_DATA_DIR", "/data"))),
+            device_id=_device_id(device_id),
             sent_at=_now(),
+            status=status() if status is not None else "ok",
             metrics=values,
         )
         content = serializer(heartbeat)

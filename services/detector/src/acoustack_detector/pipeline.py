@@ -1,20 +1,36 @@
-"""The detection pipeline for one recording: filters → model → cleaners → store (with messages).
+"""Detection of one recording, through the detection template: filters → model → cleaners →
+store, then the message builders → outbox.
 
-Domain logic only: the Celery task and the CLI call it. Storing the output and its messages is one
-storage call, idempotent per (recording, model), so a redelivered task stores nothing twice.
+Domain logic only: the Celery task and the CLI call it. The output and its messages are stored in
+one storage call, idempotent per (recording, model): the template's store takes the output, its
+message store the messages, and both go to storage together once the template has returned
+(nothing, if it raised), so a redelivered task stores nothing twice.
+
+``Detector`` makes the pipeline the program's `detection` section asks for (model, threshold,
+message threshold) at each task, so `acoustack config set` acts at the next recording.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from acoustack import convert, schema
 from acoustack.clients import StoreClient
+from acoustack.components import (
+    DetectionThresholdMessageBuilder,
+    FullModelOutputMessageBuilder,
+    ThresholdDetectionCleaner,
+)
 from acoustack.components.types import MessageBuilder, Model, ModelOutputCleaner, ProcessingFilter
+from acoustack.program_config import DetectionConfig
+from acoustack.tasks import generate_detection_task
+from acoustack_detector.audio_model import AudioModel
+from acoustack_detector.local_model import LocalModel
+from acoustack_detector.remote_model import RemoteModel
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +48,26 @@ class Result:
     model_output_id: uuid.UUID | None = None
     detections: int = 0
     messages: int = 0
+
+
+class OutputWithMessages:
+    """The template's store and message store at once: what it stores is sent to storage in one
+    call by ``commit``."""
+
+    def __init__(self, store: StoreClient) -> None:
+        self.store = store
+        self.output: schema.ModelOutput | None = None
+        self.messages: list[schema.Message] = []
+
+    def store_model_output(self, model_output: schema.ModelOutput) -> None:
+        self.output = model_output
+
+    def store_message(self, message: schema.Message) -> None:
+        self.messages.append(message)
+
+    def commit(self):
+        assert self.output is not None, "the template stored no output"
+        return self.store.store_model_output(self.output, self.messages)
 
 
 @dataclass
@@ -56,26 +92,74 @@ class DetectionPipeline:
             if done is not None:
                 log.info("recording %s already has a %s output", recording.id, self.model.name)
                 return Result(Outcome.ALREADY_STORED, recording.id, uuid.UUID(done.id))
-        for processing_filter in self.processing_filters:
-            if not processing_filter.should_process_recording(recording):
-                log.info(
-                    "recording %s skipped by %s", recording.id, type(processing_filter).__name__
-                )
-                return Result(Outcome.FILTERED_OUT, recording.id)
-        output = self.model.run(recording)
-        for cleaner in self.output_cleaners:
-            output = cleaner.clean(output)
-        messages = [
-            m
-            for builder in self.message_builders
-            if (m := builder.build_message(output)) is not None
-        ]
-        reply = self.store.store_model_output(output, messages)
+        unit = OutputWithMessages(self.store)
+        detect = generate_detection_task(
+            unit,
+            self.model,
+            unit,
+            logger=log,
+            output_cleaners=list(self.output_cleaners),
+            processing_filters=list(self.processing_filters),
+            message_factories=list(self.message_builders),
+        )
+        output = detect(recording)
+        if output is None:
+            return Result(Outcome.FILTERED_OUT, recording.id)
+        reply = unit.commit()
         outcome = Outcome.STORED if reply.created else Outcome.ALREADY_STORED
         return Result(
             outcome,
             recording.id,
             uuid.UUID(reply.model_output_id),
             detections=len(output.detections),
-            messages=len(messages) if reply.created else 0,
+            messages=len(unit.messages) if reply.created else 0,
+        )
+
+
+def message_builder(section: DetectionConfig) -> MessageBuilder:
+    if section.message_threshold is None:
+        return FullModelOutputMessageBuilder()
+    return DetectionThresholdMessageBuilder(section.message_threshold)
+
+
+class Detector:
+    """The pipeline a `detection` section asks for. A model is made once and kept while the
+    section names it: the bundled one is loaded (``load_bundled``) on first use in this process;
+    a model server is reached as ``RemoteModel``."""
+
+    def __init__(
+        self,
+        store: StoreClient,
+        load_bundled: Callable[[], AudioModel],
+        processing_filters: Sequence[ProcessingFilter] = (),
+    ) -> None:
+        self.store = store
+        self.load_bundled = load_bundled
+        self.processing_filters = list(processing_filters)
+        self._bundled: LocalModel | None = None
+        self._remote: tuple[tuple[str, bool], RemoteModel] | None = None
+
+    def model(self, section: DetectionConfig) -> Model:
+        if section.model == "batdetect2":
+            if self._bundled is None:
+                self._bundled = LocalModel(self.load_bundled())
+            return self._bundled
+        key = (section.model, section.model_send_audio)
+        if self._remote is None or self._remote[0] != key:
+            if self._remote is not None:
+                self._remote[1].close()
+            target = section.model.removeprefix("grpc://")
+            self._remote = (key, RemoteModel(target, send_audio=section.model_send_audio))
+            log.info("model server %s%s", target, " (audio streamed)" if key[1] else "")
+        return self._remote[1]
+
+    def pipeline(self, section: DetectionConfig | None) -> DetectionPipeline:
+        """Without a section (a program that has none sent `detect`): its defaults."""
+        section = section or DetectionConfig()
+        return DetectionPipeline(
+            store=self.store,
+            model=self.model(section),
+            processing_filters=self.processing_filters,
+            output_cleaners=[ThresholdDetectionCleaner(section.threshold)],
+            message_builders=[message_builder(section)],
         )

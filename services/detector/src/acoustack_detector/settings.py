@@ -1,48 +1,36 @@
-"""Detector settings, read once from DETECTOR_* environment variables."""
+"""Detector settings, read once from DETECTOR_* environment variables: wiring only.
+
+Which model runs, its thresholds and what is messaged are the program's `detection` section, sent
+with every `detect` task.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from acoustack.config import BrokerSettings, StorageClientSettings
+from acoustack.config import (
+    TIME_LIMITS_MOVED,
+    BrokerSettings,
+    StorageClientSettings,
+    env_field,
+    program_field,
+)
 
 PREFIX = "DETECTOR"
 
 
 class DetectorSettings(BrokerSettings, StorageClientSettings):
-    model: Annotated[
-        str,
-        Field(
-            pattern=r"^(batdetect2|grpc://[^/\s]+:\d+)$",
-            description="batdetect2 (the bundled model) or grpc://host:port of a model server",
-        ),
-    ] = "batdetect2"
     model_dir: Annotated[
         Path | None,
-        Field(description="the exported BatDetect2 (default: $ACOUSTACK_MODEL_DIR or build/model)"),
+        env_field("ACOUSTACK_MODEL_DIR", "the exported BatDetect2 (unset: build/model)"),
     ] = None
-    model_send_audio: Annotated[
-        bool,
-        Field(description="stream audio to a model server that cannot see the recordings volume"),
-    ] = False
     recordings_root: Annotated[
         Path,
         Field(description="the shared recordings volume; Model requests may name files under it"),
     ] = Path("/recordings")
-    threshold: Annotated[
-        float, Field(ge=0, le=1, description="detections and tags below this score are not stored")
-    ] = 0.2
-    message_threshold: Annotated[
-        float | None,
-        Field(
-            ge=0,
-            le=1,
-            description="message only detections at least this confident; unset: the whole output",
-        ),
-    ] = None
     grpc_host: Annotated[
         str, Field(description="address the Model and health services listen on")
     ] = "0.0.0.0"
@@ -65,8 +53,13 @@ class DetectorSettings(BrokerSettings, StorageClientSettings):
             "empty: the check only runs the model on synthetic audio"
         ),
     ] = ""
-    task_time_limit_s: Annotated[
-        float,
-        Field(gt=0, description="a detection running longer is stopped (soft limit; hard + 30 s)"),
-    ] = 600.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    removed: ClassVar[dict[str, str]] = {
+        "DETECTOR_MODEL": program_field("detection.model"),
+        "DETECTOR_MODEL_SEND_AUDIO": program_field("detection.model_send_audio"),
+        "DETECTOR_THRESHOLD": program_field("detection.threshold"),
+        "DETECTOR_MESSAGE_THRESHOLD": program_field("detection.message_threshold"),
+        "DETECTOR_MODEL_DIR": "renamed ACOUSTACK_MODEL_DIR (the same name as `acoustack detect`'s)",
+        "DETECTOR_TASK_TIME_LIMIT_S": TIME_LIMITS_MOVED,
+    }

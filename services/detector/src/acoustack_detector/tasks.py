@@ -1,4 +1,5 @@
-"""The Celery task `detect(recording_id)` on queue `detection`: a thin wrapper over the pipeline.
+"""The Celery task `detect` on queue `detection` (``DetectArguments``): a thin adapter over the
+detection pipeline, with the program's `detection` section the task came with.
 
 Storage unreachable: retried with backoff, for as long as it takes (the recording waits, nothing is
 lost). A recording storage does not know: logged and dropped. A file the model cannot read: the
@@ -12,70 +13,55 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
-from pydantic import ValidationError
 
 from acoustack import schema
+from acoustack.celery_app import register_task
 from acoustack.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     UnavailableError,
 )
-from acoustack.names import Task
-from acoustack_detector.pipeline import DetectionPipeline
+from acoustack.names import DetectArguments, Task
+from acoustack_detector.pipeline import Detector
 
 log = logging.getLogger(__name__)
 
 
-def register_detect_task(app: Celery, make_pipeline: Callable[[], DetectionPipeline]):
-    """Add the detect task to ``app``. The pipeline (and its model) is built once per process,
-    on the first task, so a worker that never gets one loads nothing."""
-    built: list[DetectionPipeline] = []
+def register_detect_task(app: Celery, make_detector: Callable[[], Detector]):
+    """Add the detect task to ``app``. The detector (and its model) is made once per process, on
+    the first task, so a worker that never gets one loads nothing."""
+    built: list[Detector] = []
 
-    def pipeline() -> DetectionPipeline:
+    def detector() -> Detector:
         if not built:
-            built.append(make_pipeline())
+            built.append(make_detector())
         return built[0]
 
-    @app.task(
-        name=Task.DETECT.value,
-        bind=True,
-        shared=False,  # bound to this app only, not every app made in the process
-        autoretry_for=(UnavailableError,),
-        retry_backoff=2,
-        retry_backoff_max=300,
-        retry_jitter=True,
-        max_retries=None,
-    )
-    def detect(self, recording_id: str, recording: dict[str, Any] | None = None) -> dict:
-        """``recording``: the recording as the recorder handed it over, used on a first delivery
-        only; a redelivered task (the worker died mid-task) or a retry asks storage."""
-        first_delivery = not (self.request.delivery_info or {}).get("redelivered") and (
-            not self.request.retries
+    def detect(task: Any, arguments: DetectArguments) -> dict:
+        recording_id = str(arguments.recording_id)
+        # The recording handed over is trusted on a first delivery only; a redelivered task (the
+        # worker died mid-task) or a retry asks storage, which knows what has run since.
+        first_delivery = not (task.request.delivery_info or {}).get("redelivered") and (
+            not task.request.retries
         )
-        try:
-            given = (
-                schema.Recording.model_validate(recording)
-                if recording is not None and first_delivery
-                else None
-            )
-            if given is not None and str(given.id) != str(recording_id):
-                raise InvalidArgumentError(
-                    f"recording.id: {given.id} is not the task's recording {recording_id}"
-                )
-        except (ValidationError, InvalidArgumentError) as exc:
-            log.warning("detect %s: the recording sent is not usable (%s); asking storage",
-                        recording_id, exc)  # fmt: skip
+        given = arguments.recording if first_delivery else None
+        if given is not None and given.id != arguments.recording_id:
+            log.warning(
+                "detect %s: the recording sent is %s, not the task's; asking storage",
+                recording_id, given.id,
+            )  # fmt: skip
             given = None
         try:
-            result = pipeline().process(recording_id, given)
+            pipeline = detector().pipeline(arguments.detection)
+            result = pipeline.process(recording_id, given)
         except NotFoundError as exc:
             log.error("detect %s: %s; dropping the task", recording_id, exc)
             return {"recording_id": recording_id, "outcome": "unknown recording"}
         except InvalidArgumentError as exc:
             log.error("detect %s: %s; marking the recording failed", recording_id, exc)
             try:
-                pipeline().store.mark_recording_failed(
+                detector().store.mark_recording_failed(
                     recording_id, f"detection: {exc}", only_if=schema.RecordingStatus.TEMPORARY
                 )
             except FailedPreconditionError as moved_on:  # filed or deleted meanwhile: keep it so
@@ -92,4 +78,13 @@ def register_detect_task(app: Celery, make_pipeline: Callable[[], DetectionPipel
             "detections": result.detections,
         }
 
-    return detect
+    return register_task(
+        app,
+        Task.DETECT,
+        detect,
+        autoretry_for=(UnavailableError,),
+        retry_backoff=2,
+        retry_backoff_max=300,
+        retry_jitter=True,
+        max_retries=None,
+    )

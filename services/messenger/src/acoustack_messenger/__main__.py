@@ -8,12 +8,13 @@ import logging
 import sys
 
 from acoustack import self_check as self_check_service
+from acoustack.clients import StoreClient
 from acoustack.config import load_service_settings
 from acoustack.grpc_server import start_server
-from acoustack.identity import device_id
 from acoustack.worker_process import start_worker_process, supervise
+from acoustack_messenger.checks import self_check
 from acoustack_messenger.settings import PREFIX, MessengerSettings
-from acoustack_messenger.wiring import run_worker, self_check
+from acoustack_messenger.wiring import run_worker
 
 log = logging.getLogger("acoustack_messenger")
 
@@ -25,13 +26,14 @@ def main() -> int:
     except OSError as exc:
         print(f"acoustack-messenger: {PREFIX}_DATA_DIR: cannot create it: {exc}", file=sys.stderr)
         return 2
-    device = device_id(settings.data_dir)
+    # The device id comes from storage, which owns it; this process needs it for the MQTT check.
+    identity = StoreClient(settings.storage_target).learned_identity(settings.data_dir)
     server = start_server(
-        [self_check_service.register(lambda config: self_check(config, device))],
+        [self_check_service.register(lambda config: self_check(config, identity.get))],
         address=f"{settings.grpc_host}:{settings.grpc_port}",
         max_workers=4,
     )
-    log.info("device %s; gRPC (health, SelfCheck) on port %d", device, server.port)
+    log.info("gRPC (health, SelfCheck) on port %d", server.port)
     worker = start_worker_process(
         run_worker, settings, log_level=settings.log_level, name="messenger-worker"
     )

@@ -8,6 +8,7 @@ goes: a heartbeat that waits for everything to work says nothing when it matters
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -18,41 +19,49 @@ from acoustack import schema
 from acoustack.celery_app import queue_stats
 from acoustack.clients import StoreClient
 from acoustack.device_facts import judge
-from acoustack.tasks import heartbeat_to_json
+
+log = logging.getLogger(__name__)
 
 
-def assess(
-    store: StoreClient,
-    app: Celery | None,
-    program_config: Mapping[str, Any] | None,
-    now: dt.datetime | None = None,
-) -> tuple[str, list[Callable[[], schema.Metric]]]:
-    """The heartbeat's status, and metrics for what was found (failures, waiting tasks)."""
-    status, facts = judge(
-        store, None if app is None else partial(queue_stats, app), program_config, now
-    )
-    extra = [
-        _metric("failed_recordings_last_hour", facts.failed_last_hour, "count"),
-        *(
-            _metric(f"queue_{name}_waiting", state.waiting, "count")
-            for name, state in sorted(facts.queues.items())
-        ),
-    ]
-    return status, extra
+class Assessment:
+    """The device judged once for one heartbeat: its status and the metrics of what was found
+    (failures, waiting tasks), both made on first use from the same facts."""
 
+    def __init__(
+        self,
+        store: StoreClient,
+        app: Celery | None,
+        program_config: Mapping[str, Any] | None,
+        now: dt.datetime | None = None,
+    ) -> None:
+        self._judge = partial(
+            judge, store, None if app is None else partial(queue_stats, app), program_config, now
+        )
+        self._judged: tuple[str, Any] | None = None
 
-def _metric(name: str, value: float, unit: str) -> Callable[[], schema.Metric]:
-    def collect() -> schema.Metric:
-        return schema.Metric(name=name, value=float(value), unit=unit)
+    def _facts(self) -> tuple[str, Any]:
+        if self._judged is None:
+            self._judged = self._judge()
+            if self._judged[0] != "ok":
+                log.warning("heartbeat: %s", self._judged[0])
+        return self._judged
 
-    collect.__name__ = name
-    return collect
+    def status(self) -> str:
+        return self._facts()[0]
 
+    def metrics(self) -> list[Callable[[], schema.Metric]]:
+        """Collected when the heartbeat is built, like the template's other metrics."""
+        return [
+            self._metric("failed_recordings_last_hour", lambda facts: facts.failed_last_hour),
+            *(
+                self._metric(f"queue_{name}_waiting", lambda facts, name=name: facts.queues[name].waiting)
+                for name in sorted(self._facts()[1].queues)
+            ),
+        ]
 
-def with_status(status: str) -> Callable[[schema.Heartbeat], str]:
-    """A heartbeat serializer (JSON, as the template's) that carries this status."""
+    def _metric(self, name: str, value: Callable[[Any], float]) -> Callable[[], schema.Metric]:
+        def collect() -> schema.Metric:
+            return schema.Metric(name=name, value=float(value(self._facts()[1])), unit="count")
 
-    def serialize(heartbeat: schema.Heartbeat) -> str:
-        return heartbeat_to_json(heartbeat.model_copy(update={"status": status}))
-
-    return serialize
+        collect.__name__ = name
+        return collect

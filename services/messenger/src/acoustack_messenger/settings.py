@@ -7,16 +7,16 @@ section, sent with every task, so `acoustack config set` changes it without a re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from acoustack.config import BrokerSettings, StorageClientSettings, TaskTimeLimitSettings
+from acoustack.config import TIME_LIMITS_MOVED, BrokerSettings, StorageClientSettings
 
 PREFIX = "MESSENGER"
 
 
-class MessengerSettings(BrokerSettings, StorageClientSettings, TaskTimeLimitSettings):
+class MessengerSettings(BrokerSettings, StorageClientSettings):
     grpc_host: Annotated[
         str, Field(description="address the SelfCheck and health services listen on")
     ] = "0.0.0.0"
@@ -24,9 +24,15 @@ class MessengerSettings(BrokerSettings, StorageClientSettings, TaskTimeLimitSett
         int, Field(ge=0, le=65535, description="port of the SelfCheck and health services")
     ] = 50055
     data_dir: Annotated[
-        Path, Field(description="persistent data volume: the device id, and the disk in heartbeats")
+        Path,
+        Field(description="persistent data volume: the device id learned, the disk in heartbeats"),
     ] = Path("/data")
     shutdown_grace_s: Annotated[
         float, Field(gt=0, description="time the task in progress is given on SIGTERM")
     ] = 60.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    removed: ClassVar[dict[str, str]] = {
+        "MESSENGER_TASK_SOFT_TIME_LIMIT_S": TIME_LIMITS_MOVED,
+        "MESSENGER_TASK_TIME_LIMIT_S": TIME_LIMITS_MOVED,
+    }

@@ -1,11 +1,13 @@
-"""The messenger's Celery tasks on queue `default`, built from the shared task templates.
+"""The messenger's Celery tasks on queue `default`, each run through its task template.
 
-- ``acoustack.send_messages(program_config=None)``: sends up to ``messaging.max_per_run`` unsent
-  messages (``messaging.order``) through every configured messenger and stores each response;
-- ``acoustack.heartbeat(program_config=None)``: device id, time and metrics, sent straight through
-  the messengers (not via the outbox: a late heartbeat says nothing);
-- ``acoustack.summarise(program_config=None)``: a summary of the last ``summary.interval_s`` of
-  detections, put in the outbox.
+- ``acoustack.send_messages`` (``SendMessagesArguments``): sends up to ``messaging.max_per_run``
+  unsent messages (``messaging.order``) through every configured messenger and stores each
+  response;
+- ``acoustack.heartbeat`` (``HeartbeatArguments``): device id, time, the device's status and
+  metrics, sent straight through the messengers (not via the outbox: a late heartbeat says
+  nothing);
+- ``acoustack.summarise`` (``SummariseArguments``): a summary of the last ``summary.interval_s``
+  of detections, put in the outbox.
 
 Each reads its sections from ``program_config`` at every run, so a changed setting applies at the
 next one. No messaging section, or neither ``http_url`` nor ``mqtt_host`` set: said once in the
@@ -18,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,17 @@ from typing import Any
 from celery import Celery
 
 from acoustack import metrics
+from acoustack.celery_app import register_task
 from acoustack.clients import StoreClient
 from acoustack.errors import UnavailableError
-from acoustack.identity import device_id as find_device_id
-from acoustack.names import Task
-from acoustack.program_config import MessagingConfig, SummaryConfig, read_section
+from acoustack.identity import LearnedIdentity
+from acoustack.names import (
+    HeartbeatArguments,
+    SendMessagesArguments,
+    SummariseArguments,
+    Task,
+)
+from acoustack.program_config import MessagingConfig
 from acoustack.tasks import (
     generate_heartbeat_task,
     generate_send_messages_task,
@@ -72,7 +79,7 @@ class MessengerContext:
         self.data_dir = Path(data_dir)
         self._store = store
         self._store_pid = os.getpid() if store is not None else None
-        self._device_id: str | None = None
+        self._identity: LearnedIdentity | None = None
         self._messengers: list[CheckableMessenger] = []
         self._messaging_key: str | None = None
         self._process_cpu: metrics.ProcessCpu | None = None
@@ -87,9 +94,10 @@ class MessengerContext:
 
     @property
     def device_id(self) -> str:
-        if self._device_id is None:
-            self._device_id = find_device_id(self.data_dir)
-        return self._device_id
+        """Learned from storage, which owns it (kept in the data volume for its outages)."""
+        if self._identity is None:
+            self._identity = self.store.learned_identity(self.data_dir)
+        return self._identity.get()
 
     def messengers(self, config: MessagingConfig) -> list[CheckableMessenger]:
         key = config.model_dump_json()
@@ -133,9 +141,11 @@ class MessengerContext:
         self._store = None
 
 
-def _messengers_for(context: MessengerContext, program_config: Mapping[str, Any] | None):
+def _messengers_for(
+    context: MessengerContext, arguments: SendMessagesArguments | HeartbeatArguments
+):
     """(messaging section, messengers), or None after saying why nothing can be sent."""
-    messaging = read_section(program_config, "messaging", MessagingConfig)
+    messaging = arguments.messaging
     if messaging is None:
         context.say_once(NO_MESSAGING)
         return None
@@ -165,9 +175,8 @@ def register_tasks(app: Celery, context: MessengerContext) -> dict[str, Any]:
         "max_retries": None,
     }
 
-    @app.task(name=Task.SEND_MESSAGES.value, bind=True, shared=False, **storage_retry)
-    def send_messages(self, program_config: dict[str, Any] | None = None) -> dict[str, Any]:
-        found = _messengers_for(context, program_config)
+    def send_messages(task: Any, arguments: SendMessagesArguments) -> dict[str, Any]:
+        found = _messengers_for(context, arguments)
         if found is None:
             return {"responses": {}, "stopped_early": "nothing to send with"}
         messaging, messengers = found
@@ -176,48 +185,34 @@ def register_tasks(app: Celery, context: MessengerContext) -> dict[str, Any]:
             limit=messaging.max_per_run,
             newest_first=messaging.order == "newest-first",
             messengers=len(messengers),
-            deadline=_run_deadline(self, max(messaging.http_timeout_s, messaging.mqtt_timeout_s)),
+            deadline=_run_deadline(task, max(messaging.http_timeout_s, messaging.mqtt_timeout_s)),
         )
         generate_send_messages_task(outbox, messengers, logger=log)()
         if outbox.statuses:
             log.info("send_messages: responses %s", dict(outbox.statuses))
         return {"responses": dict(outbox.statuses), "stopped_early": outbox.stopped_early}
 
-    @app.task(
-        name=Task.HEARTBEAT.value,
-        bind=True,
-        shared=False,
-        autoretry_for=(HeartbeatNotDelivered,),
-        retry_backoff=5,
-        retry_backoff_max=120,
-        retry_jitter=True,
-        max_retries=3,
-    )
-    def heartbeat(self, program_config: dict[str, Any] | None = None) -> dict[str, Any]:
-        found = _messengers_for(context, program_config)
+    def heartbeat(task: Any, arguments: HeartbeatArguments) -> dict[str, Any]:
+        found = _messengers_for(context, arguments)
         if found is None:
             return {"sent": False}
         _, messengers = found
-        # The template finds the device id in ACOUSTACK_DATA_DIR: point it at this service's.
-        os.environ["ACOUSTACK_DATA_DIR"] = str(context.data_dir)
-        status, found_metrics = device_status.assess(context.store, app, program_config)
-        if status != "ok":
-            log.warning("heartbeat: %s", status)
+        report = device_status.Assessment(context.store, app, arguments.program_config)
         send = generate_heartbeat_task(
             messengers,
-            metrics=[*context.heartbeat_metrics(), *found_metrics],
-            serializer=device_status.with_status(status),
+            metrics=[*context.heartbeat_metrics(), *report.metrics()],
             logger=log,
+            device_id=lambda: context.device_id,
+            status=report.status,
         )
         try:
             send()
         except RuntimeError as exc:
             raise HeartbeatNotDelivered(str(exc)) from exc
-        return {"sent": True}
+        return {"sent": True, "status": report.status()}
 
-    @app.task(name=Task.SUMMARISE.value, bind=True, shared=False, **storage_retry)
-    def summarise(self, program_config: dict[str, Any] | None = None) -> dict[str, Any]:
-        summary = read_section(program_config, "summary", SummaryConfig)
+    def summarise(task: Any, arguments: SummariseArguments) -> dict[str, Any]:
+        summary = arguments.summary
         if summary is None:
             context.say_once("the program has no summary section: no summaries are made")
             return {"messages": []}
@@ -226,4 +221,17 @@ def register_tasks(app: Celery, context: MessengerContext) -> dict[str, Any]:
         generate_summariser_task([summariser], outbox, logger=log)()
         return {"messages": outbox.stored}
 
-    return {"send_messages": send_messages, "heartbeat": heartbeat, "summarise": summarise}
+    return {
+        "send_messages": register_task(app, Task.SEND_MESSAGES, send_messages, **storage_retry),
+        "heartbeat": register_task(
+            app,
+            Task.HEARTBEAT,
+            heartbeat,
+            autoretry_for=(HeartbeatNotDelivered, UnavailableError),
+            retry_backoff=5,
+            retry_backoff_max=120,
+            retry_jitter=True,
+            max_retries=3,
+        ),
+        "summarise": register_task(app, Task.SUMMARISE, summarise, **storage_retry),
+    }

@@ -18,6 +18,7 @@ import sys
 
 from acoustack.config import load_service_settings
 from acoustack.errors import ConfigError
+from acoustack.program_config import RecordingConfig
 from acoustack_recorder.settings import PREFIX, RecorderSettings
 from acoustack_recorder.wiring import build_source, health_state_file, run_worker
 
@@ -36,7 +37,9 @@ def port_is_free(port: int) -> bool:
 def main() -> int:
     settings = load_service_settings(RecorderSettings, PREFIX, "acoustack-recorder")
     try:
-        build_source(settings).close()  # a bad source setting fails here, before anything starts
+        # A bad source setting fails here, before anything starts (at the default rate: the
+        # program's own comes with the first task).
+        build_source(settings, RecordingConfig()).close()
     except ConfigError as exc:
         print(f"acoustack-recorder: {exc}", file=sys.stderr)
         return 2

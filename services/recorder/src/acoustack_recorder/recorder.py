@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from acoustack import convert, schema
 from acoustack.clients import StoreClient
@@ -33,7 +34,8 @@ from acoustack.errors import (
     NotFoundError,
     UnavailableError,
 )
-from acoustack_recorder.conditions import AllOf, RecordingCondition, Site
+from acoustack.tasks import generate_recording_task
+from acoustack_recorder.conditions import AllOf, RecordingCondition, Site, Verdict
 from acoustack_recorder.registration import Registrar, Registration
 from acoustack_recorder.sources import AudioSource, DeviceUnavailableError
 from acoustack_recorder.wavfile import (
@@ -45,6 +47,9 @@ from acoustack_recorder.wavfile import (
 )
 
 log = logging.getLogger(__name__)
+
+# Failed slots in a row before health turns NOT_SERVING (compose or k3s then restart the service).
+FAILURE_THRESHOLD = 3
 
 
 class Outcome(StrEnum):
@@ -64,10 +69,14 @@ class SlotResult:
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    device_id: str
+    # The device's id, or how to learn it (storage owns it: acoustack.identity.LearnedIdentity).
+    device_id: str | Callable[[], str]
     make: str = "unknown"
     model: str = "unknown"
     firmware: str = "acoustack"
+
+    def id(self) -> str:
+        return self.device_id() if callable(self.device_id) else self.device_id
 
 
 @dataclass
@@ -80,7 +89,7 @@ class Health:
     nothing (no disk write per slot).
     """
 
-    failure_threshold: int = 3
+    failure_threshold: int = FAILURE_THRESHOLD
     consecutive_failures: int = 0
     last_success_at: dt.datetime | None = None
     last_failure_at: dt.datetime | None = None
@@ -183,8 +192,11 @@ class Recorder:
     duration_s: float = 3.0
     time_expansion: float = 1.0
     conditions: RecordingCondition = field(default_factory=lambda: AllOf([]))
-    # Given the stored recording (its id is the task's key; the rest saves the detector a lookup).
-    hand_to_detection: Callable[[schema.Recording], None] | None = None
+    # Given the stored recording (its id is the task's key; the rest saves the detector a lookup)
+    # and the program's configuration of its slot, which the detect task carries on.
+    hand_to_detection: Callable[[schema.Recording, dict[str, Any]], None] | None = None
+    # The program's configuration the latest slot came with.
+    program_config: dict[str, Any] = field(default_factory=dict)
     health: Health = field(default_factory=Health)
     max_backoff_s: float = 300.0
     quarantine_dir: Path | None = None
@@ -196,68 +208,47 @@ class Recorder:
     _registration_pending: bool = field(default=False, init=False, repr=False)
 
     def record_slot(self, deployment: schema.Deployment | Ask | None = ASK) -> SlotResult:
-        """One slot. ``deployment``: the active one as the scheduler (which owns the lifecycle)
-        sent it with the task, None for none; by default storage is asked."""
+        """One slot, through the recording template. ``deployment``: the active one as the
+        scheduler (which owns the lifecycle) sent it with the task, None for none; by default
+        storage is asked."""
         now = self.clock()
         if self.health.retry_not_before and now < self.health.retry_not_before:
             return SlotResult(
                 Outcome.SKIPPED,
                 f"device retry paused until {self.health.retry_not_before:%H:%M:%S}",
             )
-        if isinstance(deployment, Ask):
-            deployment = self._current_deployment()
-        else:  # also what a storage outage falls back on, even right after a restart
-            self._last_deployment = deployment
-        if deployment is None:
-            return SlotResult(Outcome.SKIPPED, "no active deployment (start one first)")
-        verdict = self.conditions.check(now, Site.of(deployment))
-        if not verdict:
-            return SlotResult(Outcome.SKIPPED, verdict.reason)
-        recording_id = uuid.uuid4()
-        started_at = self.clock()
         try:
-            samples = self.source.record(self.duration_s)
-        except AcoustackError as exc:
-            return self._failed(deployment, recording_id, started_at, exc)
-        guano = GuanoFields(
-            timestamp=started_at,
-            capture_samplerate_hz=self.source.samplerate_hz,
-            time_expansion=self.time_expansion,
-            length_s=len(samples) / self.source.samplerate_hz,
-            make=self.device.make,
-            model=self.device.model,
-            serial=self.device.device_id,
-            firmware=self.device.firmware,
-            deployment=deployment.name,
-            deployment_id=deployment.id,
-            device_id=self.device.device_id,
-            source_id=self.source_id,
-            recording_id=recording_id,
-            latitude=deployment.latitude,
-            longitude=deployment.longitude,
+            device_id = self.device.id()
+        except UnavailableError as exc:
+            return SlotResult(Outcome.SKIPPED, str(exc))
+        slot = _Slot(self, deployment, device_id)
+        record = generate_recording_task(
+            recorder=slot, store=slot, logger=log, recording_conditions=[slot]
         )
-        path = write_recording(self.temp_dir, samples, guano)
-        self.health.succeeded(started_at)
-        recording = recording_from_guano(path, guano.as_lines(), samples.shape[1])
-        if self.registrar is not None:
-            self.registrar.submit(
-                Registration(
-                    path.name,
-                    lambda: self.store.store_recording(recording),
-                    refused=lambda exc: self._quarantine(path, f"storage refused it: {exc}"),
-                    then=(
-                        (lambda: self.hand_to_detection(recording))
-                        if self.hand_to_detection is not None
-                        else None
-                    ),
-                )
+        try:
+            recording = record()
+        except UnavailableError as exc:
+            if slot.written is None:
+                raise  # storage unreachable and no deployment known: nothing was recorded
+            # Without a registrar: storage did not take it; the file waits in the temporary area.
+            log.warning(
+                "storage unreachable; %s kept for later registration (%s)",
+                slot.written.name, exc,
+            )  # fmt: skip
+            self._registration_pending = True
+            return SlotResult(
+                Outcome.RECORDED_UNREGISTERED, str(exc), slot.recording_id, slot.written
             )
-            return SlotResult(Outcome.RECORDED, "", recording.id, path)
-        result = self._register(recording, path)
-        if result.outcome is Outcome.RECORDED and self._registration_pending:
+        except AcoustackError:
+            if slot.failure is None:
+                raise
+            return slot.failure
+        if recording is None:
+            return SlotResult(Outcome.SKIPPED, slot.skip_reason)
+        if self.registrar is None and self._registration_pending:
             self._registration_pending = False
             self.reconcile()  # storage is back: register what waited in the temporary area
-        return result
+        return SlotResult(Outcome.RECORDED, "", recording.id, slot.written)
 
     def _current_deployment(self) -> schema.Deployment | None:
         """The active deployment; while storage is unreachable, the last one it named, so the
@@ -273,6 +264,55 @@ class Recorder:
             return self._last_deployment
         self._last_deployment = convert.deployment_from_proto(current) if current else None
         return self._last_deployment
+
+    def capture(
+        self, deployment: schema.Deployment, device_id: str, recording_id: uuid.UUID
+    ) -> tuple[schema.Recording, Path]:
+        """Record ``duration_s`` from the source and write the WAV (crash-safe) with its GUANO
+        block into the temporary area. A device that fails raises (AcoustackError)."""
+        started_at = self.clock()
+        samples = self.source.record(self.duration_s)
+        guano = GuanoFields(
+            timestamp=started_at,
+            capture_samplerate_hz=self.source.samplerate_hz,
+            time_expansion=self.time_expansion,
+            length_s=len(samples) / self.source.samplerate_hz,
+            make=self.device.make,
+            model=self.device.model,
+            serial=device_id,
+            firmware=self.device.firmware,
+            deployment=deployment.name,
+            deployment_id=deployment.id,
+            device_id=device_id,
+            source_id=self.source_id,
+            recording_id=recording_id,
+            latitude=deployment.latitude,
+            longitude=deployment.longitude,
+        )
+        path = write_recording(self.temp_dir, samples, guano)
+        self.health.succeeded(started_at)
+        return recording_from_guano(path, guano.as_lines(), samples.shape[1]), path
+
+    def register(self, recording: schema.Recording, path: Path) -> None:
+        """Tell storage about the recording and hand it to detection: in the registrar's thread
+        when there is one (a slot never waits on storage), else now (raising UnavailableError
+        while storage cannot take it)."""
+        program_config = self.program_config  # the slot's, even if the next one changes it
+        if self.registrar is not None:
+            self.registrar.submit(
+                Registration(
+                    path.name,
+                    lambda: self.store.store_recording(recording),
+                    refused=lambda exc: self._quarantine(path, f"storage refused it: {exc}"),
+                    then=(
+                        (lambda: self.hand_to_detection(recording, program_config))
+                        if self.hand_to_detection is not None
+                        else None
+                    ),
+                )
+            )
+            return
+        self._store_and_hand_over(recording)
 
     def start(self) -> None:
         """Before the first slot: delete partial files an earlier run left mid-write, then
@@ -302,7 +342,7 @@ class Recorder:
     def _store_and_hand_over(self, recording: schema.Recording) -> None:
         self.store.store_recording(recording)
         if self.hand_to_detection is not None:
-            self.hand_to_detection(recording)
+            self.hand_to_detection(recording, self.program_config)
 
     def _register(self, recording: schema.Recording, path: Path) -> SlotResult:
         try:
@@ -316,6 +356,7 @@ class Recorder:
     def _failed(
         self,
         deployment: schema.Deployment,
+        device_id: str,
         recording_id: uuid.UUID,
         at: dt.datetime,
         exc: AcoustackError,
@@ -326,7 +367,7 @@ class Recorder:
         failed = schema.Recording(
             id=recording_id,
             deployment_id=deployment.id,
-            device_id=self.device.device_id,
+            device_id=device_id,
             source_id=self.source_id,
             path=str(self.temp_dir / recording_file_name(at, self.source_id, recording_id)),
             started_at=at,
@@ -409,7 +450,7 @@ class Recorder:
             recording = entry.recording
             path = Path(recording.path)
             if (recording.device_id, recording.source_id) != (
-                self.device.device_id,
+                self.device.id(),
                 self.source_id,
             ) or path.parent != self.temp_dir:
                 continue  # another source's, or not in our temporary area
@@ -443,6 +484,73 @@ class Recorder:
         shutil.move(str(path), target / path.name)
         (target / f"{path.name}.why.txt").write_text(why + "\n")
         log.warning("quarantined %s: %s", path.name, why)
+
+
+class _Slot:
+    """One slot as the recording template sees it: its condition, its store and its recorder.
+
+    The deployment is the one the scheduler sent, or asked of storage once; the conditions need
+    its site (sun windows at its coordinates), so it is settled before they are checked. What the
+    template does not return (why a slot was skipped, a device failure) is kept here for the
+    slot's result."""
+
+    def __init__(
+        self, recorder: Recorder, deployment: schema.Deployment | Ask | None, device_id: str
+    ) -> None:
+        self.recorder = recorder
+        self._given = deployment
+        self._settled = False
+        self._deployment: schema.Deployment | None = None
+        self.device_id = device_id
+        self.recording_id = uuid.uuid4()
+        self.skip_reason = ""
+        self.written: Path | None = None
+        self.failure: SlotResult | None = None
+
+    def deployment(self) -> schema.Deployment | None:
+        if not self._settled:
+            if isinstance(self._given, Ask):
+                self._deployment = self.recorder._current_deployment()
+            else:  # also what a storage outage falls back on, even right after a restart
+                self._deployment = self._given
+                self.recorder._last_deployment = self._given
+            self._settled = True
+        return self._deployment
+
+    # RecordingCondition: a verdict, falsy with its reason when the slot is not to be recorded
+    def should_record(self, now: dt.datetime) -> Verdict | bool:
+        deployment = self.deployment()
+        if deployment is None:
+            return True  # the template's next step says so: no active deployment
+        verdict = self.recorder.conditions.check(now, Site.of(deployment))
+        if not verdict:
+            self.skip_reason = verdict.reason
+        return verdict
+
+    # Store
+    def get_current_deployment(self) -> schema.Deployment | None:
+        deployment = self.deployment()
+        if deployment is None:
+            self.skip_reason = "no active deployment (start one first)"
+        return deployment
+
+    def store_recording(self, recording: schema.Recording) -> None:
+        assert self.written is not None
+        self.recorder.register(recording, self.written)
+
+    # AudioRecorder
+    def record(self, deployment: schema.Deployment) -> schema.Recording:
+        started_at = self.recorder.clock()
+        try:
+            recording, self.written = self.recorder.capture(
+                deployment, self.device_id, self.recording_id
+            )
+        except AcoustackError as exc:
+            self.failure = self.recorder._failed(
+                deployment, self.device_id, self.recording_id, started_at, exc
+            )
+            raise
+        return recording
 
 
 def recording_from_guano(

@@ -124,7 +124,8 @@ class ReplaySource:
     """Plays the WAV files of a folder in a loop, at real pace, as if a microphone heard them.
 
     The default source when a device has no microphone, so the whole system runs anywhere; the
-    shared bat recordings are its default material. Files at another rate are resampled once.
+    shared bat recordings are its default material. Files at another rate are resampled once;
+    with more than one channel, each channel hears the same (the files' first channel).
     """
 
     def __init__(
@@ -132,6 +133,7 @@ class ReplaySource:
         folder: Path,
         samplerate_hz: int = 384_000,
         *,
+        channels: int = 1,
         real_time: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -145,7 +147,7 @@ class ReplaySource:
         self.loop = np.concatenate(pieces)  # one buffer: a recording slices it, no per-call reading
         self.files = files
         self.samplerate_hz = samplerate_hz
-        self.channels = 1
+        self.channels = channels
         self.real_time = real_time
         self._clock = clock
         self._sleep = sleep
@@ -163,7 +165,7 @@ class ReplaySource:
             self._position = (self._position + take) % len(self.loop)
         if self.real_time:
             self._sleep(max(0.0, duration_s - (self._clock() - started)))
-        return out[:, None]
+        return np.repeat(out[:, None], self.channels, axis=1) if self.channels > 1 else out[:, None]
 
     def close(self) -> None:
         pass

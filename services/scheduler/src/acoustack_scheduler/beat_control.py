@@ -34,8 +34,9 @@ UNKNOWN = Unknown()
 
 
 def record_arguments(deployment: schema.Deployment | None) -> dict[str, Any]:
-    """The `record` task's say on the deployment (None: there is none, so nothing is recorded)."""
-    return {"deployment": deployment.model_dump(mode="json") if deployment is not None else None}
+    """The `record` task's say on the deployment (None: there is none, so nothing is recorded);
+    for ``RecordArguments``."""
+    return {"deployment": deployment}
 
 
 class BeatControl:
@@ -63,11 +64,9 @@ class BeatControl:
 
     def schedule(self) -> Schedule:
         """The entries the beat should run now."""
-        entries = self.program.beat_schedule(self._config)
+        entries = self.program.beat_schedule(self._config, self.task_arguments)
         for name in self._paused:
             entries.pop(name, None)
-        for entry in entries.values():
-            entry["kwargs"].update(self.task_arguments(Task(entry["task"])))
         return entries
 
     def task_arguments(self, task: Task) -> dict[str, Any]:

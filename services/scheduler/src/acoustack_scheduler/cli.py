@@ -178,7 +178,7 @@ def show_status(args: argparse.Namespace) -> int:
         return 0
     print(f"program: {reply.program}")
     healthy = reply.device_status == "ok"
-    print(f"device: {paint(reply.device_status, '32' if healthy else '31')}")
+    print(f"device: {paint(reply.device_status, '32' if healthy else '31')} ({reply.device_id})")
     print(
         "deployment: "
         + (_deployment_line(reply.deployment) if reply.HasField("deployment") else "none")

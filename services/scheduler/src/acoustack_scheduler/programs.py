@@ -2,22 +2,24 @@
 
 ``default`` records and saves; ``connected`` adds messaging and heartbeats; ``detection`` adds the
 model. A third-party program is loaded by import path (``package.module:ProgramClass``). A program
-says which periodic tasks run and when (its beat schedule, on aligned slots) and which workers
-consume which queues (the recording queue always with concurrency 1: one microphone).
+says which periodic tasks run and when (its beat schedule, on aligned slots), what each task is sent
+with (``acoustack.names``: the whole configuration, so every service reads its own sections at
+every run), and which queues must have a worker (the recording queue exactly one: one microphone;
+how many the others have is each service's process count, e.g. DETECTOR_CONCURRENCY).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, ValidationError
 
 from acoustack.errors import InvalidArgumentError, validation_message
-from acoustack.names import Queue, Task
+from acoustack.names import TASK_ARGUMENTS, Queue, Task, record_time_limits
 from acoustack.program_config import (
     DetectionConfig,
     FileManagementConfig,
@@ -61,7 +63,8 @@ class DetectionProgramConfig(ConnectedProgramConfig):
 class WorkerSpec:
     name: str
     queues: tuple[str, ...]
-    concurrency: int
+    # The fewest worker processes on these queues the program needs.
+    min_workers: int = 1
 
 
 class Program:
@@ -84,14 +87,20 @@ class Program:
             "manage-files": (Task.MANAGE_FILES, config.file_management.interval_s, 0.0),
         }
 
-    def beat_schedule(self, config: Section) -> dict[str, dict[str, Any]]:
+    def beat_schedule(
+        self,
+        config: Section,
+        extra_arguments: Callable[[Task], dict[str, Any]] = lambda task: {},
+    ) -> dict[str, dict[str, Any]]:
+        """The beat's entries; ``extra_arguments`` adds what a task needs beside the
+        configuration (the scheduler's say on the deployment, for `record`)."""
         entries = {}
         for name, (task, interval, offset) in self.periodic_tasks(config).items():
             if not 0 <= offset < interval:
                 raise InvalidArgumentError(
                     f"{name}: the offset {offset:g} s must be less than the interval {interval:g} s"
                 )
-            arguments = self.send_arguments(config, task)
+            arguments = self.send_arguments(config, task, **extra_arguments(task))
             entries[name] = {
                 "task": task.value,
                 "schedule": aligned_schedule(dt.timedelta(seconds=interval), offset),
@@ -101,20 +110,23 @@ class Program:
             }
         return entries
 
-    def send_arguments(self, config: Section, task: Task) -> dict[str, Any]:
+    def send_arguments(
+        self, config: Section, task: Task, **arguments: Any
+    ) -> dict[str, Any]:
         """What a task of this program is sent with, by the beat, `task run` or a flush.
 
-        kwargs: the whole configuration, from which each service reads its own sections, so a
-        changed setting applies at the next run. Time limits, enforced by the workers' prefork
-        pools: a recording may take its duration plus a margin; a hung send or file move is
-        stopped after ten minutes. Soft first (the task can clean up), then hard (killed).
+        kwargs: the task's arguments (``acoustack.names``), which always carry the whole
+        configuration, from which each service reads its own sections, so a changed setting
+        applies at the next run; ``arguments`` adds what the task itself needs (the deployment,
+        for `record`). A recording's time limits follow its duration (the other tasks' are in
+        their contract): soft first (the task can clean up), then hard (killed).
         """
-        soft = config.recording.duration_s + 30.0 if task is Task.RECORD else 600.0
-        return {
-            "kwargs": {"program_config": config.model_dump(mode="json")},
-            "soft_time_limit": soft,
-            "time_limit": soft + 30.0,
-        }
+        built = TASK_ARGUMENTS[task](program_config=config.model_dump(mode="json"), **arguments)
+        options: dict[str, Any] = {"kwargs": built.as_kwargs()}
+        if task is Task.RECORD:
+            limits = record_time_limits(config.recording.duration_s)
+            options.update(soft_time_limit=limits.soft_s, time_limit=limits.hard_s)
+        return options
 
     def workers(self, config: Section) -> list[WorkerSpec]:
         return [
@@ -124,11 +136,11 @@ class Program:
 
 
 def expected_workers(workers: list[WorkerSpec]) -> dict[str, int]:
-    """queue → worker processes the layout gives it."""
+    """queue → the fewest worker processes the program needs on it."""
     expected: dict[str, int] = {}
     for spec in workers:
         for queue in spec.queues:
-            expected[queue] = expected.get(queue, 0) + spec.concurrency
+            expected[queue] = expected.get(queue, 0) + spec.min_workers
     return expected
 
 
@@ -163,7 +175,7 @@ class DetectionProgram(ConnectedProgram):
         }
 
     def workers(self, config: Section) -> list[WorkerSpec]:
-        return [*super().workers(config), WorkerSpec("detection", (Queue.DETECTION.value,), 2)]
+        return [*super().workers(config), WorkerSpec("detection", (Queue.DETECTION.value,))]
 
 
 BUILT_IN: dict[str, type[Program]] = {

@@ -1,13 +1,15 @@
-"""Scheduler settings, read once from SCHEDULER_* environment variables."""
+"""Scheduler settings, read once from SCHEDULER_* environment variables: wiring only. The
+program's behaviour is its configuration file (SCHEDULER_CONFIG_FILE), changed with
+`acoustack config set`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from acoustack.config import BrokerSettings, StorageClientSettings
+from acoustack.config import BrokerSettings, StorageClientSettings, program_field
 
 PREFIX = "SCHEDULER"
 
@@ -41,22 +43,12 @@ class SchedulerSettings(BrokerSettings, StorageClientSettings):
     disk_path: Annotated[Path, Field(description="file system whose free space status reports")] = (
         Path("/data")
     )
-    detection_sweep_after_s: Annotated[
-        float,
-        Field(
-            ge=1,
-            description="a temporary recording without a model output gets its detect task sent "
-            "again after this long with the detection queue empty (detecting programs only)",
-        ),
-    ] = 600.0
-    detection_sweep_attempts: Annotated[
-        int,
-        Field(
-            ge=0,
-            description="detect tasks sent again for one recording before it is marked failed",
-        ),
-    ] = 3
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    removed: ClassVar[dict[str, str]] = {
+        "SCHEDULER_DETECTION_SWEEP_AFTER_S": program_field("detection.resend_after_s"),
+        "SCHEDULER_DETECTION_SWEEP_ATTEMPTS": program_field("detection.resend_attempts"),
+    }
 
     @field_validator("services")
     @classmethod

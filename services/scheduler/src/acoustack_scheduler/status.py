@@ -23,7 +23,7 @@ class StatusReporter:
     services: Mapping[str, str]  # name → host:port of its gRPC health service
     queue_stats: Callable[[], Mapping[str, tuple[int, int]]]  # name → (waiting, workers)
     disk_path: Path = Path("/")
-    # queue → worker processes the program's layout asks for (Program.workers)
+    # queue → the fewest worker processes the program needs there (Program.workers)
     expected_workers: Callable[[], Mapping[str, int]] = dict
     health_timeout_s: float = 2.0
     # The program configuration now: its recording windows decide whether silence is a problem.
@@ -31,6 +31,7 @@ class StatusReporter:
 
     def report(self) -> control_pb2.GetStatusResponse:
         reply = control_pb2.GetStatusResponse(program=self.program)
+        reply.device_id = self.store.device_id()
         current = self.store.current_deployment()
         if current is not None:
             reply.deployment.CopyFrom(current)

@@ -49,8 +49,9 @@ class TaskRunner:
         for entry in self.list():
             if name in (entry.name, entry.task):
                 task = Task(entry.task)
-                arguments = self.program.send_arguments(self.config, task)
-                arguments["kwargs"].update(self.extra_arguments(task))
+                arguments = self.program.send_arguments(
+                    self.config, task, **self.extra_arguments(task)
+                )
                 if not profile:
                     return self.app.send_task(entry.task, **arguments).id, entry.queue, None
                 with profiling.profile_reply_queue(self.app) as (reply_to, wait):

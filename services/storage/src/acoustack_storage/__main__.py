@@ -10,72 +10,34 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 
 from acoustack.config import load_service_settings
 from acoustack.errors import FailedPreconditionError, UnavailableError
-from acoustack.grpc_server import RunningServer, start_server, wait_for_termination
+from acoustack.grpc_server import wait_for_termination
 from acoustack.worker_process import start_worker_process, supervise
-from acoustack_storage.migrate import apply_migrations
-from acoustack_storage.repository import PostgresStore
-from acoustack_storage.servicer import StoreServicer, register
 from acoustack_storage.settings import PREFIX, StorageSettings
-from acoustack_storage.tasks import run_file_worker
+from acoustack_storage.wiring import (
+    WORKER_STOP_GRACE_S,
+    open_repository,
+    run_file_worker,
+    serve,
+    wait_and_migrate,
+    watch_database,
+)
 
 log = logging.getLogger("acoustack_storage")
 
 
-def wait_and_migrate(store: PostgresStore, wait_s: float) -> None:
-    """Apply migrations, waiting up to wait_s for the database (it may still be starting)."""
-    deadline = time.monotonic() + wait_s
-    delay = 0.5
-    while True:
-        try:
-            with store.connection() as conn:
-                applied = apply_migrations(conn)
-            log.info("database ready; migrations applied now: %s", applied or "none")
-            return
-        except UnavailableError as exc:
-            if time.monotonic() + delay > deadline:
-                raise UnavailableError(
-                    f"the database was not reachable within {wait_s:.0f} s: {exc}",
-                    help="check STORAGE_DATABASE_URL and that Postgres is running",
-                ) from None
-            log.warning("waiting for the database: %s", exc)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-def watch_database(
-    store: PostgresStore, server: RunningServer, interval_s: float, stop: threading.Event
-) -> None:
-    """Report NOT_SERVING while the database is unreachable, so orchestrators can see it."""
-    serving = True
-    while not stop.wait(interval_s):
-        ok = store.ping()
-        if ok != serving:
-            log.warning("database %s", "reachable again" if ok else "unreachable: NOT_SERVING")
-            server.set_serving(ok)
-            serving = ok
-
-
 def main() -> int:
     settings = load_service_settings(StorageSettings, PREFIX, "acoustack-storage")
-    store = PostgresStore.open(
-        settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
-    )
+    store = open_repository(settings)
     try:
         wait_and_migrate(store, settings.database_wait_s)
+        server = serve(settings, store)
     except (UnavailableError, FailedPreconditionError) as exc:
         log.error("%s", exc)
         store.close()
         return 1
-    server = start_server(
-        [register(StoreServicer(store))],
-        address=f"{settings.grpc_host}:{settings.grpc_port}",
-        max_workers=settings.grpc_workers,
-        max_message_bytes=settings.max_message_mb * 1024 * 1024,
-    )
     log.info("storage serving on %s:%d", settings.grpc_host, server.port)
     stop = threading.Event()
     watcher = threading.Thread(
@@ -89,8 +51,7 @@ def main() -> int:
         worker = start_worker_process(
             run_file_worker, settings, log_level=settings.log_level, name="storage-files-worker"
         )
-        # A run in progress may take up to its hard time limit to end.
-        return supervise(server, worker, grace_s=settings.task_time_limit_s + 5)
+        return supervise(server, worker, grace_s=WORKER_STOP_GRACE_S)
     finally:
         stop.set()
         store.close()

@@ -245,7 +245,7 @@ def file_management_section(program_config: Mapping[str, Any] | None) -> FileMan
 def build_file_management_task(
     store: RepositoryStore,
     program_config: Mapping[str, Any] | None,
-    temp_dir: Path,
+    temp_dirs: Path | Sequence[Path],
 ) -> Callable[[], None]:
     """The template, configured by the program's ``file_management`` section (defaults when the
     program has none). Raises InvalidArgumentError naming the field when the section is bad."""
@@ -261,7 +261,7 @@ def build_file_management_task(
         logger=log,
         file_filters=[] if config.save_all else saving_filters(config, store.site_of),
         management_conditions=conditions,
-        tmp_path=temp_dir,
+        tmp_path=temp_dirs,
     )
 
 

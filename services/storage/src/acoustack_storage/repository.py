@@ -786,3 +786,28 @@ class PostgresStore:
                 query, (*params, limit) if message_id is None else tuple(params)
             ).fetchall()
         return [schema.Response.model_validate(row) for row in rows]
+
+    # --- the device --------------------------------------------------------------------------
+
+    def device_id(self) -> str | None:
+        """The device id this database keeps, or None before one was kept."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT device_id FROM device").fetchone()
+        return row["device_id"] if row else None
+
+    def newest_recording_device_id(self) -> str | None:
+        """The device id the newest recording carries (None: no recording yet)."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT device_id FROM recordings ORDER BY started_at DESC LIMIT 1"
+            ).fetchone()
+        return row["device_id"] if row else None
+
+    def keep_device_id(self, device_id: str) -> str:
+        """Keep ``device_id`` unless the database already holds one; the id it holds afterwards."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO device (device_id) VALUES (%s) ON CONFLICT (singleton) DO NOTHING",
+                (device_id,),
+            )
+            return conn.execute("SELECT device_id FROM device").fetchone()["device_id"]

@@ -21,6 +21,7 @@ from acoustack.grpc_server import rpc_errors
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import store_pb2_grpc
 from acoustack.wire_validation import check_model_output
+from acoustack_storage.device import DeviceIdentity
 from acoustack_storage.repository import (
     DetectionFilter,
     PostgresStore,
@@ -61,8 +62,14 @@ def _fill_entry(entry: spb.RecordingEntry, stored: StoredRecording) -> spb.Recor
 
 
 class StoreServicer(store_pb2_grpc.StoreServicer):
-    def __init__(self, store: PostgresStore) -> None:
+    def __init__(self, store: PostgresStore, device: DeviceIdentity | None = None) -> None:
         self.store = store
+        # Without one given (tests), the id is kept in the database alone.
+        self.device = device or DeviceIdentity(store)
+
+    @rpc_errors
+    def GetDevice(self, request, context):
+        return spb.GetDeviceResponse(device_id=self.device.get())
 
     # deployments
     @rpc_errors

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from acoustack.config import TaskTimeLimitSettings
+from acoustack.config import TIME_LIMITS_MOVED, TemporaryAreaSettings
 
 PREFIX = "STORAGE"
 
 
-class StorageSettings(TaskTimeLimitSettings):
+class StorageSettings(TemporaryAreaSettings):
     database_url: Annotated[
         str,
         Field(
@@ -50,7 +50,12 @@ class StorageSettings(TaskTimeLimitSettings):
             "worker; empty: no worker, gRPC only",
         ),
     ] = ""
-    temp_dir: Annotated[
-        Path, Field(description="the recorder's temporary area, where file management looks")
-    ] = Path("/dev/shm/acoustack")
+    data_dir: Annotated[
+        Path, Field(description="storage's own volume: the copy of the device id")
+    ] = Path("/data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    removed: ClassVar[dict[str, str]] = {
+        "STORAGE_TASK_SOFT_TIME_LIMIT_S": TIME_LIMITS_MOVED,
+        "STORAGE_TASK_TIME_LIMIT_S": TIME_LIMITS_MOVED,
+    }

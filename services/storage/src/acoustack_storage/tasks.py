@@ -1,10 +1,11 @@
-"""The Celery task `manage_files(program_config)` on queue `files`: storage files each processed
-temporary recording in its final place, or deletes it (see ``files.py``).
+"""The Celery task `manage_files` on queue `files` (``ManageFilesArguments``): storage files each
+processed temporary recording in its final place, or deletes it, through the file-management
+template (see ``files.py``), after retention has made room.
 
-The worker runs in a process spawned beside the gRPC server, with a prefork pool (concurrency 1)
-so that the time limits the scheduler sends are enforced: a file move that hangs is killed. The
-task's database pool is made in the pool child, on its first task: connections do not survive a
-fork.
+The worker runs in a process spawned beside the gRPC server (``wiring.run_file_worker``), with a
+prefork pool (concurrency 1) so that the task's time limits are enforced: a file move that hangs
+is killed. The task's database pool is made in the pool child, on its first task: connections do
+not survive a fork.
 
 A run that fails (database down, a full disk) is logged and not retried: the next scheduled run
 picks up whatever is still temporary, and a failed recording move leaves nothing half-done.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +24,18 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_shutdown
 
-from acoustack.celery_app import create_app
+from acoustack.celery_app import register_task
 from acoustack.errors import InvalidArgumentError, UnavailableError
-from acoustack.names import Queue, Task
-from acoustack.worker_process import run_prefork_worker
+from acoustack.names import ManageFilesArguments, Task
 from acoustack_storage.files import RepositoryStore, build_file_management_task, build_retention
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.retention import ABANDONED_COPY_AGE_S
-from acoustack_storage.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 
 
 def register_manage_files_task(
-    app: Celery, open_repository: Callable[[], PostgresStore], temp_dir: Path
+    app: Celery, open_repository: Callable[[], PostgresStore], temp_dirs: Sequence[Path]
 ):
     """Add `manage_files` to ``app``; ``open_repository`` is called in the process that runs
     the task, on its first task."""
@@ -57,11 +56,11 @@ def register_manage_files_task(
 
     last_copy_sweep = [-float("inf")]
 
-    @app.task(name=Task.MANAGE_FILES.value, shared=False)
-    def manage_files(program_config: dict[str, Any] | None = None) -> dict:
+    def manage_files(request: Any, arguments: ManageFilesArguments) -> dict:
         store = RepositoryStore(repository())
+        program_config = arguments.program_config
         try:
-            task = build_file_management_task(store, program_config, temp_dir)
+            task = build_file_management_task(store, program_config, temp_dirs)
             retention = build_retention(repository(), program_config)
         except InvalidArgumentError as exc:
             log.error("manage_files: the program's configuration is not usable: %s", exc)
@@ -94,22 +93,4 @@ def register_manage_files_task(
             result["retention"] = dataclasses.asdict(retention_report)
         return result
 
-    return manage_files
-
-
-def run_file_worker(settings: StorageSettings) -> int:
-    """The Celery worker on queue `files`, until SIGTERM (a warm shutdown: the run in progress
-    ends first). Module-level, so that a spawned process can run it."""
-    app = create_app(
-        settings.broker_url,
-        task_soft_time_limit_s=settings.task_soft_time_limit_s,
-        task_time_limit_s=settings.task_time_limit_s,
-    )
-    register_manage_files_task(
-        app,
-        # One task at a time needs few connections.
-        lambda: PostgresStore.open(settings.database_url, min_size=1, max_size=2),
-        settings.temp_dir,
-    )
-    log.info("file management: temporary area %s", settings.temp_dir)
-    return run_prefork_worker(app, Queue.FILES, name="storage", log_level=settings.log_level)
+    return register_task(app, Task.MANAGE_FILES, manage_files)

@@ -20,6 +20,16 @@ SORT_ORDER_UNSPECIFIED: SortOrder
 SORT_ORDER_OLDEST_FIRST: SortOrder
 SORT_ORDER_NEWEST_FIRST: SortOrder
 
+class GetDeviceRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetDeviceResponse(_message.Message):
+    __slots__ = ("device_id",)
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    def __init__(self, device_id: _Optional[str] = ...) -> None: ...
+
 class StartDeploymentRequest(_message.Message):
     __slots__ = ("id", "name", "latitude", "longitude", "started_at")
     ID_FIELD_NUMBER: _ClassVar[int]

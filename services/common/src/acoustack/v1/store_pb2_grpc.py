@@ -38,6 +38,11 @@ class StoreStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetDevice = channel.unary_unary(
+                '/acoustack.v1.Store/GetDevice',
+                request_serializer=acoustack_dot_v1_dot_store__pb2.GetDeviceRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_store__pb2.GetDeviceResponse.FromString,
+                _registered_method=True)
         self.StartDeployment = channel.unary_unary(
                 '/acoustack.v1.Store/StartDeployment',
                 request_serializer=acoustack_dot_v1_dot_store__pb2.StartDeploymentRequest.SerializeToString,
@@ -131,6 +136,14 @@ class StoreServicer:
     the current state forbids (a second active deployment); ALREADY_EXISTS an id reused with other content;
     UNAVAILABLE when the database cannot be reached (retry with backoff).
     """
+
+    def GetDevice(self, request, context):
+        """The device's identity. Storage owns it: every service of a device reports this id (in
+        recordings, GUANO, messages, heartbeats and metrics) and learns it here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def StartDeployment(self, request, context):
         """Deployments: one is active at a time.
@@ -242,6 +255,11 @@ class StoreServicer:
 
 def add_StoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDevice,
+                    request_deserializer=acoustack_dot_v1_dot_store__pb2.GetDeviceRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_store__pb2.GetDeviceResponse.SerializeToString,
+            ),
             'StartDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.StartDeployment,
                     request_deserializer=acoustack_dot_v1_dot_store__pb2.StartDeploymentRequest.FromString,
@@ -341,6 +359,33 @@ class Store:
     the current state forbids (a second active deployment); ALREADY_EXISTS an id reused with other content;
     UNAVAILABLE when the database cannot be reached (retry with backoff).
     """
+
+    @staticmethod
+    def GetDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Store/GetDevice',
+            acoustack_dot_v1_dot_store__pb2.GetDeviceRequest.SerializeToString,
+            acoustack_dot_v1_dot_store__pb2.GetDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def StartDeployment(request,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,17 @@ def _graph(raw: dict, name: str) -> GraphFile:
     return GraphFile(
         file=str(raw["graphs"][name]["file"]), sha256=str(raw["graphs"][name]["sha256"])
     )
+
+
+DEFAULT_MODEL_DIR = Path("build/model")
+MODEL_DIR_ENV = "ACOUSTACK_MODEL_DIR"
+
+
+def model_folder(model_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the exported model is: as given, else $ACOUSTACK_MODEL_DIR, else build/model."""
+    if model_dir is None:
+        model_dir = os.environ.get(MODEL_DIR_ENV) or DEFAULT_MODEL_DIR
+    return Path(model_dir)
 
 
 def load_metadata(model_dir: Path) -> ModelMetadata:

@@ -22,6 +22,7 @@ from acoustack_detector.batdetect2.config import (
     GraphFile,
     ModelMetadata,
     load_metadata,
+    model_folder,
 )
 from acoustack_detector.batdetect2.decode import (
     BatDetection,
@@ -33,9 +34,6 @@ from acoustack_detector.batdetect2.resize import resize_bilinear
 from acoustack_detector.batdetect2.spectrogram import SpectrogramMaker
 from acoustack_detector.resample import ResampledSignal
 from acoustack_detector.wav import WavFile
-
-DEFAULT_MODEL_DIR = Path("build/model")
-MODEL_DIR_ENV = "ACOUSTACK_MODEL_DIR"
 
 
 @dataclass(frozen=True)
@@ -106,9 +104,7 @@ class BatDetect2Onnx:
         settings: SessionSettings | None = None,
     ) -> Self:
         """Load the exported model (default: $ACOUSTACK_MODEL_DIR, else build/model) and warm it up."""
-        if model_dir is None:
-            model_dir = os.environ.get(MODEL_DIR_ENV) or DEFAULT_MODEL_DIR
-        model_dir = Path(model_dir)
+        model_dir = model_folder(model_dir)
         metadata = load_metadata(model_dir)
         settings = settings or SessionSettings()
         tile = settings.tile_columns

@@ -12,7 +12,7 @@ import time
 STACK_WITH_STUBBORN_SERVICES = """
 import subprocess, sys, time
 from pathlib import Path
-from acoustack_scheduler.devstack import DevStack, shut_down
+from acoustack_devstack import DevStack, shut_down
 
 stack = DevStack(Path(sys.argv[1]))
 stubborn = (

@@ -1,4 +1,4 @@
-"""`make dev` (python -m acoustack_scheduler.devstack): the services as local processes.
+"""`make dev` (python -m acoustack_devstack): the services as local processes.
 
 storage (with its file-management worker), detector (bundled BatDetect2), recorder (replaying the
 bat recordings), messenger (to the machine's Mosquitto) and scheduler (the detection program),
@@ -21,8 +21,6 @@ from pathlib import Path
 import psycopg
 
 from acoustack.healthcheck import check
-from acoustack.names import Queue
-from acoustack_scheduler.programs import expected_workers, load_program
 
 REPO = Path(__file__).resolve().parents[4]
 AUDIO = REPO / "services" / "detector" / "tests" / "data" / "audio"
@@ -47,6 +45,11 @@ class DevStack:
     name: str = "acoustack_dev"
     ports: Ports = field(default_factory=Ports)
     program_config: dict = field(default_factory=dict)
+    program: str = "detection"
+    # Process counts are the environment's, as on a device (compose/.env).
+    detector_concurrency: int = 2
+    # Overrides of any service's environment (a test pointing one elsewhere).
+    extra_environment: dict[str, dict[str, str]] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -71,7 +74,7 @@ class DevStack:
             ["rabbitmqctl", "-q", "set_permissions", "-p", self.name, "guest", ".*", ".*", ".*"],
             capture_output=True, check=True,
         )  # fmt: skip
-        for folder in ("logs", "recordings/tmp", "data"):
+        for folder in ("logs", "recordings/tmp", *(f"data/{s}" for s in SERVICES)):
             (self.work / folder).mkdir(parents=True, exist_ok=True)
         (self.work / "program.json").write_text(json.dumps(self.program(), indent=2))
 
@@ -86,19 +89,24 @@ class DevStack:
             config[section] = {**config.get(section, {}), **values}
         return config
 
-    def expected_workers(self) -> dict[str, int]:
-        program = load_program("detection")
-        return expected_workers(program.workers(program.parse_config(self.program())))
+    def data_dir(self, service: str) -> Path:
+        """Each service's own data volume, as in compose: nothing is shared by accident."""
+        return self.work / "data" / service
 
     def environments(self) -> dict[str, dict[str, str]]:
         storage = f"127.0.0.1:{self.ports.storage}"
-        return {
+        temporary_area = {
+            "ACOUSTACK_TEMP_DIR": str(self.work / "recordings" / "tmp"),
+            "ACOUSTACK_TEMP_FALLBACK_DIR": str(self.work / "recordings" / "tmp"),
+        }
+        environments = {
             "storage": {
                 "STORAGE_DATABASE_URL": self.database_url,
                 "STORAGE_GRPC_HOST": "127.0.0.1",
                 "STORAGE_GRPC_PORT": str(self.ports.storage),
                 "STORAGE_BROKER_URL": self.broker_url,
-                "STORAGE_TEMP_DIR": str(self.work / "recordings" / "tmp"),
+                "STORAGE_DATA_DIR": str(self.data_dir("storage")),
+                **temporary_area,
             },
             "detector": {
                 "DETECTOR_BROKER_URL": self.broker_url,
@@ -110,34 +118,28 @@ class DevStack:
                     "ACOUSTACK_MODEL_DIR", str(REPO / "build" / "model")
                 ),
                 "DETECTOR_CHECK_FILE": str(sorted(AUDIO.glob("*.wav"))[0]),
-                # The program's worker layout: as many detection processes as it asks for.
-                "DETECTOR_CONCURRENCY": str(self.expected_workers().get(Queue.DETECTION.value, 1)),
+                "DETECTOR_CONCURRENCY": str(self.detector_concurrency),
             },
             "messenger": {
                 "MESSENGER_BROKER_URL": self.broker_url,
                 "MESSENGER_STORAGE_TARGET": storage,
                 "MESSENGER_GRPC_HOST": "127.0.0.1",
                 "MESSENGER_GRPC_PORT": str(self.ports.messenger),
-                "MESSENGER_DATA_DIR": str(self.work / "data"),
+                "MESSENGER_DATA_DIR": str(self.data_dir("messenger")),
             },
             "recorder": {
                 "RECORDER_BROKER_URL": self.broker_url,
                 "RECORDER_STORAGE_TARGET": storage,
                 "RECORDER_SOURCE": "replay",
                 "RECORDER_REPLAY_DIR": str(AUDIO),
-                "RECORDER_DURATION_S": str(
-                    self.program_config.get("recording", {}).get("duration_s", 3.0)
-                ),
-                "RECORDER_TEMP_DIR": str(self.work / "recordings" / "tmp"),
-                "RECORDER_FALLBACK_TEMP_DIR": str(self.work / "recordings" / "tmp"),
-                "RECORDER_DATA_DIR": str(self.work / "data"),
+                "RECORDER_DATA_DIR": str(self.data_dir("recorder")),
                 "RECORDER_HEALTH_PORT": str(self.ports.recorder),
-                "RECORDER_MIN_FREE_DISK_MB": "10",
+                **temporary_area,
             },
             "scheduler": {
                 "SCHEDULER_BROKER_URL": self.broker_url,
                 "SCHEDULER_STORAGE_TARGET": storage,
-                "SCHEDULER_PROGRAM": "detection",
+                "SCHEDULER_PROGRAM": self.program,
                 "SCHEDULER_CONFIG_FILE": str(self.work / "program.json"),
                 "SCHEDULER_SERVICES": ",".join(
                     f"{name}=127.0.0.1:{self.health_port(name)}"
@@ -148,6 +150,9 @@ class DevStack:
                 "SCHEDULER_DISK_PATH": str(self.work),
             },
         }
+        for service, overrides in self.extra_environment.items():
+            environments[service].update(overrides)
+        return environments
 
     def health_port(self, service: str) -> int:
         return getattr(self.ports, service)
