@@ -179,6 +179,45 @@ def store(stack: Stack) -> Iterator[store_pb2_grpc.StoreStub]:
         yield store_pb2_grpc.StoreStub(channel)
 
 
+# An HTTP endpoint inside the stack (in the scheduler's container, which the test started): it
+# answers 200 to every POST and appends the request's Device id header and body to a file.
+SINK = """
+import http.server, json
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open("/tmp/sink.jsonl", "a") as out:
+            out.write(json.dumps({"device": self.headers.get("X-Device-Id"),
+                                  "body": body.decode()}) + "\\n")
+        self.send_response(200)
+        self.end_headers()
+    def do_OPTIONS(self):
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8099), Sink).serve_forever()
+"""
+SINK_URL = "http://scheduler:8099/in"
+
+
+def guano_serial(stack: Stack, path: str) -> str:
+    """The Serial a WAV file's GUANO block carries, read in storage's container."""
+    found = stack.exec(
+        "storage", "python", "-c",
+        "import re, sys; data = open(sys.argv[1], 'rb').read(); "
+        "print(re.search(rb'Serial: ?([^\\n]+)', data).group(1).decode())",
+        path,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    return found.stdout.strip()
+
+
+def received(stack: Stack) -> list[dict]:
+    read = stack.exec("scheduler", "sh", "-c", "cat /tmp/sink.jsonl 2>/dev/null || true")
+    return [json.loads(line) for line in read.stdout.splitlines() if line.strip()]
+
+
 def detected(store: store_pb2_grpc.StoreStub) -> list[store_pb2.RecordingEntry]:
     entries = store.ListRecordings(
         store_pb2.ListRecordingsRequest(include_model_outputs=True, limit=1000),
@@ -193,6 +232,18 @@ def test_the_device_records_detects_and_files_recordings(
 ) -> None:
     """What a field engineer does after `make up`: check, deploy, watch, stop; all through the
     CLI inside the scheduler container, with the five services in their own containers."""
+    # Messages and heartbeats to an HTTP endpoint every few seconds: set through the CLI, acting
+    # at the next run without a restart.
+    sink = run([*stack.compose, "exec", "-d", "-T", "scheduler", "python", "-c", SINK], 60,
+               stack.env)  # fmt: skip
+    assert sink.returncode == 0, sink.stderr
+    for field, value in (
+        ("messaging.http_url", SINK_URL),
+        ("messaging.interval_s", "5"),
+        ("heartbeat.interval_s", "5"),
+    ):
+        changed = stack.cli("config", "set", "--field", field, value)
+        assert changed.returncode == 0, changed.stdout + changed.stderr
     checked = stack.cli("check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     for component in ("recorder: test recording", "detector: model", "storage"):
@@ -206,6 +257,22 @@ def test_the_device_records_detects_and_files_recordings(
         assert time.monotonic() < deadline, "no detections stored within 90 s:\n" + stack.logs()
         time.sleep(1)
     assert any(len(e.model_outputs[0].detections) > 0 for e in detected(store))
+    # One device, one id: on its recordings, in their GUANO, on its messages and heartbeats.
+    device = store.GetDevice(store_pb2.GetDeviceRequest(), timeout=RPC_TIMEOUT_S).device_id
+    recording = detected(store)[0].recording
+    assert recording.device_id == device
+    assert guano_serial(stack, recording.path) == device
+    deadline = time.monotonic() + 60
+    while not (
+        any('"metrics"' in r["body"] for r in received(stack))
+        and any('"detections"' in r["body"] for r in received(stack))
+    ):
+        assert time.monotonic() < deadline, f"no heartbeat and message: {received(stack)}"
+        time.sleep(1)
+    posts = received(stack)
+    assert {r["device"] for r in posts} == {device}
+    heartbeats = [json.loads(r["body"]) for r in posts if '"metrics"' in r["body"]]
+    assert {h["device_id"] for h in heartbeats} == {device}
     status = stack.cli("status", "--json")
     assert status.returncode == 0, status.stderr
     reported = json.loads(status.stdout)
@@ -213,6 +280,7 @@ def test_the_device_records_detects_and_files_recordings(
     for queue in ("recording", "detection", "files", "default"):
         assert queues[queue].get("workers", 0) >= 1, queues  # every queue has its worker
     assert reported["deployment"]["name"] == "smoke"
+    assert reported["device_id"] == device
     stopped = stack.cli("deployment", "stop", "--flush-timeout", "60")
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert "detection: done" in stopped.stdout and "file management: done" in stopped.stdout

@@ -53,7 +53,7 @@ def test_a_profiled_run_says_where_the_time_went(control, tmp_path, capsys):
     app, store, target = control
     register_record_task(
         app,
-        lambda: Recorder(
+        lambda section: Recorder(
             store=store,
             source=SyntheticSource(96_000),
             temp_dir=tmp_path / "tmp",

@@ -1,19 +1,23 @@
-"""The detect task on a real RabbitMQ vhost with a real worker, storage service and Postgres."""
+"""The detect task on a real RabbitMQ vhost with a real worker, storage service and Postgres: the
+program's `detection` section the task carries decides what is stored and messaged; unusable
+arguments are refused by name and acknowledged."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import threading
 import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
 
-from acoustack.celery_app import create_app
+from acoustack.celery_app import REJECTED_TASKS, create_app, send
 from acoustack.clients import StoreClient
-from acoustack.components import ThresholdDetectionCleaner
-from acoustack.names import Queue, Task
+from acoustack.names import DetectArguments, Queue, Task
 from acoustack.testing import factories
-from acoustack_detector.local_model import LocalModel
-from acoustack_detector.pipeline import DetectionPipeline
+from acoustack_detector.pipeline import Detector
 from acoustack_detector.tasks import register_detect_task
 
 
@@ -34,16 +38,41 @@ def store(storage_target):
         yield client
 
 
+class Finished:
+    """What each detect run returned, as the worker finished it (in order)."""
+
+    def __init__(self) -> None:
+        self.results: list[dict] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, sender=None, retval=None, **_):
+        if getattr(sender, "name", None) == Task.DETECT.value:
+            with self._lock:
+                self.results.append(retval)
+
+    def wait(self, count: int, timeout_s: float = 30.0) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.results) >= count:
+                    return list(self.results)
+            time.sleep(0.05)
+        raise AssertionError(f"{count} detect run(s) expected, {len(self.results)} finished")
+
+
+@pytest.fixture
+def finished():
+    seen = Finished()
+    task_postrun.connect(seen, weak=False)
+    yield seen
+    task_postrun.disconnect(seen)
+
+
 @pytest.fixture
 def worker(app, store, band_energy_model):
-    register_detect_task(
-        app,
-        lambda: DetectionPipeline(
-            store=store,
-            model=LocalModel(band_energy_model),
-            output_cleaners=[ThresholdDetectionCleaner()],
-        ),
-    )
+    # The bundled model, as the program's detection.model "batdetect2" asks for, is here the
+    # example's band-energy detector: fast, and it finds calls in the real recordings.
+    register_detect_task(app, lambda: Detector(store, lambda: band_energy_model))
     with start_worker(
         app,
         pool="solo",
@@ -55,35 +84,88 @@ def worker(app, store, band_energy_model):
         yield running
 
 
-def wait_for(condition, timeout_s=30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
+def detect(app, recording_id, **program_config):
+    send(app, DetectArguments(recording_id=recording_id, program_config=program_config))
 
 
 def test_a_queued_recording_is_detected_and_a_redelivery_stores_nothing_twice(
-    app, worker, store, recordings_root, make_recording
+    app, worker, store, finished, recordings_root, make_recording
 ):
     deployment = store.start_deployment("meadow", 52.2, 0.12)
     recording = make_recording(next(recordings_root.glob("*.wav")), deployment.id)
     store.store_recording(recording)
     # The same task twice, as a broker redelivers after a worker died before acknowledging.
     for _ in range(2):
-        app.send_task(Task.DETECT.value, args=[str(recording.id)])
-    outputs = wait_for(
-        lambda: store.get_recording(recording.id, include_model_outputs=True).model_outputs
-    )
-    time.sleep(1.0)  # let the second delivery run too
+        detect(app, recording.id)
+    first, second = finished.wait(2)  # the redelivery itself has run
+    assert (first["outcome"], second["outcome"]) == ("stored", "already stored")
     outputs = store.get_recording(recording.id, include_model_outputs=True).model_outputs
     assert len(outputs) == 1
     assert len(store.list_detections()) == len(outputs[0].detections) > 0
 
 
+def test_the_programs_thresholds_decide_what_is_stored_and_messaged(
+    app, worker, store, finished, recordings_root, make_recording
+):
+    """`config set --field detection.threshold 0.9` must act: the task carries the section."""
+    deployment = store.start_deployment("meadow", 52.2, 0.12)
+    wav = next(recordings_root.glob("*.wav"))
+    copy = recordings_root / "copy.wav"
+    shutil.copy(wav, copy)  # every recording has a file of its own
+    loose, strict = make_recording(wav, deployment.id), make_recording(copy, deployment.id)
+    for recording in (loose, strict):
+        store.store_recording(recording)
+    detect(app, loose.id, detection={"threshold": 0.2})
+    detect(app, strict.id, detection={"threshold": 0.9, "message_threshold": 0.95})
+    finished.wait(2)
+
+    def scores(recording):
+        output = store.get_recording(recording.id, include_model_outputs=True).model_outputs[0]
+        return [d.detection_score for d in output.detections]
+
+    assert scores(loose) and min(scores(loose)) >= 0.2
+    assert all(score >= 0.9 for score in scores(strict))
+    assert len(scores(strict)) < len(scores(loose))
+    messages = [json.loads(m.content) for m in store.get_unsent_messages()]
+    by_recording = {m["recording_id"]: m for m in messages}
+    # No message threshold: the whole output; with one: only what reaches it, or no message.
+    assert len(by_recording[str(loose.id)]["detections"]) == len(scores(loose))
+    strict_message = by_recording.get(str(strict.id))
+    assert strict_message is None or all(
+        d["detection_score"] >= 0.95 for d in strict_message["detections"]
+    )
+
+
+def test_unusable_arguments_are_refused_by_name_acknowledged_and_counted(
+    app, worker, store, finished, recordings_root, make_recording, caplog
+):
+    deployment = store.start_deployment("meadow", 52.2, 0.12)
+    good = make_recording(next(recordings_root.glob("*.wav")), deployment.id)
+    store.store_recording(good)
+    before = REJECTED_TASKS[Task.DETECT.value]
+    app.send_task(Task.DETECT.value, args=[str(good.id)])  # positional, as an old sender did
+    app.send_task(
+        Task.DETECT.value,
+        kwargs={"recording_id": str(good.id), "program_config": {"detection": {"threshold": 2}}},
+    )
+    detect(app, good.id)
+    results = finished.wait(3)
+    assert [r["outcome"] for r in results] == ["rejected", "rejected", "stored"]
+    assert "keyword arguments only" in results[0]["reason"]
+    assert "program_config.detection.threshold" in results[1]["reason"]
+    assert REJECTED_TASKS[Task.DETECT.value] == before + 2
+    assert "program_config.detection.threshold: Input should be less than or equal to 1" in (
+        caplog.text
+    )
+    # Acknowledged: nothing is left in the queue to come back.
+    time.sleep(0.5)
+    with app.connection_for_read() as connection:
+        queue = app.amqp.queues[Queue.DETECTION.value].bind(connection.default_channel)
+        assert queue.queue_declare(passive=True).message_count == 0
+
+
 def test_an_unreadable_file_marks_the_recording_failed_and_the_worker_goes_on(
-    app, worker, store, recordings_root, make_recording, tmp_path
+    app, worker, store, finished, recordings_root, make_recording
 ):
     deployment = store.start_deployment("meadow", 52.2, 0.12)
     broken = recordings_root / "broken.wav"
@@ -92,9 +174,9 @@ def test_an_unreadable_file_marks_the_recording_failed_and_the_worker_goes_on(
     good = make_recording(next(recordings_root.glob("2017*.wav")), deployment.id)
     store.store_recording(bad)
     store.store_recording(good)
-    app.send_task(Task.DETECT.value, args=[str(bad.id)])
-    app.send_task(Task.DETECT.value, args=[str(good.id)])
-    wait_for(lambda: store.get_recording(good.id, include_model_outputs=True).model_outputs)
+    detect(app, bad.id)
+    detect(app, good.id)
+    assert [r["outcome"] for r in finished.wait(2)] == ["failed", "stored"]
     failed = store.get_recording(bad.id).recording
     assert failed.failure_reason.startswith("detection: ")
     assert "broken.wav" in failed.failure_reason

@@ -176,6 +176,8 @@ def test_bad_settings_stop_the_messenger_naming_the_variable():
     assert proc.returncode == 2
     assert "MESSENGER_BROKER_URL: String should match pattern" in output
     assert "MESSENGER_GRPC_PORT: Input should be a valid integer" in output
+    # No longer settings: the service stops rather than ignore them.
     assert (
-        "MESSENGER_TASK_TIME_LIMIT_S: Value error, must be greater than the soft limit (100 s)"
+        "MESSENGER_TASK_TIME_LIMIT_S: no longer a setting; a task's time limits are part of its "
+        "contract"
     ) in output

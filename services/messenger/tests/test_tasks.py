@@ -30,9 +30,7 @@ T0 = dt.datetime(2026, 6, 1, 21, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def context(store, tmp_path, monkeypatch) -> Iterator[MessengerContext]:
-    # The heartbeat template reads ACOUSTACK_DATA_DIR; monkeypatch puts it back afterwards.
-    monkeypatch.setenv("ACOUSTACK_DATA_DIR", str(tmp_path))
+def context(store, tmp_path) -> Iterator[MessengerContext]:
     made = MessengerContext("unused:1", tmp_path, store=store)
     yield made
     made.close_messengers()
@@ -150,8 +148,9 @@ def test_a_run_stops_starting_sends_when_its_time_is_up(store, http_sink):
 def test_without_a_messenger_messages_stay_and_it_is_said_once(tasks, store, caplog):
     fill_outbox(store, 2)
     caplog.set_level(logging.WARNING, logger="acoustack_messenger")
-    for config in (None, {}, {"recording": {}}):
+    for config in ({}, {"recording": {}}):
         assert tasks["send_messages"](program_config=config)["responses"] == {}
+    assert tasks["send_messages"]()["responses"] == {}  # sent by hand, with no configuration
     for _ in range(2):
         assert tasks["send_messages"](program_config={"messaging": {}})["responses"] == {}
     assert tasks["heartbeat"](program_config={"messaging": {}}) == {"sent": False}
@@ -164,11 +163,16 @@ def test_without_a_messenger_messages_stay_and_it_is_said_once(tasks, store, cap
     assert len(store.get_unsent_messages()) == 2
 
 
-def test_a_bad_messaging_section_is_refused_naming_the_field(tasks):
-    with pytest.raises(InvalidArgumentError, match=r"messaging\.max_per_run: Input should be"):
-        tasks["send_messages"](program_config={"messaging": {"max_per_run": 0}})
+def test_a_bad_messaging_section_is_refused_naming_the_field(tasks, store, http_sink):
+    """Refused as the task's arguments are read (and acknowledged: sent again it would fail the
+    same way); nothing is sent."""
+    fill_outbox(store, 1)
+    refused = tasks["send_messages"](program_config={"messaging": {"max_per_run": 0}})
+    assert refused["outcome"] == "rejected"
+    assert "program_config.messaging.max_per_run: Input should be" in refused["reason"]
     with pytest.raises(InvalidArgumentError, match=r"messaging\.http_url: 'bats' is not"):
         tasks["send_messages"](program_config={"messaging": {"http_url": "bats"}})
+    assert http_sink.posts() == [] and len(store.get_unsent_messages()) == 1
 
 
 def test_storage_unavailable_is_raised_for_celery_to_retry(tmp_path, closed_port, http_sink):
@@ -190,8 +194,9 @@ def test_the_heartbeat_carries_the_device_and_its_metrics(tasks, context, store,
     assert tasks["heartbeat"](program_config={"messaging": {"http_url": f"{http_sink.url}/ok"}})
     [post] = http_sink.posts()
     beat = schema.Heartbeat.model_validate_json(post.body)
-    assert beat.device_id == context.device_id
-    assert post.headers["X-Device-Id"] == context.device_id
+    # The device's id as storage, which owns it, gives it: the same as on its recordings.
+    assert beat.device_id == store.device_id() == context.device_id
+    assert post.headers["X-Device-Id"] == store.device_id()
     assert abs(beat.sent_at - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=30)
     by_name = {m.name: m for m in beat.metrics}
     assert set(by_name) == {
@@ -224,10 +229,11 @@ def test_the_heartbeat_says_what_is_wrong_with_the_device(tasks, store, http_sin
     }
     # Silence is judged from the deployment's start: ask as if 50 minutes had passed.
     later = now + dt.timedelta(minutes=50)
-    status, found = device_status.assess(store, None, config, now=later)
+    judged = device_status.Assessment(store, None, config, now=later)
+    status = judged.status()
     assert status.startswith("degraded: no recording yet for 50 min (one is due every 10 s)")
     assert "1 recording(s) failed in the last hour (last: device: Invalid input device" in status
-    assert {f().name: f().value for f in found}["failed_recordings_last_hour"] == 1
+    assert {f().name: f().value for f in judged.metrics()}["failed_recordings_last_hour"] == 1
 
     # Through the task, now: the failure is within the hour, the silence not yet long.
     assert tasks["heartbeat"](program_config=config)
@@ -240,9 +246,9 @@ def test_an_unreachable_storage_is_said_and_the_heartbeat_still_goes(
     http_sink, closed_port, tmp_path
 ):
     unreachable = StoreClient(f"127.0.0.1:{closed_port}", retry=RetryPolicy(budget_s=0))
-    status, found = device_status.assess(unreachable, None, None)
-    assert status.startswith("degraded: storage unreachable")
-    assert {f().name for f in found} == {"failed_recordings_last_hour"}
+    judged = device_status.Assessment(unreachable, None, None)
+    assert judged.status().startswith("degraded: storage unreachable")
+    assert {f().name for f in judged.metrics()} == {"failed_recordings_last_hour"}
 
 
 def test_an_undelivered_heartbeat_is_retried_a_few_times(tasks, closed_port):

@@ -88,7 +88,7 @@ def make_recorder(store, tmp_path, **overrides) -> Recorder:
         device=DEVICE,
         source_id="mic-0",
         duration_s=0.5,
-        hand_to_detection=handed.append,
+        hand_to_detection=lambda recording, program_config: handed.append(recording),
     )
     values.update(overrides)
     recorder = Recorder(**values)

@@ -11,10 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from acoustack.celery_app import create_app
+from acoustack.celery_app import create_app, send
 from acoustack.clients import StoreClient
 from acoustack.healthcheck import check
-from acoustack.names import Queue, Task
+from acoustack.identity import read_id_file
+from acoustack.names import Queue, RecordArguments
+from acoustack_recorder.recorder import FAILURE_THRESHOLD
 from acoustack.testing.servers import free_port
 from acoustack.v1 import types_pb2 as pb
 
@@ -47,13 +49,12 @@ def test_the_recorder_process_records_on_schedule_into_the_store(
             "RECORDER_STORAGE_TARGET": storage_target,
             "RECORDER_SOURCE": "replay",
             "RECORDER_REPLAY_DIR": str(AUDIO),
-            "RECORDER_DURATION_S": "0.5",
-            "RECORDER_TEMP_DIR": str(tmp_path / "shm"),
-            "RECORDER_FALLBACK_TEMP_DIR": str(tmp_path / "disk"),
+            "ACOUSTACK_TEMP_DIR": str(tmp_path / "shm"),
+            "ACOUSTACK_TEMP_FALLBACK_DIR": str(tmp_path / "disk"),
             "RECORDER_DATA_DIR": str(tmp_path / "data"),
             "RECORDER_HEALTH_PORT": str(health_port),
-            "RECORDER_MIN_FREE_DISK_MB": "1",
         })  # fmt: skip
+        config = {"recording": {"duration_s": 0.5, "min_free_disk_mb": 1}}
         try:
             deadline = time.monotonic() + 30
             while not check(f"127.0.0.1:{health_port}")[0]:
@@ -61,7 +62,7 @@ def test_the_recorder_process_records_on_schedule_into_the_store(
                 assert time.monotonic() < deadline, "the recorder never reported SERVING"
                 time.sleep(0.2)
             for _ in range(4):  # the beat's part: one record task per slot
-                app.send_task(Task.RECORD.value)
+                send(app, RecordArguments(program_config=config))
                 time.sleep(1.0)
             deadline = time.monotonic() + 30
             while len(store.list_recordings()) < 4:
@@ -71,7 +72,10 @@ def test_the_recorder_process_records_on_schedule_into_the_store(
             recordings = store.list_recordings()
             assert all(e.recording.capture_samplerate_hz == 384_000 for e in recordings)
             assert all(Path(e.recording.path).parent == tmp_path / "shm" for e in recordings)
-            assert recordings[0].recording.device_id.startswith(("pi-", "mac-", "id-"))
+            assert all(e.recording.duration_s == 0.5 for e in recordings)  # the program's
+            # The device's id, as storage (which owns it) gives it: one id for every service.
+            assert {e.recording.device_id for e in recordings} == {store.device_id()}
+            assert read_id_file(tmp_path / "data") == store.device_id()  # kept for outages
         finally:
             proc.send_signal(signal.SIGTERM)
             output, _ = proc.communicate(timeout=30)
@@ -81,14 +85,24 @@ def test_the_recorder_process_records_on_schedule_into_the_store(
 def test_bad_settings_stop_the_recorder_with_the_variable_named(tmp_path):
     proc = start_recorder({
         "RECORDER_BROKER_URL": "redis://nope",
-        "RECORDER_DAILY_WINDOWS": "20:00-6pm",
-        "RECORDER_SUN_WINDOW": "teatime+1h",
+        "RECORDER_SOURCE_ID": "mic 0/left",
+        # No longer settings: the program's recording section replaced them.
+        "RECORDER_DAILY_WINDOWS": "20:00-06:00",
+        "RECORDER_SAMPLERATE_HZ": "250000",
+        "RECORDER_TEMP_DIR": "/dev/shm/acoustack",
     })  # fmt: skip
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "RECORDER_BROKER_URL: String should match pattern" in output
-    assert "RECORDER_DAILY_WINDOWS: Value error, '20:00-6pm' is not HH:MM-HH:MM" in output
-    assert "RECORDER_SUN_WINDOW: Value error, 'teatime+1h' is not EVENT-BEFORE+AFTER" in output
+    assert "RECORDER_SOURCE_ID: String should match pattern" in output
+    assert (
+        "RECORDER_DAILY_WINDOWS: no longer a setting; the program's recording.daily_windows "
+        "replaced it (acoustack config set --field recording.daily_windows VALUE"
+    ) in output
+    assert "RECORDER_SAMPLERATE_HZ: no longer a setting; the program's recording.samplerate_hz" in (
+        output
+    )
+    assert "RECORDER_TEMP_DIR: no longer a setting; renamed ACOUSTACK_TEMP_DIR" in output
     proc = start_recorder({"RECORDER_BROKER_URL": "amqp://x", "RECORDER_SOURCE": "microphone"})
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
@@ -112,8 +126,8 @@ def test_a_taken_health_port_stops_the_recorder_with_the_variable_named(tmp_path
 
 
 def test_repeated_device_failures_turn_health_not_serving(rabbitmq, storage_target, tmp_path):
-    """No microphone (PyAudio absent here): each slot fails, and after the configured number in a
-    row the health service says NOT_SERVING, which is what makes compose and k3s restart it."""
+    """No microphone (PyAudio absent here): each slot fails, and after three in a row the health
+    service says NOT_SERVING, which is what makes compose and k3s restart it."""
     app = create_app(rabbitmq.url)
     with app.connection_for_write() as connection:
         app.amqp.queues[Queue.RECORDING.value].bind(connection).declare()
@@ -127,8 +141,7 @@ def test_repeated_device_failures_turn_health_not_serving(rabbitmq, storage_targ
             "RECORDER_STORAGE_TARGET": storage_target,
             "RECORDER_SOURCE": "microphone",
             "RECORDER_DEVICE": "UltraMic",
-            "RECORDER_FAILURE_THRESHOLD": "2",
-            "RECORDER_TEMP_DIR": str(tmp_path / "shm"),
+            "ACOUSTACK_TEMP_DIR": str(tmp_path / "shm"),
             "RECORDER_DATA_DIR": str(tmp_path / "data"),
             "RECORDER_HEALTH_PORT": str(health_port),
         })  # fmt: skip
@@ -141,11 +154,11 @@ def test_repeated_device_failures_turn_health_not_serving(rabbitmq, storage_targ
             deadline = time.monotonic() + 30
             while check(target)[0]:  # one slot every half second; the device backs off between
                 assert time.monotonic() < deadline, "health stayed SERVING through failures"
-                app.send_task(Task.RECORD.value)
+                send(app, RecordArguments())
                 time.sleep(0.5)
             assert check(target)[1].endswith("NOT_SERVING")
             failed = store.list_recordings(statuses=[pb.RECORDING_STATUS_FAILED])
-            assert len(failed) >= 2
+            assert len(failed) >= FAILURE_THRESHOLD
             assert "PyAudio is not installed" in failed[0].recording.failure_reason
         finally:
             proc.send_signal(signal.SIGTERM)

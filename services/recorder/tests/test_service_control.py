@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acoustack.celery_app import create_app
+from acoustack.celery_app import create_app, send
 from acoustack.clients import StoreClient
 from acoustack.healthcheck import check
-from acoustack.names import Queue, Task
+from acoustack.names import Queue, RecordArguments, Task
 from acoustack.self_check import ask
 from acoustack.testing.processes import descendants
 from acoustack.testing.servers import free_port
@@ -35,11 +35,10 @@ def recorder_process(tmp_path: Path, rabbitmq_url: str, storage_target: str, **e
             **os.environ,
             "RECORDER_BROKER_URL": rabbitmq_url,
             "RECORDER_STORAGE_TARGET": storage_target,
-            "RECORDER_TEMP_DIR": str(tmp_path / "shm"),
-            "RECORDER_FALLBACK_TEMP_DIR": str(tmp_path / "disk"),
+            "ACOUSTACK_TEMP_DIR": str(tmp_path / "shm"),
+            "ACOUSTACK_TEMP_FALLBACK_DIR": str(tmp_path / "disk"),
             "RECORDER_DATA_DIR": str(tmp_path / "data"),
             "RECORDER_HEALTH_PORT": str(port),
-            "RECORDER_MIN_FREE_DISK_MB": "1",
             **env,
         },
         stdout=subprocess.PIPE,
@@ -88,32 +87,42 @@ def test_settings_sent_with_the_task_change_the_next_recording(
         StoreClient(storage_target) as store,
         recorder_process(
             tmp_path, rabbitmq.url, storage_target,
-            RECORDER_SOURCE="replay", RECORDER_REPLAY_DIR=str(AUDIO), RECORDER_DURATION_S="0.5",
+            RECORDER_SOURCE="replay", RECORDER_REPLAY_DIR=str(AUDIO),
         ),
     ):  # fmt: skip
         store.start_deployment("meadow", 52.2, 0.12)
-        app.send_task(Task.RECORD.value)  # the service's own settings
+        record(app, duration_s=0.5, samplerate_hz=384_000)
         wait_for(lambda: len(store.list_recordings()) == 1, 30, "first recording missing")
-        app.send_task(
-            Task.RECORD.value,
-            kwargs={"program_config": recording_section(duration_s=1.25, time_expansion=10)},
-        )
+        record(app, duration_s=1.25, time_expansion=10)
         wait_for(lambda: len(store.list_recordings()) == 2, 30, "second recording missing")
-        first, second = sorted(
-            (e.recording for e in store.list_recordings()),
-            key=lambda r: r.started_at.ToNanoseconds(),
-        )
+        first, second = recordings_in_order(store)
         assert (first.duration_s, first.capture_samplerate_hz) == (0.5, 384_000)
         assert (second.duration_s, second.capture_samplerate_hz) == (1.25, 96_000)
         assert second.time_expansion == 10
         with wave.open(second.path, "rb") as wav:
             assert wav.getframerate() == 9_600  # the header rate is the capture rate / TE
-        # A malformed section is refused by name and nothing is recorded.
+        # A malformed section is refused by name and nothing is recorded: the slot after it
+        # (0.75 s, recorded after it in the same queue) is the only new recording.
         app.send_task(
             Task.RECORD.value, kwargs={"program_config": recording_section(duration_s="long")}
         )
-        app.send_task(Task.RECORD.value)
-        wait_for(lambda: len(store.list_recordings()) == 3, 30, "the next slot did not record")
+        record(app, duration_s=0.75)
+        wait_for(
+            lambda: any(r.duration_s == 0.75 for r in recordings_in_order(store)),
+            30,
+            "the next slot did not record",
+        )
+        assert [r.duration_s for r in recordings_in_order(store)] == [0.5, 1.25, 0.75]
+
+
+def record(app, **recording) -> None:
+    send(app, RecordArguments(program_config=recording_section(**recording)))
+
+
+def recordings_in_order(store):
+    return sorted(
+        (e.recording for e in store.list_recordings()), key=lambda r: r.started_at.ToNanoseconds()
+    )
 
 
 def test_a_recording_past_its_time_limit_is_stopped_and_the_next_slot_records(
@@ -123,7 +132,7 @@ def test_a_recording_past_its_time_limit_is_stopped_and_the_next_slot_records(
         StoreClient(storage_target) as store,
         recorder_process(
             tmp_path, rabbitmq.url, storage_target,
-            RECORDER_SOURCE="synthetic", RECORDER_SAMPLERATE_HZ="48000",
+            RECORDER_SOURCE="synthetic",
         ) as (proc, target),
     ):  # fmt: skip
         store.start_deployment("meadow", 52.2, 0.12)
@@ -131,15 +140,12 @@ def test_a_recording_past_its_time_limit_is_stopped_and_the_next_slot_records(
         started = time.monotonic()
         # A 20 s real-time recording with only a 2 s hard limit, as for a device whose read
         # blocks where a soft limit cannot interrupt it: the pool must kill its child.
-        app.send_task(
-            Task.RECORD.value,
-            kwargs={"program_config": recording_section(duration_s=20, samplerate_hz=48_000)},
+        send(
+            app,
+            RecordArguments(program_config=recording_section(duration_s=20, samplerate_hz=48_000)),
             time_limit=2,
         )
-        app.send_task(
-            Task.RECORD.value,
-            kwargs={"program_config": recording_section(duration_s=0.5, samplerate_hz=48_000)},
-        )
+        record(app, duration_s=0.5, samplerate_hz=48_000)
         entries = wait_for(
             store.list_recordings, 30, "the slot after the killed one did not record"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
+from acoustack.program_config import RecordingConfig
 from acoustack_recorder.settings import RecorderSettings
 from acoustack_recorder.sources import MicrophoneSource, ReplaySource
 from acoustack_recorder.wiring import build_source
@@ -34,13 +35,13 @@ def settings(**values) -> RecorderSettings:
 
 def test_without_a_microphone_the_default_source_replays_the_bat_recordings():
     assert settings().source == "auto"
-    source = build_source(settings(), pyaudio_with([]))
+    source = build_source(settings(), RecordingConfig(), pyaudio_with([]))
     assert isinstance(source, ReplaySource)
     assert [p.name for p in source.files] == sorted(p.name for p in AUDIO.glob("*.wav"))
 
 
 def test_with_a_microphone_the_default_source_records_from_it():
     mic = {"name": "UltraMic 384K", "maxInputChannels": 1, "defaultSampleRate": 384000.0}
-    source = build_source(settings(), pyaudio_with([mic]))
+    source = build_source(settings(), RecordingConfig(), pyaudio_with([mic]))
     assert isinstance(source, MicrophoneSource)
     assert source.device == 0

@@ -9,9 +9,9 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 from acoustack import convert
-from acoustack.celery_app import create_app
+from acoustack.celery_app import create_app, send
 from acoustack.clients import StoreClient
-from acoustack.names import Queue, Task
+from acoustack.names import DetectArguments, Queue, RecordArguments, Task
 from acoustack_recorder.recorder import DeviceInfo, Recorder
 from acoustack_recorder.sources import SyntheticSource
 from acoustack_recorder.tasks import detection_handoff, register_record_task
@@ -33,12 +33,12 @@ def test_scheduled_record_tasks_fill_the_store_and_queue_detection(app, storage_
         deployment = convert.deployment_from_proto(store.start_deployment("meadow", 52.2, 0.12))
         register_record_task(
             app,
-            lambda: Recorder(
+            lambda section: Recorder(
                 store=store,
-                source=SyntheticSource(384_000),
+                source=SyntheticSource(section.samplerate_hz),
                 temp_dir=tmp_path / "tmp",
                 device=DeviceInfo("pi-test"),
-                duration_s=0.2,
+                duration_s=section.duration_s,
                 hand_to_detection=detection_handoff(app),
             ),
         )
@@ -46,12 +46,11 @@ def test_scheduled_record_tasks_fill_the_store_and_queue_detection(app, storage_
             app, pool="solo", concurrency=1, queues=[Queue.RECORDING.value],
             perform_ping_check=False, shutdown_timeout=5,
         ):  # fmt: skip
-            app.send_task(Task.RECORD.value)  # sent by hand: the recorder asks storage
+            config = {"recording": {"duration_s": 0.2}}
+            send(app, RecordArguments(program_config=config))  # by hand: the recorder asks storage
             for _ in range(2):  # as the beat sends them, once per slot, with the deployment
-                app.send_task(
-                    Task.RECORD.value, kwargs={"deployment": deployment.model_dump(mode="json")}
-                )
-            app.send_task(Task.RECORD.value, kwargs={"deployment": None})  # none: nothing
+                send(app, RecordArguments(program_config=config, deployment=deployment))
+            send(app, RecordArguments(program_config=config, deployment=None))  # none: nothing
             app.send_task(Task.RECORD.value, kwargs={"deployment": "meadow"})  # refused
             deadline = time.monotonic() + 30
             while len(store.list_recordings()) < 3 or queue_depth(app, Queue.RECORDING):
@@ -67,9 +66,13 @@ def test_scheduled_record_tasks_fill_the_store_and_queue_detection(app, storage_
         stored = {r.recording.id: r.recording for r in store.list_recordings()}
         for message in handed:  # each detect task carries its recording: no lookup needed
             args, kwargs, _ = json.loads(message.body)
-            assert kwargs["recording"]["id"] == args[0]
-            assert kwargs["recording"]["path"] == stored[args[0]].path
-            assert kwargs["recording"]["deployment_id"] == str(deployment.id)
+            arguments = DetectArguments.parse(args, kwargs)  # as the detector reads it
+            recording_id = str(arguments.recording_id)
+            assert str(arguments.recording.id) == recording_id
+            assert arguments.recording.path == stored[recording_id].path
+            assert arguments.recording.deployment_id == deployment.id
+            # ... and the program's configuration of its slot, which the detector acts on.
+            assert arguments.program_config == config
 
 
 def queue_depth(app, queue: Queue) -> int:

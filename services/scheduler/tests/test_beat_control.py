@@ -4,7 +4,7 @@ paused entry is dropped, and a configuration change keeps both."""
 from __future__ import annotations
 
 from acoustack import schema
-from acoustack.names import Task
+from acoustack.names import RecordArguments, Task
 from acoustack_scheduler.beat_control import BeatControl
 from acoustack_scheduler.programs import DetectionProgram
 
@@ -18,14 +18,14 @@ def make_control():
 
 def test_record_tasks_carry_the_deployment_once_it_is_known():
     control, pushed = make_control()
-    # Unknown (storage has not answered): record goes without it and the recorder asks storage.
-    assert "deployment" not in control.schedule()["record"]["kwargs"]
+    # Unknown (storage has not answered): record says so and the recorder asks storage.
+    assert control.schedule()["record"]["kwargs"]["deployment"] == "ask"
     control.learned_deployment(None)
     assert pushed[-1][0]["record"]["kwargs"]["deployment"] is None
     meadow = schema.Deployment(name="meadow", latitude=52.2, longitude=0.12)
     control.set_deployment(meadow)
-    sent = pushed[-1][0]["record"]["kwargs"]["deployment"]
-    assert schema.Deployment.model_validate(sent) == meadow
+    kwargs = pushed[-1][0]["record"]["kwargs"]
+    assert RecordArguments.parse((), kwargs).deployment == meadow  # as the recorder reads it
     # Only record needs it; the others carry the configuration alone.
     assert set(pushed[-1][0]["send-messages"]["kwargs"]) == {"program_config"}
     # What storage said at start comes too late once a start has been seen.

@@ -3,6 +3,7 @@ deploys and reports, configuration errors name the field."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import time
 from acoustack import cli, schema
 from acoustack.clients import StoreClient
 from acoustack.healthcheck import check
-from acoustack.names import Queue
+from acoustack.names import DetectArguments, Queue
 from acoustack.testing import factories
 from acoustack.testing.servers import free_port
 from acoustack_scheduler.broker import queue_depths
@@ -29,10 +30,14 @@ def start_scheduler(env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def record_arrivals(app, seconds: float, deployments: list | None = None) -> list[float]:
-    """Take record tasks off their queue as a recorder would; when each arrived (and, into
-    ``deployments``, the deployment each was sent with)."""
-    arrivals = []
+def record_arrivals(
+    app, seconds: float, interval_s: float, deployments: list | None = None
+) -> list[float]:
+    """Take record tasks off their queue as a recorder would; when the beat sent each (the task's
+    own timestamp: its expiry, which the beat sets one interval after sending, so a consumer
+    that polls late on a slow host does not move it), and, into ``deployments``, the deployment
+    each was sent with."""
+    sent = []
     with app.connection_for_write() as connection:
         channel = connection.default_channel
         channel.queue_purge(Queue.RECORDING.value)
@@ -43,11 +48,12 @@ def record_arrivals(app, seconds: float, deployments: list | None = None) -> lis
                 time.sleep(0.02)
                 continue
             assert message.headers["task"] == "acoustack.record"
-            arrivals.append(time.time())
+            expires = dt.datetime.fromisoformat(message.headers["expires"])
+            sent.append(expires.timestamp() - interval_s)
             if deployments is not None:
                 _, kwargs, _ = json.loads(message.body)
                 deployments.append(kwargs.get("deployment", "not sent"))
-    return arrivals
+    return sent
 
 
 def test_beat_fires_on_slots_and_the_cli_deploys(app, rabbitmq, storage_target, tmp_path, capsys):
@@ -73,10 +79,10 @@ def test_beat_fires_on_slots_and_the_cli_deploys(app, rabbitmq, storage_target, 
         # The test stands in for the recorder: it takes each record task as it comes. A slot's task
         # expires at the next slot, so stale ones never pile up in the queue.
         before = []
-        arrivals = record_arrivals(app, 4.0, before)
+        arrivals = record_arrivals(app, 4.0, 1.0, before)
         assert 3 <= len(arrivals) <= 5
         assert before[-1] is None  # storage said no deployment is active: nothing to record
-        # Aligned slots: each arrives just after a whole second.
+        # Aligned slots: each is sent just after a whole second.
         assert all(t % 1.0 < 0.5 for t in arrivals), [round(t % 1.0, 3) for t in arrivals]
         assert queue_depths(app)["recording"] <= 1
         assert (
@@ -107,7 +113,7 @@ def test_beat_fires_on_slots_and_the_cli_deploys(app, rabbitmq, storage_target, 
         assert "recording.interval_s = 2.0" in capsys.readouterr().out
         assert json.loads(config.read_text())["recording"]["interval_s"] == 2.0
         sent_with = []
-        later = record_arrivals(app, 5.0, sent_with)
+        later = record_arrivals(app, 5.0, 2.0, sent_with)
         assert 2 <= len(later) <= 3
         assert [d["name"] for d in sent_with] == ["meadow"] * len(later)
         assert all(int(t) % 2 == 0 and t % 1.0 < 0.5 for t in later), later
@@ -136,7 +142,9 @@ def test_the_running_scheduler_sends_detect_again_for_a_recording_left_behind(
     app, rabbitmq, storage_target, tmp_path
 ):
     """The sweep as the service runs it: a recording stored without its detect (the recorder lost
-    power between the two) gets one from the scheduler."""
+    power between the two) gets one from the scheduler, after the program's
+    detection.resend_after_s, carrying the program's configuration."""
+    (tmp_path / "program.json").write_text(json.dumps({"detection": {"resend_after_s": 1}}))
     with StoreClient(storage_target) as store:
         deployment = schema.Deployment(name="meadow")
         store.start_deployment("meadow", deployment_id=deployment.id)
@@ -150,7 +158,6 @@ def test_the_running_scheduler_sends_detect_again_for_a_recording_left_behind(
         "SCHEDULER_GRPC_HOST": "127.0.0.1",
         "SCHEDULER_GRPC_PORT": str(free_port()),
         "SCHEDULER_DISK_PATH": str(tmp_path),
-        "SCHEDULER_DETECTION_SWEEP_AFTER_S": "1",
     })  # fmt: skip
     sent_for = None
     try:
@@ -164,7 +171,10 @@ def test_the_running_scheduler_sends_detect_again_for_a_recording_left_behind(
                     time.sleep(0.1)
                     continue
                 assert message.headers["task"] == "acoustack.detect"
-                sent_for = json.loads(message.body)[0][0]
+                args, kwargs, _ = json.loads(message.body)
+                arguments = DetectArguments.parse(args, kwargs)  # as the detector reads it
+                sent_for = str(arguments.recording_id)
+                assert arguments.detection.resend_after_s == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)

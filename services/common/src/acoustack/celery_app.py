@@ -60,9 +60,7 @@ REJECTED_TASKS: Counter[str] = Counter()
 _rejected_lock = threading.Lock()
 
 
-def register_task(
-    app: Celery, task: Task, run: Callable[[Any, Any], Any], **options: Any
-) -> Any:
+def register_task(app: Celery, task: Task, run: Callable[[Any, Any], Any], **options: Any) -> Any:
     """Add ``task`` to ``app``, bound to it only, with the contract's time limits. ``run(request,
     arguments)`` gets the Celery request and the arguments parsed with the task's model.
 

@@ -161,9 +161,7 @@ class StoreClient(GrpcClient):
     def learned_identity(self, data_dir: Path | None) -> LearnedIdentity:
         """The device id for a service other than storage, kept in its ``data_dir`` as well. Asked
         with a short retry: while storage is away the kept copy answers."""
-        return LearnedIdentity(
-            lambda: self.device_id(retry=RetryPolicy(budget_s=2.0)), data_dir
-        )
+        return LearnedIdentity(lambda: self.device_id(retry=RetryPolicy(budget_s=2.0)), data_dir)
 
     # deployments
     def start_deployment(

@@ -36,8 +36,8 @@ def env_field(name: str, description: str, **kwargs: Any) -> Any:
 def program_field(dotted: str) -> str:
     """What a removed variable's error says: the program field that replaced it."""
     return (
-        f"the program's {dotted} replaced it (acoustack config set --field {dotted} VALUE, or "
-        "the dashboard's settings); it acts at the next run, with no restart"
+        f"the program's {dotted} replaced it (acoustack config set --field {dotted} VALUE); it "
+        "acts at the next run, with no restart"
     )
 
 

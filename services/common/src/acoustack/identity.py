@@ -150,7 +150,9 @@ class LearnedIdentity:
                     try:
                         write_id_file(self.data_dir, learned)
                     except OSError as write_error:  # the copy is a convenience, never a stop
-                        log.warning("cannot keep the device id in %s: %s", self.data_dir, write_error)
+                        log.warning(
+                            "cannot keep the device id in %s: %s", self.data_dir, write_error
+                        )
                 log.info("device id %s (from storage)", learned)
                 return learned
             return self._copy

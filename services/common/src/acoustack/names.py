@@ -59,18 +59,20 @@ TASK_QUEUES: dict[Task, Queue] = {
 
 @dataclass(frozen=True)
 class TimeLimits:
-    """A task running longer than ``soft_s`` is asked to stop (it can clean up); past ``hard_s``
-    its pool process is killed."""
+    """A task running longer than ``soft_s`` is asked to stop (it can clean up; None: never asked);
+    past ``hard_s`` its pool process is killed."""
 
-    soft_s: float
+    soft_s: float | None
     hard_s: float
 
 
-# A hung send, file move or model call is stopped after ten minutes. A recording's own limit is
+# A hung send, file move or model call is stopped after ten minutes. A recording's own limits are
 # its duration plus a margin, which the scheduler sends with each slot (``record_time_limits``);
-# the one here bounds a `record` sent without it (the longest recording a program allows).
+# the one here bounds a `record` sent without them (the longest recording a program allows). It
+# has no soft limit of its own: the pool applies a hard limit below a soft one only once the soft
+# one has fired, so a default soft limit would defeat a hard limit sent alone.
 TASK_TIME_LIMITS: dict[Task, TimeLimits] = {
-    Task.RECORD: TimeLimits(3630.0, 3660.0),
+    Task.RECORD: TimeLimits(None, 3660.0),
     Task.DETECT: TimeLimits(600.0, 630.0),
     Task.MANAGE_FILES: TimeLimits(600.0, 630.0),
     Task.SEND_MESSAGES: TimeLimits(600.0, 630.0),

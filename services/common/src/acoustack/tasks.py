@@ -66,11 +66,14 @@ def generate_recording_task(
     store: Store,
     logger: logging.Logger = logger,
     recording_conditions: list[RecordingCondition] | None = None,
+    *,
+    clock: Callable[[], dt.datetime] = _now,
 ) -> Callable[[], schema.Recording | None]:
+    """``clock``: acoustack's addition, the time the conditions are asked about (UTC)."""
     conditions = list(recording_conditions or [])
 
     def recording_task() -> schema.Recording | None:
-        now = _now()
+        now = clock()
         for condition in conditions:
             verdict = condition.should_record(now)
             if not verdict:

@@ -76,4 +76,3 @@ def run_worker(settings: DetectorSettings) -> int:
         concurrency=settings.concurrency,
         log_level=settings.log_level,
     )
-

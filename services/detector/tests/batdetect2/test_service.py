@@ -1,5 +1,6 @@
 """The detector as a process (python -m acoustack_detector): bundled BatDetect2 served over gRPC
-while detect tasks run from RabbitMQ, and a custom model server plugged in by DETECTOR_MODEL."""
+while detect tasks run from RabbitMQ, and a custom model server plugged in by the program's
+detection.model, at the next task, with no restart."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import time
 
 import grpc
 
-from acoustack.celery_app import create_app
+from acoustack.celery_app import create_app, send
 from acoustack.clients import StoreClient
 from acoustack.healthcheck import check
-from acoustack.names import Queue, Task
+from acoustack.names import DetectArguments, Queue
 from acoustack.self_check import ask
 from acoustack.testing.servers import free_port
 from acoustack.v1 import model_pb2, model_pb2_grpc
@@ -58,8 +59,8 @@ def fresh_app(rabbitmq):
     return app
 
 
-def detect_and_wait(app, store, recording_id, timeout_s=60):
-    app.send_task(Task.DETECT.value, args=[str(recording_id)])
+def detect_and_wait(app, store, recording_id, program_config=None, timeout_s=60):
+    send(app, DetectArguments(recording_id=recording_id, program_config=program_config or {}))
     deadline = time.monotonic() + timeout_s
     while not (
         outputs := store.get_recording(recording_id, include_model_outputs=True).model_outputs
@@ -76,20 +77,20 @@ def test_the_bundled_detector_serves_model_and_works_the_queue(
     proc, target = start_detector({
         "DETECTOR_BROKER_URL": rabbitmq.url,
         "DETECTOR_STORAGE_TARGET": storage_target,
-        "DETECTOR_MODEL_DIR": str(model_dir),
+        "ACOUSTACK_MODEL_DIR": str(model_dir),
         "DETECTOR_RECORDINGS_ROOT": str(recordings_root),
         "DETECTOR_CHECK_FILE": str(next(recordings_root.glob("*.wav"))),
     })  # fmt: skip
     try:
         # The self-check `acoustack check` runs: the model finds the calls of a known recording;
-        # a program asking for another model is told how to make them agree.
+        # a program naming a model server that does not answer is told so, by address.
         (model,) = ask("detector", target, {"detection": {"model": "batdetect2"}})
         assert model.ok, model.detail
         assert model.component == "detector: model"
         assert "found" in model.detail and "call(s)" in model.detail
-        mismatch = ask("detector", target, {"detection": {"model": "grpc://birds:50060"}})
-        assert [r.ok for r in mismatch] == [False, True]
-        assert "set DETECTOR_MODEL=grpc://birds:50060" in mismatch[0].detail
+        unreachable = f"grpc://127.0.0.1:{free_port()}"
+        (elsewhere,) = ask("detector", target, {"detection": {"model": unreachable}})
+        assert not elsewhere.ok and unreachable.removeprefix("grpc://") in elsewhere.detail
         info = model_pb2_grpc.ModelStub(grpc.insecure_channel(target)).Info(
             model_pb2.InfoRequest(), timeout=10
         )
@@ -106,40 +107,50 @@ def test_the_bundled_detector_serves_model_and_works_the_queue(
         stop(proc)
 
 
-def test_a_custom_model_server_replaces_the_bundled_model(
-    rabbitmq, storage_target, example_server, recordings_root, make_recording
+def test_a_custom_model_server_replaces_the_bundled_model_at_the_next_task(
+    rabbitmq, storage_target, example_server, model_dir, recordings_root, make_recording
 ):
     app = fresh_app(rabbitmq)
     proc, target = start_detector({
         "DETECTOR_BROKER_URL": rabbitmq.url,
         "DETECTOR_STORAGE_TARGET": storage_target,
-        "DETECTOR_MODEL": f"grpc://{example_server}",
+        "ACOUSTACK_MODEL_DIR": str(model_dir),
     })  # fmt: skip
+    server = {"detection": {"model": f"grpc://{example_server}"}}
     try:
-        (model,) = ask("detector", target, {})
+        (model,) = ask("detector", target, server)
         assert model.ok and f"model server {example_server} answers: energy-band" in model.detail
         with StoreClient(storage_target) as store:
             deployment = store.start_deployment("meadow", 52.2, 0.12)
-            recording = make_recording(next(recordings_root.glob("*.wav")), deployment.id)
-            store.store_recording(recording)
-            outputs = detect_and_wait(app, store, recording.id)
+            wav = next(recordings_root.glob("*.wav"))
+            first = make_recording(wav, deployment.id)
+            store.store_recording(first)
+            assert detect_and_wait(app, store, first.id)[0].model_name != "energy-band"
+            store.mark_recording_deleted(first.id)  # its file is the next recording's
+            second = make_recording(wav, deployment.id)
+            store.store_recording(second)
+            outputs = detect_and_wait(app, store, second.id, server)
             assert outputs[0].model_name == "energy-band"
     finally:
         stop(proc)
 
 
-def test_bad_settings_name_the_variable():
+def test_bad_settings_name_the_variable_and_removed_ones_what_replaced_them():
     proc = subprocess.run(
         [sys.executable, "-m", "acoustack_detector"],
         env={
             **os.environ,
             "DETECTOR_BROKER_URL": "amqp://x",
-            "DETECTOR_MODEL": "http://model:80",
-            "DETECTOR_THRESHOLD": "1.5",
+            "DETECTOR_CONCURRENCY": "many",
+            "DETECTOR_MODEL": "grpc://model:50060",
+            "DETECTOR_THRESHOLD": "0.9",
         },
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert "DETECTOR_MODEL: String should match pattern" in proc.stderr
-    assert "batdetect2 (the bundled model) or grpc://host:port" in proc.stderr
-    assert "DETECTOR_THRESHOLD: Input should be less than or equal to 1" in proc.stderr
+    assert "DETECTOR_CONCURRENCY: Input should be a valid integer" in proc.stderr
+    # Set but no longer read: the service stops rather than ignore it.
+    assert "DETECTOR_MODEL: no longer a setting; the program's detection.model replaced it" in (
+        proc.stderr
+    )
+    assert "acoustack config set --field detection.threshold VALUE" in proc.stderr

@@ -54,7 +54,9 @@ class Assessment:
         return [
             self._metric("failed_recordings_last_hour", lambda facts: facts.failed_last_hour),
             *(
-                self._metric(f"queue_{name}_waiting", lambda facts, name=name: facts.queues[name].waiting)
+                self._metric(
+                    f"queue_{name}_waiting", lambda facts, name=name: facts.queues[name].waiting
+                )
                 for name in sorted(self._facts()[1].queues)
             ),
         ]

@@ -223,13 +223,15 @@ class Recorder:
             return SlotResult(Outcome.SKIPPED, str(exc))
         slot = _Slot(self, deployment, device_id)
         record = generate_recording_task(
-            recorder=slot, store=slot, logger=log, recording_conditions=[slot]
+            recorder=slot, store=slot, logger=log, recording_conditions=[slot], clock=self.clock
         )
         try:
             recording = record()
-        except UnavailableError as exc:
-            if slot.written is None:
-                raise  # storage unreachable and no deployment known: nothing was recorded
+        except AcoustackError as exc:
+            if slot.failure is not None:  # the device failed: recorded as a failed recording
+                return slot.failure
+            if not isinstance(exc, UnavailableError) or slot.written is None:
+                raise  # e.g. storage unreachable and no deployment known: nothing was recorded
             # Without a registrar: storage did not take it; the file waits in the temporary area.
             log.warning(
                 "storage unreachable; %s kept for later registration (%s)",
@@ -239,10 +241,6 @@ class Recorder:
             return SlotResult(
                 Outcome.RECORDED_UNREGISTERED, str(exc), slot.recording_id, slot.written
             )
-        except AcoustackError:
-            if slot.failure is None:
-                raise
-            return slot.failure
         if recording is None:
             return SlotResult(Outcome.SKIPPED, slot.skip_reason)
         if self.registrar is None and self._registration_pending:

@@ -110,9 +110,7 @@ class Program:
             }
         return entries
 
-    def send_arguments(
-        self, config: Section, task: Task, **arguments: Any
-    ) -> dict[str, Any]:
+    def send_arguments(self, config: Section, task: Task, **arguments: Any) -> dict[str, Any]:
         """What a task of this program is sent with, by the beat, `task run` or a flush.
 
         kwargs: the task's arguments (``acoustack.names``), which always carry the whole

@@ -203,7 +203,9 @@ class Scheduler:
             try:
                 found = self.lifecycle.current()
             except AcoustackError as exc:
-                log.warning("storage did not say which deployment is active (%s); asking again", exc)
+                log.warning(
+                    "storage did not say which deployment is active (%s); asking again", exc
+                )
                 stopping.wait(every_s)
                 continue
             self.beat_control.learned_deployment(found)
@@ -218,4 +220,3 @@ class Scheduler:
         self.config_changed.set()
         self.beat.stop()
         self.store.close()
-

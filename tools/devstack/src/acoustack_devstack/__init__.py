@@ -45,7 +45,7 @@ class DevStack:
     name: str = "acoustack_dev"
     ports: Ports = field(default_factory=Ports)
     program_config: dict = field(default_factory=dict)
-    program: str = "detection"
+    program_name: str = "detection"
     # Process counts are the environment's, as on a device (compose/.env).
     detector_concurrency: int = 2
     # Overrides of any service's environment (a test pointing one elsewhere).
@@ -139,7 +139,7 @@ class DevStack:
             "scheduler": {
                 "SCHEDULER_BROKER_URL": self.broker_url,
                 "SCHEDULER_STORAGE_TARGET": storage,
-                "SCHEDULER_PROGRAM": self.program,
+                "SCHEDULER_PROGRAM": self.program_name,
                 "SCHEDULER_CONFIG_FILE": str(self.work / "program.json"),
                 "SCHEDULER_SERVICES": ",".join(
                     f"{name}=127.0.0.1:{self.health_port(name)}"
