@@ -101,9 +101,13 @@ up: images ## build the images, start the stack and wait (UP_TIMEOUT s) until ev
 	$(COMPOSE) up -d --wait --wait-timeout $(UP_TIMEOUT) --no-build --pull never \
 		|| { $(COMPOSE) ps -a; $(COMPOSE) logs --tail=50; exit 1; }
 	@$(COMPOSE) ps
-	@echo "storage gRPC (acoustack.v1.Store): $$($(COMPOSE) port storage 50051)"
-	@echo "  health: $(DOCKER) compose -f $(COMPOSE_FILE) exec storage python -m acoustack.healthcheck 127.0.0.1:50051"
-	@echo "  logs: make logs    stop: make down (the data volumes stay)"
+	@echo
+	@echo "acoustack is up. The CLI runs inside the scheduler (or on the host: uv run acoustack ...):"
+	@echo "  $(DOCKER) compose -f $(COMPOSE_FILE) exec scheduler acoustack check"
+	@echo "  $(DOCKER) compose -f $(COMPOSE_FILE) exec scheduler acoustack deployment start --name meadow --latitude 52.2 --longitude 0.12"
+	@echo "  $(DOCKER) compose -f $(COMPOSE_FILE) exec scheduler acoustack status"
+	@echo "Control API (acoustack.v1.Control): $$($(COMPOSE) port scheduler 50054)    storage (acoustack.v1.Store): $$($(COMPOSE) port storage 50051)"
+	@echo "Logs: make logs    stop: make down (the data volumes stay)    more: README.md, docs/"
 
 down: ## stop and remove the stack's containers (volumes stay: add -v by hand to delete the data)
 	$(COMPOSE) down --remove-orphans

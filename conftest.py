@@ -1,3 +1,8 @@
 # Fixtures shared by every test in the repository: real Postgres and RabbitMQ (acoustack.testing),
-# and storage's own (a database with its schema, a running store).
-pytest_plugins = ["acoustack.testing.fixtures", "acoustack_storage.testing"]
+# and the services' own: storage's (a database with its schema, a running store), the
+# messenger's (MQTT brokers, a subscriber, an HTTP sink).
+pytest_plugins = [
+    "acoustack.testing.fixtures",
+    "acoustack_storage.testing",
+    "acoustack_messenger.testing",
+]

@@ -54,14 +54,14 @@ from acoustack.celery_app import create_app
 from acoustack.clients import StoreClient
 from acoustack.components import FullModelOutputMessageBuilder, ThresholdDetectionCleaner
 from acoustack.healthcheck import check
-from acoustack.names import Queue, Task
+from acoustack.names import Queue, RecordArguments, Task
 from acoustack.testing.servers import free_port
 from acoustack.wire_validation import check_model_output
+from acoustack_devstack import POSTGRES_ADMIN, REPO, SERVICES, DevStack, Ports
 from acoustack_recorder.recorder import recording_from_guano
 from acoustack_recorder.sources import SyntheticSource
 from acoustack_recorder.wavfile import GuanoFields, write_recording
 from acoustack_scheduler.beat_control import record_arguments
-from acoustack_devstack import POSTGRES_ADMIN, REPO, DevStack, Ports
 from acoustack_storage.migrate import apply_migrations
 from acoustack_storage.repository import PostgresStore
 
@@ -308,31 +308,36 @@ class BenchStack(DevStack):
         rabbitmqctl("delete_vhost", self.name, must_succeed=False)
         rabbitmqctl("add_vhost", self.name)
         rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
-        for folder in (self.work / "logs", self.work / "data", self.temp_dir):
+        for folder in (self.work / "logs", self.temp_dir, *(self.data_dir(s) for s in SERVICES)):
             folder.mkdir(parents=True, exist_ok=True)
 
     def environments(self) -> dict[str, dict[str, str]]:
         envs = super().environments()
-        envs["storage"].update(STORAGE_LOG_LEVEL=LOG_LEVEL, STORAGE_TEMP_DIR=str(self.temp_dir))
+        temporary_area = {
+            "ACOUSTACK_TEMP_DIR": str(self.temp_dir),
+            "ACOUSTACK_TEMP_FALLBACK_DIR": str(self.temp_dir),
+        }
+        envs["storage"].update(STORAGE_LOG_LEVEL=LOG_LEVEL, **temporary_area)
         envs["detector"].update(
-            DETECTOR_MODEL=f"grpc://127.0.0.1:{self.model_port}",
-            DETECTOR_CONCURRENCY=str(DETECTOR_CONCURRENCY),
-            DETECTOR_THRESHOLD=str(DETECTION_THRESHOLD),
-            DETECTOR_LOG_LEVEL=LOG_LEVEL,
+            DETECTOR_CONCURRENCY=str(DETECTOR_CONCURRENCY), DETECTOR_LOG_LEVEL=LOG_LEVEL
         )
         envs["recorder"].update(
             RECORDER_SOURCE="synthetic",
             RECORDER_SYNTHETIC_REAL_TIME="false",
-            # The same values as the program configuration sent with each task, so the source the
-            # recorder builds at start is already the right one.
-            RECORDER_DURATION_S=str(DURATION_S),
-            RECORDER_SAMPLERATE_HZ=str(SAMPLERATE_HZ),
-            RECORDER_CHANNELS=str(CHANNELS),
-            RECORDER_TEMP_DIR=str(self.temp_dir),
-            RECORDER_FALLBACK_TEMP_DIR=str(self.temp_dir),
             RECORDER_LOG_LEVEL=LOG_LEVEL,
+            **temporary_area,
         )
         return envs
+
+    def program_config(self) -> dict:
+        """What each task carries: the recording section, and the null model over gRPC."""
+        return {
+            **PROGRAM_CONFIG,
+            "detection": {
+                "model": f"grpc://127.0.0.1:{self.model_port}",
+                "threshold": DETECTION_THRESHOLD,
+            },
+        }
 
     def launch(
         self,
@@ -373,8 +378,8 @@ class BenchStack(DevStack):
             "RECORDER_SOURCE_ID": f"mic-{index}",
             "RECORDER_HEALTH_PORT": str(port),
             "RECORDER_DATA_DIR": str(self.work / f"data-{index}"),
-            "RECORDER_TEMP_DIR": str(self.temp_dir / f"mic-{index}"),
-            "RECORDER_FALLBACK_TEMP_DIR": str(self.temp_dir / f"mic-{index}"),
+            "ACOUSTACK_TEMP_DIR": str(self.temp_dir / f"mic-{index}"),
+            "ACOUSTACK_TEMP_FALLBACK_DIR": str(self.temp_dir / f"mic-{index}"),
         }
         return env, port
 
@@ -478,7 +483,9 @@ def run_pipeline(stack: BenchStack) -> tuple[Window, str]:
     feeder = Feeder(stack.broker_url)
     try:
         # What the scheduler's beat sends with each slot.
-        feeder.kwargs = {"program_config": PROGRAM_CONFIG, **record_arguments(deployment)}
+        feeder.kwargs = RecordArguments(
+            program_config=stack.program_config(), **record_arguments(deployment)
+        ).as_kwargs()
         mode = "program configuration and deployment with each task, as the beat sends them"
         feeder.send()
         if not wait_for(lambda: count(stack.database_url, "recordings") > 0, PROBE_TIMEOUT_S):

@@ -11,8 +11,8 @@ import os
 import secrets
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterator

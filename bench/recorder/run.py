@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared support module
 from support import log, scratch_database, service_process, storage_service
 
-from acoustack.celery_app import create_app
+from acoustack.celery_app import create_app, send
 from acoustack.clients import StoreClient
-from acoustack.names import Queue, Task
+from acoustack.names import Queue, RecordArguments
 from acoustack.testing.processes import descendants
 from acoustack.testing.servers import free_port, rabbitmq_vhost
 
@@ -85,22 +85,29 @@ def main() -> int:
             "RECORDER_STORAGE_TARGET": storage,
             "RECORDER_SOURCE": "replay",
             "RECORDER_REPLAY_DIR": str(AUDIO),
-            "RECORDER_SAMPLERATE_HZ": str(SAMPLERATE_HZ),
-            "RECORDER_DURATION_S": str(SLOT_S),
-            "RECORDER_TEMP_DIR": f"{work}/shm",
-            "RECORDER_FALLBACK_TEMP_DIR": f"{work}/disk",
+            "ACOUSTACK_TEMP_DIR": f"{work}/shm",
+            "ACOUSTACK_TEMP_FALLBACK_DIR": f"{work}/disk",
             "RECORDER_DATA_DIR": f"{work}/data",
             "RECORDER_HEALTH_PORT": str(health_port),
-            "RECORDER_MIN_FREE_DISK_MB": "1",
             "RECORDER_LOG_LEVEL": "WARNING",
         }
+        # What the scheduler sends with each slot: the program's recording section.
+        slot = RecordArguments(
+            program_config={
+                "recording": {
+                    "samplerate_hz": SAMPLERATE_HZ,
+                    "duration_s": SLOT_S,
+                    "min_free_disk_mb": 1,
+                }
+            }
+        )
         with service_process("acoustack_recorder", env, health_port) as recorder:
             # One slot first, so the minute measured is steady recording, not start-up.
-            app.send_task(Task.RECORD.value)
+            send(app, slot)
             wait_for_recordings(store, 1, timeout_s=60)
             cpu_before, wall_before = cpu_seconds(recorder.pid), time.monotonic()
             for _ in range(slots):
-                app.send_task(Task.RECORD.value)
+                send(app, slot)
             peak = wait_for_recordings(
                 store, 1 + slots, timeout_s=TOTAL_S + 60, sample=lambda: tree_pss_mb(recorder.pid)
             )

@@ -16,9 +16,9 @@ from acoustack.clients import StoreClient
 from acoustack.healthcheck import check
 from acoustack.identity import read_id_file
 from acoustack.names import Queue, RecordArguments
-from acoustack_recorder.recorder import FAILURE_THRESHOLD
 from acoustack.testing.servers import free_port
 from acoustack.v1 import types_pb2 as pb
+from acoustack_recorder.recorder import FAILURE_THRESHOLD
 
 AUDIO = Path(__file__).resolve().parents[2] / "detector" / "tests" / "data" / "audio"
 

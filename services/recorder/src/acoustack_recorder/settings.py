@@ -67,8 +67,12 @@ class RecorderSettings(BrokerSettings, StorageClientSettings, TemporaryAreaSetti
         ),
     ] = "mic-0"
     health_port: Annotated[int, Field(ge=0, le=65535, description="gRPC health port")] = 50053
-    make: Annotated[str, Field(description="the recorder's make, written to GUANO")] = "unknown"
-    model: Annotated[str, Field(description="the recorder's model, written to GUANO")] = "unknown"
+    microphone_make: Annotated[
+        str, Field(description="the microphone's make, written to GUANO (Make)")
+    ] = "unknown"
+    microphone_model: Annotated[
+        str, Field(description="the microphone's model, written to GUANO (Model)")
+    ] = "unknown"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     removed: ClassVar[dict[str, str]] = {
@@ -80,6 +84,8 @@ class RecorderSettings(BrokerSettings, StorageClientSettings, TemporaryAreaSetti
         "RECORDER_TIMEZONE": program_field("recording.timezone"),
         "RECORDER_SUN_WINDOW": program_field("recording.sun_window"),
         "RECORDER_MIN_FREE_DISK_MB": program_field("recording.min_free_disk_mb"),
+        "RECORDER_MAKE": "renamed RECORDER_MICROPHONE_MAKE",
+        "RECORDER_MODEL": "renamed RECORDER_MICROPHONE_MODEL",
         "RECORDER_FAILURE_THRESHOLD": "health turns NOT_SERVING after "
         "acoustack_recorder.recorder.FAILURE_THRESHOLD failed slots in a row",
     }

@@ -114,7 +114,10 @@ def health_state_file(settings: RecorderSettings) -> Path:
 
 def device_info(settings: RecorderSettings, identity: LearnedIdentity) -> DeviceInfo:
     return DeviceInfo(
-        identity.get, make=settings.make, model=settings.model, firmware=f"acoustack {__version__}"
+        identity.get,
+        make=settings.microphone_make,
+        model=settings.microphone_model,
+        firmware=f"acoustack {__version__}",
     )
 
 
