@@ -655,19 +655,43 @@ def file_management_keep_free_mb(device: Device) -> None:
     _wait_deleted(device, saved)
 
 
+def _species_best(entries) -> dict[str, float]:
+    """Each species' most confident detection among these recordings."""
+    best: dict[str, float] = {}
+    for entry in entries:
+        for output in entry.model_outputs:
+            for detection in output.detections:
+                for tag in detection.tags:
+                    if tag.tag.key == "species":
+                        best[tag.tag.value] = max(best.get(tag.tag.value, 0.0), tag.confidence)
+    return best
+
+
 def file_management_keep_best_per_species(device: Device) -> None:
     _saved_before(device, 3)
-    device.set("file_management.keep_best_per_species", 1)
-    at = device.set("file_management.keep_free_mb", 10**9)
-    time.sleep(3 * RUN_S)
-    kept = [
+    # Nothing new is recorded meanwhile, so the ranking is over what is saved now.
+    at = device.set("recording.daily_windows", window_away_from_now())
+    time.sleep(RUN_S)
+    device.wait_settled(at - 600, len(device.recordings(at - 600)), timeout_s=30)
+    destination = Path(device.get("file_management.destination"))
+    saved = [
         device.store.get_recording(e.recording.id, include_model_outputs=True)
         for e in device.recordings(0, statuses=[pb.RECORDING_STATUS_SAVED])
-        if e.recording.started_at.ToNanoseconds() / 1e9 < at
+        if Path(e.recording.path).is_relative_to(destination)
     ]
-    # Space is short for ever here, so only the best recording of each species stays.
-    assert kept, "keep_best_per_species kept nothing"
-    assert len(kept) <= len(species(o for e in kept for o in e.model_outputs))
+    device.set("file_management.keep_best_per_species", 1)
+    device.set("file_management.keep_free_mb", 10**9)  # space is short for ever here
+    time.sleep(3 * RUN_S)
+    kept = [
+        entry
+        for entry in saved
+        if device.store.get_recording(entry.recording.id).recording.status
+        == pb.RECORDING_STATUS_SAVED
+    ]
+    assert 0 < len(kept) < len(saved), "retention kept all or nothing"
+    # Each species keeps the recording holding its most confident detection, and no other.
+    assert _species_best(kept) == _species_best(saved)
+    assert len(kept) <= len(_species_best(saved))
 
 
 def messaging_interval(device: Device) -> None:

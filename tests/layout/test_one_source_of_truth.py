@@ -175,3 +175,42 @@ def test_every_program_field_is_documented():
         if f"`{section}.{name}`" not in documented
     )
     assert not missing, f"docs/configuration.md does not document {missing}"
+
+
+# Which task template each service's own task runs through (acoustack.tasks, acoupi's six).
+TEMPLATES = {
+    "recorder": ["generate_recording_task"],
+    "detector": ["generate_detection_task"],
+    "storage": ["generate_file_management_task"],
+    "messenger": [
+        "generate_send_messages_task",
+        "generate_summariser_task",
+        "generate_heartbeat_task",
+    ],
+}
+
+
+@pytest.mark.parametrize("service", sorted(TEMPLATES))
+def test_each_service_runs_its_tasks_through_the_templates(service):
+    package = REPO / "services" / service / "src" / f"acoustack_{service}"
+    calls = {
+        ast.unparse(node.func)
+        for path in package.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+    }
+    for template in TEMPLATES[service]:
+        assert template in calls, f"{service} never calls {template}"
+
+
+def test_compose_defaults_live_once_in_the_env_file():
+    compose = (REPO / "compose" / "compose.yaml").read_text()
+    defaults = dict(
+        line.split("=", 1)
+        for line in (REPO / "compose" / ".env").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    fallbacks = re.findall(r"\$\{[A-Z_]+:-[^}]*\}", compose)
+    assert not fallbacks, f"compose.yaml repeats defaults of compose/.env: {fallbacks}"
+    used = set(re.findall(r"\$\{([A-Z_]+)", compose))
+    assert used <= set(defaults), f"not in compose/.env: {sorted(used - set(defaults))}"

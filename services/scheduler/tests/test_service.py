@@ -127,6 +127,18 @@ def test_beat_fires_on_slots_and_the_cli_deploys(app, rabbitmq, storage_target, 
     assert proc.returncode == 0, output
 
 
+def test_a_removed_variable_stops_the_scheduler_naming_the_field_that_replaced_it(tmp_path):
+    proc = start_scheduler(
+        {"SCHEDULER_BROKER_URL": "amqp://x", "SCHEDULER_DETECTION_SWEEP_AFTER_S": "60"}
+    )
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert (
+        "SCHEDULER_DETECTION_SWEEP_AFTER_S: no longer a setting; the program's "
+        "detection.resend_after_s replaced it"
+    ) in output
+
+
 def test_a_bad_program_configuration_names_the_field(tmp_path):
     config = tmp_path / "program.json"
     config.write_text(json.dumps({"recording": {"duratoin_s": 3}}))

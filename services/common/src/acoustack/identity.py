@@ -26,8 +26,6 @@ CPUINFO = Path("/proc/cpuinfo")
 DEVICE_TREE_SERIAL = Path("/sys/firmware/devicetree/base/serial-number")
 NET = Path("/sys/class/net")
 ID_FILE_NAME = "device-id"
-# The prefixes an id has, by where it came from.
-PREFIXES = ("pi-", "mac-", "id-")
 
 _SERIAL = re.compile(r"^Serial\s*:\s*([0-9a-fA-F]+)\s*$", re.MULTILINE)
 _VALID = re.compile(r"^(pi|mac|id)-[0-9a-z]{1,64}$")
