@@ -128,6 +128,15 @@ def bounded(details: str, limit_bytes: int = MAX_DETAILS_BYTES) -> str:
     return head + note
 
 
+def problem_of(item: dict) -> str:
+    """One pydantic error's words, with the length of a string that is too long."""
+    message = item.get("msg", "invalid")
+    value = item.get("input")
+    if item.get("type") == "string_too_long" and isinstance(value, str):
+        message += f" (it has {len(value)})"
+    return message
+
+
 def validation_message(error: Exception, root: str) -> str:
     """One line per problem, each naming the field by its dotted path under ``root``; at most ten,
     then how many more there are."""
@@ -138,11 +147,7 @@ def validation_message(error: Exception, root: str) -> str:
     items = errors()
     for item in items[:_MAX_PROBLEMS]:
         path = ".".join(str(p) for p in (root, *item.get("loc", ())) if p != "")
-        message = item.get("msg", "invalid")
-        value = item.get("input")
-        if item.get("type") == "string_too_long" and isinstance(value, str):
-            message += f" (it has {len(value)})"
-        lines.append(f"{path}: {message}")
+        lines.append(f"{path}: {problem_of(item)}")
     if len(items) > _MAX_PROBLEMS:
         lines.append(f"and {len(items) - _MAX_PROBLEMS} more problems")
     return "; ".join(lines)

@@ -14,10 +14,19 @@ import enum
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from acoustack import limits
+from acoustack.errors import FieldError, problem_of
 
 
 def utc_now() -> dt.datetime:
@@ -73,6 +82,29 @@ RecordingPath = NonEmptyText
 FailureReason = Text(0, limits.REASON_CHARS)
 _INT32_MAX = 2**31 - 1
 Int32 = Annotated[int, Field(ge=-(2**31), le=_INT32_MAX)]  # a Postgres integer
+
+
+class FieldCheck:
+    """One field's type on its own, for a value that arrives without its record (a recording's
+    new path, a query's path): ``check(value, "path")`` returns the value as the record would
+    hold it, or raises FieldError naming ``field``."""
+
+    def __init__(self, value_type: Any) -> None:
+        self._adapter = TypeAdapter(value_type)
+
+    def __call__(self, value: Any, field: str) -> Any:
+        try:
+            return self._adapter.validate_python(value)
+        except ValidationError as exc:
+            raise FieldError(field, problem_of(exc.errors()[0])) from None
+
+
+check_path = FieldCheck(RecordingPath)
+check_name = FieldCheck(Name)
+check_tag_value = FieldCheck(Line(0, limits.TEXT_CHARS))
+check_time = FieldCheck(UTCDatetime)
+check_failure_reason = FieldCheck(FailureReason)
+check_probability = FieldCheck(Annotated[Probability, Field(allow_inf_nan=False)])
 
 
 class Schema(BaseModel):
