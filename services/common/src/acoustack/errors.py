@@ -151,4 +151,3 @@ def validation_message(error: Exception, root: str) -> str:
     if len(items) > _MAX_PROBLEMS:
         lines.append(f"and {len(items) - _MAX_PROBLEMS} more problems")
     return "; ".join(lines)
-
