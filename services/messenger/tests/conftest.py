@@ -196,6 +196,8 @@ def http_sink() -> Iterator[HttpSink]:
                 self._answer(200, b"late")
             elif self.path == "/redirect":
                 self._answer(302, b"", {"Location": "/ok"})
+            elif self.path == "/garbled":
+                self._answer(400, b"no\x00 \x1b[31mway\x7f")
             else:
                 self._answer(201, b'{"stored": true}')
 
