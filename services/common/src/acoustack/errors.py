@@ -37,6 +37,10 @@ class AlreadyExistsError(AcoustackError):
     grpc_code = grpc.StatusCode.ALREADY_EXISTS
 
 
+class PermissionDeniedError(AcoustackError):
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class FailedPreconditionError(AcoustackError):
     grpc_code = grpc.StatusCode.FAILED_PRECONDITION
 
@@ -83,6 +87,7 @@ _BY_CODE: dict[grpc.StatusCode, type[AcoustackError]] = {
         NotFoundError,
         AlreadyExistsError,
         FailedPreconditionError,
+        PermissionDeniedError,
         ResourceExhaustedError,
         UnavailableError,
         DataLossError,

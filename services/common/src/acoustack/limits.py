@@ -19,6 +19,12 @@ REASON_CHARS = 2000  # a recording's failure reason
 MESSAGE_CHARS = 1_000_000  # an outbox message's content
 RESPONSE_CHARS = 100_000  # a delivery response's content
 
+# A recording's audio.
+LONGEST_RECORDING_S = 86_400.0
+MAX_SAMPLERATE_HZ = 2_000_000
+MAX_CHANNELS = 64
+MAX_TIME_EXPANSION = 1000.0
+
 # The times the store keeps: wide enough for any recording a device makes or imports, and far
 # enough from Python's own limits (years 1..9999) that adding a day to a stored time cannot fail.
 EARLIEST_TIME = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)

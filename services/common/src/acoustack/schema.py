@@ -105,6 +105,11 @@ check_tag_value = FieldCheck(Line(0, limits.TEXT_CHARS))
 check_time = FieldCheck(UTCDatetime)
 check_failure_reason = FieldCheck(FailureReason)
 check_probability = FieldCheck(Annotated[Probability, Field(allow_inf_nan=False)])
+check_samplerate = FieldCheck(Annotated[int, Field(gt=0, le=limits.MAX_SAMPLERATE_HZ)])
+check_channels = FieldCheck(Annotated[int, Field(ge=1, le=limits.MAX_CHANNELS)])
+check_time_expansion = FieldCheck(
+    Annotated[float, Field(gt=0.0, le=limits.MAX_TIME_EXPANSION, allow_inf_nan=False)]
+)
 
 
 class Schema(BaseModel):
@@ -151,10 +156,10 @@ class Recording(Schema):
     source_id: NonEmptyText = "default"
     path: RecordingPath
     started_at: UTCDatetime
-    duration_s: Annotated[float, Field(ge=0.0, le=86_400.0)]
-    capture_samplerate_hz: Annotated[int, Field(gt=0, le=2_000_000)]
-    channels: Annotated[int, Field(ge=1, le=64)] = 1
-    time_expansion: Annotated[float, Field(gt=0.0, le=1000.0)] = 1.0
+    duration_s: Annotated[float, Field(ge=0.0, le=limits.LONGEST_RECORDING_S)]
+    capture_samplerate_hz: Annotated[int, Field(gt=0, le=limits.MAX_SAMPLERATE_HZ)]
+    channels: Annotated[int, Field(ge=1, le=limits.MAX_CHANNELS)] = 1
+    time_expansion: Annotated[float, Field(gt=0.0, le=limits.MAX_TIME_EXPANSION)] = 1.0
     status: RecordingStatus = RecordingStatus.TEMPORARY
     failure_reason: FailureReason = ""
     created_at: UTCDatetime = Field(default_factory=utc_now)
