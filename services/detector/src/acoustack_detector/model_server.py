@@ -75,6 +75,10 @@ class ModelServicer(model_pb2_grpc.ModelServicer):
         expansion = _time_expansion(header.time_expansion, f"{path}.header.time_expansion")
         if len(pcm) < 2 * channels:
             raise InvalidArgumentError(f"{path}.pcm_s16le: no samples")
+        if len(pcm) % 2:
+            raise InvalidArgumentError(
+                f"{path}.pcm_s16le: {len(pcm)} bytes is not a whole number of 16-bit samples"
+            )
         self._check_duration(len(pcm) // (2 * channels), rate, expansion, path)
         samples = pcm_s16le_to_float(pcm, channels)
         detections = self.model.detect_audio(samples, rate, expansion)
