@@ -88,6 +88,9 @@ def _decoder(deserialize: Callable[[bytes], Any] | None, method: str) -> Callabl
 def _settle(context: grpc.ServicerContext, exc: Exception, method: str) -> None:
     """Give an exception that escaped a handler its status: a typed error its code; anything else
     (a bug) INTERNAL, with the traceback in our log rather than in the client's hands."""
+    if isinstance(exc, NotImplementedError) and context.code() is grpc.StatusCode.UNIMPLEMENTED:
+        # A generated servicer base's method: what grpcio answers, without its logged traceback.
+        abort(context, grpc.StatusCode.UNIMPLEMENTED, f"{method}: not implemented by this server")
     if _aborted(context):
         raise exc
     if isinstance(exc, AcoustackError):

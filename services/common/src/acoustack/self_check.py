@@ -43,8 +43,10 @@ def program_config(text: str) -> dict[str, Any]:
         return {}
     try:
         config = json.loads(text)
-    except ValueError as exc:  # the decoder's words name a position, never the text itself
+    except json.JSONDecodeError as exc:  # its words name a position, never the text itself
         raise FieldError("program_config_json", f"not valid JSON: {exc}") from None
+    except ValueError:  # JSON, but an integer longer than Python converts
+        raise FieldError("program_config_json", "holds a number with too many digits") from None
     except RecursionError:
         raise FieldError("program_config_json", "nested too deeply to read") from None
     if not isinstance(config, dict):
