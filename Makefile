@@ -41,7 +41,7 @@ test: sync test-servers model ## run every test against real Postgres, RabbitMQ,
 # The long fuzz run: FUZZ_CALLS calls per server, at most FUZZ_SECONDS each; FUZZ_SEED repeats a
 # run (a new one each time by default; every summary line names it).
 FUZZ_SEED ?= $(shell date +%s)
-FUZZ_CALLS ?= 6000
+FUZZ_CALLS ?= 20000
 FUZZ_SECONDS ?= 900
 FUZZ_CALL_BOUND_S ?= 5
 

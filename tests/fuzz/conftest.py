@@ -76,7 +76,7 @@ def run_fuzz(fuzz_settings):
         if os.environ.get("ACOUSTACK_FUZZ_VERBOSE"):
             print(f"  slowest: {report.slowest}")
             for (method, code), n in sorted(report.method_codes.items()):
-                print(f"  {method} {code} {n}")
+                print(f"  {method} {code} {n}: {report.examples[(method, code)]!r}")
         return report
 
     return run

@@ -95,6 +95,7 @@ class Report:
     codes: Counter = field(default_factory=Counter)
     by_method: Counter = field(default_factory=Counter)
     method_codes: Counter = field(default_factory=Counter)  # (method, code) -> calls
+    examples: dict = field(default_factory=dict)  # (method, code) -> the first details seen
     failures: list[Failure] = field(default_factory=list)
     duration_s: float = 0.0
     slowest_s: float = 0.0
@@ -433,7 +434,11 @@ class Fuzzer:
 
     def run(self) -> Report:
         started = time.monotonic()
-        options = [("grpc.max_send_message_length", 128 << 20)]
+        # As our own clients allow (acoustack.clients): a large answer is no failure.
+        options = [
+            ("grpc.max_send_message_length", 128 << 20),
+            ("grpc.max_receive_message_length", 64 << 20),
+        ]
         with grpc.insecure_channel(self.target.address, options=options) as channel:
             for method in self.methods:
                 if method.full_name not in self.target.seeds and not method.full_name.startswith(
@@ -535,6 +540,7 @@ class Fuzzer:
             code = grpc.StatusCode.OK  # we cancelled a stream that stays open (health Watch)
         self.report.codes[code.name] += 1
         self.report.method_codes[(method.full_name, code.name)] += 1
+        self.report.examples.setdefault((method.full_name, code.name), details[:200])
         if elapsed > self.report.slowest_s:
             self.report.slowest_s = elapsed
             self.report.slowest = f"{method.full_name} {code.name}: {_describe(request)}"
