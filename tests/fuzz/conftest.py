@@ -1,7 +1,8 @@
 """The servers the fuzz suite runs, each real and on a loopback port: storage over a scratch
 database; the detector's server (Model over the bundled BatDetect2, SelfCheck, health) as
-acoustack_detector.__main__ puts it together; the scheduler's Control over its own storage, a
-RabbitMQ vhost and a configuration file of its own.
+acoustack_detector.__main__ puts it together; the messenger's (SelfCheck, health); the scheduler's
+Control over its own storage, a RabbitMQ vhost and a configuration file of its own. (The recorder's
+server, SelfCheck making a test recording, is the same SelfCheckServicer; it is not run here.)
 
 Run settings come from the environment (``make fuzz`` sets them for a long run):
 ACOUSTACK_FUZZ_SEED, ACOUSTACK_FUZZ_CALLS and ACOUSTACK_FUZZ_SECONDS (per server; the defaults are
@@ -398,6 +399,63 @@ def detector_fuzz_target(bundled_model, tmp_path):
         seeds=seeds,
     )
     running.stop(0)
+
+
+# --- the messenger's server: SelfCheck, health ------------------------------------------------
+
+
+@pytest.fixture
+def messenger_fuzz_target(tmp_path):
+    """The messenger's SelfCheck as its __main__ serves it, checking messengers on loopback only:
+    an HTTP receiver of the test's own and the local Mosquitto. (A mutated configuration is not
+    JSON, or names the same hosts: a string mutation cannot make a new host name.)"""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from acoustack import self_check as self_check_service
+    from acoustack.grpc_server import start_server
+    from acoustack.v1 import check_pb2
+
+    # As of this writing; the restructure renames service.py (only this import follows it).
+    from acoustack_messenger.service import self_check
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, *_args) -> None:
+            pass
+
+        def do_OPTIONS(self) -> None:
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    receiver.daemon_threads = True
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/in"
+    running = start_server(
+        [self_check_service.register(lambda config: self_check(config, "fuzz-device"))],
+        address="127.0.0.1:0",
+        max_workers=4,
+    )
+    check = check_pb2.DESCRIPTOR.services_by_name["SelfCheck"]
+    configs = [
+        {"messaging": {"http_url": url}},
+        {"messaging": {"mqtt_host": "127.0.0.1", "mqtt_port": 1883, "mqtt_timeout_s": 2}},
+        {"messaging": {}},
+    ]
+    yield fuzzer.Target(
+        name="messenger (acoustack.v1.SelfCheck)",
+        address=f"127.0.0.1:{running.port}",
+        services=[check],
+        seeds={
+            f"{check.full_name}.Check": [
+                check_pb2.CheckRequest(program_config_json=json.dumps(c)) for c in configs
+            ]
+        },
+    )
+    running.stop(0)
+    receiver.shutdown()
+    receiver.server_close()
 
 
 # --- the scheduler's Control --------------------------------------------------------------

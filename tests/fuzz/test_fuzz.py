@@ -28,6 +28,11 @@ def test_the_detector_survives_the_fuzzer(detector_fuzz_target, run_fuzz):
     assert_clean(report)
 
 
+def test_the_messenger_survives_the_fuzzer(messenger_fuzz_target, run_fuzz):
+    report = run_fuzz(messenger_fuzz_target, short_run=600)
+    assert_clean(report)
+
+
 def test_the_scheduler_survives_the_fuzzer(scheduler_fuzz_target, run_fuzz):
     report = run_fuzz(scheduler_fuzz_target, short_run=800)
     assert_clean(report)
