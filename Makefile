@@ -35,8 +35,22 @@ lint: sync ## ruff, buf lint, and the stub drift check
 test-servers: ## start (or install) the Postgres and RabbitMQ the tests talk to
 	bash scripts/ensure-test-servers.sh
 
-test: sync test-servers docker model ## run every test against real Postgres, RabbitMQ, Mosquitto, Docker and the ONNX model
+test: sync test-servers docker model ## run every test against real Postgres, RabbitMQ, Mosquitto, Docker and the ONNX model (with a short fuzz run)
 	$(RUN) pytest
+
+# The long fuzz run: FUZZ_CALLS calls per server, at most FUZZ_SECONDS each; FUZZ_SEED repeats a
+# run (a new one each time by default; every summary line names it).
+FUZZ_SEED ?= $(shell date +%s)
+FUZZ_CALLS ?= 20000
+FUZZ_SECONDS ?= 900
+FUZZ_CALL_BOUND_S ?= 5
+
+.PHONY: fuzz
+
+fuzz: sync test-servers model ## fuzz every RPC of every server for long (tests/fuzz; FUZZ_SEED, FUZZ_CALLS, FUZZ_SECONDS)
+	ACOUSTACK_FUZZ_SEED=$(FUZZ_SEED) ACOUSTACK_FUZZ_CALLS=$(FUZZ_CALLS) \
+		ACOUSTACK_FUZZ_SECONDS=$(FUZZ_SECONDS) ACOUSTACK_FUZZ_CALL_BOUND_S=$(FUZZ_CALL_BOUND_S) \
+		$(RUN) pytest -p no:cacheprovider --timeout=$$(( $(FUZZ_SECONDS) + 600 )) tests/fuzz/test_fuzz.py
 
 bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline ## every benchmark
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from acoustack import convert
-from acoustack.errors import InvalidArgumentError, validation_message
+from acoustack.errors import FieldError, InvalidArgumentError, validation_message
 from acoustack.testing import factories
 from acoustack.v1 import types_pb2 as pb
 from acoustack.wire_validation import check_model_output
@@ -88,6 +88,17 @@ MUTATIONS = {
     "empty tag value": set_tag(1, 0, "value", ""),
     "output tag confidence": lambda o: o.tags.add(tag=pb.Tag(key="site", value="x"), confidence=3),
     "output tag ok": lambda o: o.tags.add(tag=pb.Tag(key="site", value="x"), confidence=0.3),
+    "NUL in model name": lambda o: setattr(o, "model_name", "batdetect2\x00"),
+    "control character in version": lambda o: setattr(o, "model_version", "1.3\x1b"),
+    "NUL in tag value": set_tag(2, 1, "value", "Myotis\x00"),
+    "newline in tag key": set_tag(0, 0, "key", "spe\ncies"),
+    "control character in output tag": lambda o: o.tags.add(
+        tag=pb.Tag(key="site", value="a\x7fb"), confidence=0.3
+    ),
+    "created past year 9999": lambda o: setattr(o.created_at, "seconds", 253_402_300_800),
+    "created in year 5000": lambda o: setattr(o.created_at, "seconds", 95_617_584_000),
+    "created before 1900": lambda o: setattr(o.created_at, "seconds", -2_208_988_801),
+    "created with negative nanos": lambda o: setattr(o.created_at, "nanos", -1),
 }
 
 
@@ -100,6 +111,8 @@ def test_the_wire_check_agrees_with_the_schema(name):
         convert.model_output_from_proto(message)
     except ValidationError as exc:
         schema_error = validation_message(exc, "model_output")
+    except FieldError as exc:  # a Timestamp that is no time, found while converting
+        schema_error = str(exc.under("model_output"))
     wire = copy.deepcopy(message)
     wire_error = None
     try:

@@ -18,7 +18,7 @@ from acoustack.errors import AcoustackError, InvalidArgumentError
 from acoustack.grpc_server import start_server
 from acoustack.testing import factories
 from acoustack.testing.servers import free_port
-from acoustack.v1 import model_pb2, model_pb2_grpc
+from acoustack.v1 import model_pb2, model_pb2_grpc, types_pb2
 from acoustack_detector.audio_model import AudioModel
 from acoustack_detector.remote_model import RemoteModel
 from acoustack_detector.servicer import ModelServicer, register
@@ -150,3 +150,85 @@ def test_bad_audio_headers_name_the_field(detector_server):
         )
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details() == "audio.header.samplerate_hz: required (Hz)"
+
+
+def _detect_error(target, request) -> tuple[grpc.StatusCode, str]:
+    stub = model_pb2_grpc.ModelStub(grpc.insecure_channel(target))
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Detect(request, timeout=10)
+    return info.value.code(), info.value.details()
+
+
+def _inline(pcm: bytes, **header) -> model_pb2.DetectRequest:
+    return model_pb2.DetectRequest(
+        audio=model_pb2.AudioData(header=model_pb2.AudioHeader(**header), pcm_s16le=pcm)
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "code", "details"),
+    [
+        (
+            {"samplerate_hz": 1, "channels": 1},
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "audio: 1000 s of audio (1000 frames at 1 Hz, time expansion 1) is more than the "
+            "limit of 86400 s",
+        ),
+        (
+            {"samplerate_hz": 2_000_001, "channels": 1},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "audio.header.samplerate_hz: Input should be less than or equal to 2000000",
+        ),
+        (
+            {"samplerate_hz": -44_100, "channels": 1},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "audio.header.samplerate_hz: Input should be greater than 0",
+        ),
+        (
+            {"samplerate_hz": 250_000, "channels": 65},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "audio.header.channels: Input should be less than or equal to 64",
+        ),
+        (
+            {"samplerate_hz": 250_000, "channels": 1, "time_expansion": float("nan")},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "audio.header.time_expansion: Input should be a finite number",
+        ),
+    ],
+    ids=["a day of audio in 2 kB", "rate too high", "negative rate", "channels", "NaN expansion"],
+)
+def test_audio_headers_beyond_a_recordings_limits_are_refused_by_field(
+    recordings_root, band_energy_model, header, code, details
+):
+    servicer = ModelServicer(band_energy_model, recordings_root=recordings_root, max_audio_s=100)
+    running = start_server([register(servicer)], address="127.0.0.1:0")
+    try:
+        got = _detect_error(f"127.0.0.1:{running.port}", _inline(b"\1\0" * 1000, **header))
+    finally:
+        running.stop(0)
+    assert got[0] is code, got
+    assert got[1].startswith(details.replace("86400", "100")), got[1]
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "details"),
+    [
+        ("/rec/\x00.wav", grpc.StatusCode.INVALID_ARGUMENT, "recording.path: contains a NUL byte"),
+        (
+            "/elsewhere/" + "x" * 900,
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"recording.path: {'/elsewhere/' + 'x' * 89!r}… (911 characters) is outside",
+        ),
+    ],
+    ids=["NUL", "long path outside"],
+)
+def test_a_recording_path_is_checked_before_any_file_is_touched(
+    detector_server, path, code, details
+):
+    got = _detect_error(detector_server, model_pb2.DetectRequest(recording=pb_recording(path=path)))
+    assert got[0] is code, got
+    assert got[1].startswith(details), got[1]
+
+
+def pb_recording(**fields):
+    return types_pb2.Recording(id=str(uuid.uuid4()), **fields)

@@ -4,6 +4,7 @@ scipy.signal.resample_poly): reference values written by `make reference`."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,10 @@ def test_lengths_follow_librosa_float_ratio():
 def test_pathological_rate_pairs_are_refused():
     with pytest.raises(ValueError, match="use a standard sample rate"):
         PolyphaseFilter(384_001, 256_000)
+
+
+def test_a_pathological_rate_pair_is_refused_before_any_work():
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="use a standard sample rate"):
+        PolyphaseFilter(500_001, 256_000)  # took 3 s to refuse, making a 10M-tap filter first
+    assert time.monotonic() - started < 0.2

@@ -51,6 +51,13 @@ def test_a_4xx_or_a_redirect_is_a_failure(http_sink):
     assert [p.path for p in http_sink.posts()] == ["/reject", "/redirect"]
 
 
+def test_control_characters_in_an_answer_are_replaced_so_the_store_keeps_it(http_sink):
+    response = HttpMessenger(f"{http_sink.url}/garbled").send_message(message())
+    assert response.status is Status.FAILED
+    assert response.content == "HTTP 400 Bad Request: no\ufffd \ufffd[31mway\ufffd"
+    schema.Response.model_validate(response.model_dump())  # what the store checks it with
+
+
 def test_a_slow_server_is_a_timeout(http_sink):
     messenger = HttpMessenger(f"{http_sink.url}/slow", timeout_s=0.5)
     started = time.monotonic()

@@ -135,7 +135,7 @@ def test_two_recordings_cannot_share_a_file(client, deployment):
     client.store_recording(first)
     with pytest.raises(
         AlreadyExistsError,
-        match=f"recording.path: /rec/a.wav already belongs to recording {first.id}",
+        match=f"recording.path: '/rec/a.wav' already belongs to recording {first.id}",
     ):
         client.store_recording(factories.recording(deployment.id, path="/rec/a.wav"))
 

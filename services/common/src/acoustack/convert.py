@@ -1,7 +1,8 @@
 """The one place that turns schema objects into proto messages and back.
 
 ``from_proto`` builds plain dicts and validates them with the schema, so a malformed message fails
-with the schema's own error, located by proto field name. An empty string, an unset message and an
+with the schema's own error, located by proto field name (a Timestamp that is no time at all fails
+first, as ``errors.FieldError``, also by field name). An empty string, an unset message and an
 UNSPECIFIED enum count as "not given" (proto3 cannot tell them from defaults).
 """
 
@@ -12,7 +13,8 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from acoustack import schema
+from acoustack import limits, schema
+from acoustack.errors import FieldError
 from acoustack.v1 import types_pb2 as pb
 
 _RECORDING_STATUS = {
@@ -74,9 +76,16 @@ def _set_time(field: Timestamp, value: dt.datetime | None) -> None:
 
 
 def datetime_from_proto(message: Any, field: str) -> dt.datetime | None:
+    """The time in ``message.field``; None when unset. A Timestamp that is no time at all (past
+    year 9999, nanos out of range) is a FieldError naming ``field``; whether the time may be
+    stored is the schema's to say."""
     if not message.HasField(field):
         return None
-    return getattr(message, field).ToDatetime(tzinfo=dt.UTC)
+    value = getattr(message, field)
+    problem = limits.timestamp_problem(value.seconds, value.nanos)
+    if problem is not None:
+        raise FieldError(field, problem)
+    return value.ToDatetime(tzinfo=dt.UTC)
 
 
 def _put(out: dict[str, Any], key: str, value: Any) -> None:

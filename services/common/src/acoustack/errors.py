@@ -37,6 +37,10 @@ class AlreadyExistsError(AcoustackError):
     grpc_code = grpc.StatusCode.ALREADY_EXISTS
 
 
+class PermissionDeniedError(AcoustackError):
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class FailedPreconditionError(AcoustackError):
     grpc_code = grpc.StatusCode.FAILED_PRECONDITION
 
@@ -51,6 +55,27 @@ class UnavailableError(AcoustackError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
 
 
+class FieldError(InvalidArgumentError):
+    """One field's value is refused; ``field`` is its dotted path in the message that was checked,
+    so a caller that checked a part of a request can say where the part sits (``under``)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field = field
+        self.problem = problem
+
+    def under(self, root: str) -> FieldError:
+        if not root:
+            return self
+        return FieldError(f"{root}.{self.field}" if self.field else root, self.problem)
+
+
+class DataLossError(AcoustackError):
+    """A stored record the read side refuses: ours to repair (see the storage service's log)."""
+
+    grpc_code = grpc.StatusCode.DATA_LOSS
+
+
 class ConfigError(AcoustackError):
     """A service's configuration is missing or malformed; the message names the variable."""
 
@@ -62,8 +87,10 @@ _BY_CODE: dict[grpc.StatusCode, type[AcoustackError]] = {
         NotFoundError,
         AlreadyExistsError,
         FailedPreconditionError,
+        PermissionDeniedError,
         ResourceExhaustedError,
         UnavailableError,
+        DataLossError,
     )
 }
 
@@ -78,13 +105,54 @@ def from_rpc_error(error: grpc.RpcError, target: str) -> AcoustackError:
     return cls(details) if cls is not AcoustackError else cls(f"{target}: {code.name}: {details}")
 
 
+# How much of a bad value an error message quotes, and the most an error's details may take: gRPC
+# sends the details as a percent-encoded header, and a client drops headers past 8 KiB.
+QUOTED_CHARS = 100
+MAX_DETAILS_BYTES = 1500
+_MAX_PROBLEMS = 10
+
+
+def quote(value: str | bytes, limit: int = QUOTED_CHARS) -> str:
+    """A value as an error message shows it: whole when short, else its start and its length."""
+    unit = "bytes" if isinstance(value, bytes | bytearray) else "characters"
+    if not isinstance(value, bytes | bytearray):
+        value = str(value)
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value)} {unit})"
+
+
+def bounded(details: str, limit_bytes: int = MAX_DETAILS_BYTES) -> str:
+    """``details`` cut to at most ``limit_bytes`` of UTF-8, saying so, so the error can always
+    reach the client (the last resort; messages should quote values with ``quote``)."""
+    encoded = details.encode("utf-8", "backslashreplace")
+    if len(encoded) <= limit_bytes:
+        return details
+    note = f"… (cut: {len(details)} characters in all)"
+    head = encoded[: limit_bytes - len(note.encode())].decode("utf-8", "ignore")
+    return head + note
+
+
+def problem_of(item: dict) -> str:
+    """One pydantic error's words, with the length of a string that is too long."""
+    message = item.get("msg", "invalid")
+    value = item.get("input")
+    if item.get("type") == "string_too_long" and isinstance(value, str):
+        message += f" (it has {len(value)})"
+    return message
+
+
 def validation_message(error: Exception, root: str) -> str:
-    """One line per problem, each naming the field by its dotted path under ``root``."""
+    """One line per problem, each naming the field by its dotted path under ``root``; at most ten,
+    then how many more there are."""
     errors = getattr(error, "errors", None)
     if not callable(errors):
         return f"{root}: {error}"
     lines = []
-    for item in errors():
+    items = errors()
+    for item in items[:_MAX_PROBLEMS]:
         path = ".".join(str(p) for p in (root, *item.get("loc", ())) if p != "")
-        lines.append(f"{path}: {item.get('msg', 'invalid')}")
+        lines.append(f"{path}: {problem_of(item)}")
+    if len(items) > _MAX_PROBLEMS:
+        lines.append(f"and {len(items) - _MAX_PROBLEMS} more problems")
     return "; ".join(lines)

@@ -2,7 +2,9 @@
 
 Field names match the proto messages in proto/acoustack/v1, so a validation error's location reads the
 same on both sides (e.g. ``model_output.detections.3.box.end_time_s``). Times are UTC and time-zone
-aware; ids are UUIDs made where the record is born.
+aware; ids are UUIDs made where the record is born. Lengths, characters and time ranges come from
+``acoustack.limits``: the store validates rows it reads with these records, and checks what it
+writes against the same rules.
 """
 
 from __future__ import annotations
@@ -10,9 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from acoustack import limits
+from acoustack.errors import FieldError, problem_of
 
 
 def utc_now() -> dt.datetime:
@@ -24,12 +38,78 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
         raise ValueError(
             "must be time-zone aware (UTC); a naive time is ambiguous on a field device"
         )
-    return value.astimezone(dt.UTC)
+    value = value.astimezone(dt.UTC)
+    problem = limits.time_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("time_range", problem)
+    return value
 
 
+def _one_line(value: str) -> str:
+    problem = limits.line_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("control_character", problem)
+    return value
+
+
+def _free_text(value: str) -> str:
+    problem = limits.text_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("control_character", problem)
+    return value
+
+
+def Line(min_length: int, max_length: int) -> Any:
+    """A one-line string (names, ids, paths, tags) within these lengths, no control characters."""
+    return Annotated[
+        str, Field(min_length=min_length, max_length=max_length), AfterValidator(_one_line)
+    ]
+
+
+def Text(min_length: int, max_length: int) -> Any:
+    """Free text within these lengths: tabs and line breaks, no other control characters."""
+    return Annotated[
+        str, Field(min_length=min_length, max_length=max_length), AfterValidator(_free_text)
+    ]
+
+
+# Times are checked against the range the store keeps (limits.EARLIEST_TIME..LATEST_TIME).
 UTCDatetime = Annotated[dt.datetime, AfterValidator(_as_utc)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-NonEmptyText = Annotated[str, Field(min_length=1, max_length=1000)]
+NonEmptyText = Line(1, limits.TEXT_CHARS)
+Name = Line(1, limits.NAME_CHARS)
+RecordingPath = NonEmptyText
+FailureReason = Text(0, limits.REASON_CHARS)
+_INT32_MAX = 2**31 - 1
+Int32 = Annotated[int, Field(ge=-(2**31), le=_INT32_MAX)]  # a Postgres integer
+
+
+class FieldCheck:
+    """One field's type on its own, for a value that arrives without its record (a recording's
+    new path, a query's path): ``check(value, "path")`` returns the value as the record would
+    hold it, or raises FieldError naming ``field``."""
+
+    def __init__(self, value_type: Any) -> None:
+        self._adapter = TypeAdapter(value_type)
+
+    def __call__(self, value: Any, field: str) -> Any:
+        try:
+            return self._adapter.validate_python(value)
+        except ValidationError as exc:
+            raise FieldError(field, problem_of(exc.errors()[0])) from None
+
+
+check_path = FieldCheck(RecordingPath)
+check_name = FieldCheck(Name)
+check_tag_value = FieldCheck(Line(0, limits.TEXT_CHARS))
+check_time = FieldCheck(UTCDatetime)
+check_failure_reason = FieldCheck(FailureReason)
+check_probability = FieldCheck(Annotated[Probability, Field(allow_inf_nan=False)])
+check_samplerate = FieldCheck(Annotated[int, Field(gt=0, le=limits.MAX_SAMPLERATE_HZ)])
+check_channels = FieldCheck(Annotated[int, Field(ge=1, le=limits.MAX_CHANNELS)])
+check_time_expansion = FieldCheck(
+    Annotated[float, Field(gt=0.0, le=limits.MAX_TIME_EXPANSION, allow_inf_nan=False)]
+)
 
 
 class Schema(BaseModel):
@@ -43,7 +123,7 @@ class Schema(BaseModel):
 
 class Deployment(Schema):
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
     latitude: Annotated[float, Field(ge=-90.0, le=90.0)] | None = None
     longitude: Annotated[float, Field(ge=-180.0, le=180.0)] | None = None
     started_at: UTCDatetime = Field(default_factory=utc_now)
@@ -74,14 +154,14 @@ class Recording(Schema):
     deployment_id: uuid.UUID
     device_id: NonEmptyText
     source_id: NonEmptyText = "default"
-    path: NonEmptyText
+    path: RecordingPath
     started_at: UTCDatetime
-    duration_s: Annotated[float, Field(ge=0.0, le=86_400.0)]
-    capture_samplerate_hz: Annotated[int, Field(gt=0, le=2_000_000)]
-    channels: Annotated[int, Field(ge=1, le=64)] = 1
-    time_expansion: Annotated[float, Field(gt=0.0, le=1000.0)] = 1.0
+    duration_s: Annotated[float, Field(ge=0.0, le=limits.LONGEST_RECORDING_S)]
+    capture_samplerate_hz: Annotated[int, Field(gt=0, le=limits.MAX_SAMPLERATE_HZ)]
+    channels: Annotated[int, Field(ge=1, le=limits.MAX_CHANNELS)] = 1
+    time_expansion: Annotated[float, Field(gt=0.0, le=limits.MAX_TIME_EXPANSION)] = 1.0
     status: RecordingStatus = RecordingStatus.TEMPORARY
-    failure_reason: Annotated[str, Field(max_length=2000)] = ""
+    failure_reason: FailureReason = ""
     created_at: UTCDatetime = Field(default_factory=utc_now)
 
     @property
@@ -91,8 +171,8 @@ class Recording(Schema):
 
 
 class Tag(Schema):
-    key: Annotated[str, Field(min_length=1, max_length=200)]
-    value: Annotated[str, Field(max_length=1000)]
+    key: Name
+    value: Line(0, limits.TEXT_CHARS)
 
 
 class PredictedTag(Schema):
@@ -142,8 +222,8 @@ class Detection(Schema):
 class ModelOutput(Schema):
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     recording_id: uuid.UUID
-    model_name: Annotated[str, Field(min_length=1, max_length=200)]
-    model_version: Annotated[str, Field(max_length=200)] = ""
+    model_name: Name
+    model_version: Line(0, limits.NAME_CHARS) = ""
     tags: list[PredictedTag] = Field(default_factory=list)
     detections: list[Detection] = Field(default_factory=list)
     created_at: UTCDatetime = Field(default_factory=utc_now)
@@ -160,10 +240,10 @@ class ModelOutput(Schema):
 
 class Message(Schema):
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    content: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+    content: Text(1, limits.MESSAGE_CHARS)
     created_at: UTCDatetime = Field(default_factory=utc_now)
-    priority: int = 0
-    attempts: Annotated[int, Field(ge=0)] = 0
+    priority: Int32 = 0
+    attempts: Annotated[int, Field(ge=0, le=_INT32_MAX)] = 0
     last_attempt_at: UTCDatetime | None = None
 
 
@@ -177,7 +257,7 @@ class ResponseStatus(enum.StrEnum):
 class Response(Schema):
     message_id: uuid.UUID
     status: ResponseStatus
-    content: Annotated[str, Field(max_length=100_000)] = ""
+    content: Text(0, limits.RESPONSE_CHARS) = ""
     received_at: UTCDatetime = Field(default_factory=utc_now)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from acoustack.errors import FieldError
 from acoustack.grpc_server import rpc_errors
 from acoustack.healthcheck import check as health_check
 from acoustack.v1 import check_pb2, check_pb2_grpc
@@ -36,13 +37,32 @@ class CheckResult:
 CheckFn = Callable[[Mapping[str, Any]], list[CheckResult]]
 
 
+def program_config(text: str) -> dict[str, Any]:
+    """The program's configuration a caller sent: a JSON object, or empty for none."""
+    if not text:
+        return {}
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:  # its words name a position, never the text itself
+        raise FieldError("program_config_json", f"not valid JSON: {exc}") from None
+    except ValueError:  # JSON, but an integer longer than Python converts
+        raise FieldError("program_config_json", "holds a number with too many digits") from None
+    except RecursionError:
+        raise FieldError("program_config_json", "nested too deeply to read") from None
+    if not isinstance(config, dict):
+        raise FieldError(
+            "program_config_json", f"must be a JSON object, not {type(config).__name__}"
+        )
+    return config
+
+
 class SelfCheckServicer(check_pb2_grpc.SelfCheckServicer):
     def __init__(self, run: CheckFn) -> None:
         self.run = run
 
     @rpc_errors
     def Check(self, request, context):
-        config = json.loads(request.program_config_json) if request.program_config_json else {}
+        config = program_config(request.program_config_json)
         try:
             results = self.run(config)
         except Exception as exc:  # a check that crashes is a failed check, said plainly

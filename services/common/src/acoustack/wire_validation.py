@@ -14,7 +14,8 @@ import re
 import uuid
 from typing import Any
 
-from acoustack.errors import InvalidArgumentError
+from acoustack import limits
+from acoustack.errors import FieldError
 from acoustack.schema import utc_now
 from acoustack.v1 import types_pb2 as pb
 
@@ -27,7 +28,7 @@ _TYPE_NAMES = {pb.PREDICTION_TYPE_SEQUENCE: "sequence", pb.PREDICTION_TYPE_EVENT
 
 
 def _fail(path: str, message: str) -> None:
-    raise InvalidArgumentError(f"{path}: {message}")
+    raise FieldError(path, message)
 
 
 def _check_uuid(value: str, path: str) -> None:
@@ -48,7 +49,10 @@ def _check_text(value: str, path: str, *, min_length: int, max_length: int) -> N
             else f"String should have at least {min_length} character",
         )
     if len(value) > max_length:
-        _fail(path, f"String should have at most {max_length} characters")
+        _fail(path, f"String should have at most {max_length} characters (it has {len(value)})")
+    problem = limits.line_problem(value)
+    if problem is not None:
+        _fail(path, problem)
 
 
 def _check_range(value: float, path: str, low: float, high: float | None) -> None:
@@ -62,15 +66,24 @@ def _check_range(value: float, path: str, low: float, high: float | None) -> Non
 
 def _check_tags(tags: Any, path: str) -> None:
     for i, t in enumerate(tags):
-        key = t.tag.key
+        key, value = t.tag.key, t.tag.value
         if not key:
             _fail(f"{path}.{i}.tag.key", "String should have at least 1 character")
-        if len(key) > 200:
-            _check_text(key, f"{path}.{i}.tag.key", min_length=1, max_length=200)
-        if len(t.tag.value) > 1000:
-            _check_text(t.tag.value, f"{path}.{i}.tag.value", min_length=0, max_length=1000)
+        if _bad_tag(key, value):
+            _check_text(key, f"{path}.{i}.tag.key", min_length=1, max_length=limits.NAME_CHARS)
+            _check_text(value, f"{path}.{i}.tag.value", min_length=0, max_length=limits.TEXT_CHARS)
         if not 0.0 <= t.confidence <= 1.0:  # NaN fails this too
             _check_range(t.confidence, f"{path}.{i}.confidence", 0, 1)
+
+
+def _bad_tag(key: str, value: str) -> bool:
+    return (
+        not key
+        or len(key) > limits.NAME_CHARS
+        or len(value) > limits.TEXT_CHARS
+        or limits.line_problem(key) is not None
+        or limits.line_problem(value) is not None
+    )
 
 
 def _check_box(box: pb.BoundingBox, path: str) -> None:
@@ -95,7 +108,7 @@ def _all_probabilities(values: list[float]) -> bool:
 def check_model_output(
     msg: pb.ModelOutput, path: str = "model_output"
 ) -> dict[tuple[str, str], float]:
-    """Check ``msg`` in place and fill its defaults; raise InvalidArgumentError naming the field.
+    """Check ``msg`` in place and fill its defaults; raise FieldError naming the field.
 
     Returns each distinct (key, value) tag pair of its detections with the highest confidence a
     detection gave it, which the store indexes: they are gathered in the same pass, since reading
@@ -106,9 +119,16 @@ def check_model_output(
     else:
         msg.id = str(uuid.uuid4())
     _check_uuid(msg.recording_id, f"{path}.recording_id")
-    _check_text(msg.model_name, f"{path}.model_name", min_length=1, max_length=200)
-    _check_text(msg.model_version, f"{path}.model_version", min_length=0, max_length=200)
-    if not msg.HasField("created_at"):
+    _check_text(msg.model_name, f"{path}.model_name", min_length=1, max_length=limits.NAME_CHARS)
+    _check_text(
+        msg.model_version, f"{path}.model_version", min_length=0, max_length=limits.NAME_CHARS
+    )
+    if msg.HasField("created_at"):
+        created = msg.created_at
+        problem = limits.stored_timestamp_problem(created.seconds, created.nanos)
+        if problem is not None:
+            _fail(f"{path}.created_at", problem)
+    else:
         msg.created_at.FromDatetime(utc_now())
     _check_tags(msg.tags, f"{path}.tags")
     detections = msg.detections
@@ -142,7 +162,7 @@ def check_model_output(
         for i, score in enumerate(scores):
             if not 0.0 <= score <= 1.0:
                 _check_range(score, f"{path}.detections.{i}.detection_score", 0, 1)
-    if any(not key or len(key) > 200 or len(value) > 1000 for key, value in pairs):
+    if any(_bad_tag(key, value) for key, value in pairs):
         for i, d in enumerate(detections):  # find the first culprit, to name it
             _check_tags(d.tags, f"{path}.detections.{i}.tags")
     return pairs

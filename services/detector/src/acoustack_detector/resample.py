@@ -70,6 +70,15 @@ class PolyphaseFilter:
 
     def _layout_phases(self) -> None:
         up, down = self.up, self.down
+        # The weights take at least this much (one lag; see below): refuse an awkward rate pair
+        # before the taps are made, which for such a pair alone takes seconds.
+        group = -(-_MIN_ROW_INPUTS // down)
+        least_bytes = group * down * group * up * self.dtype.itemsize
+        if least_bytes > _MAX_WEIGHT_BYTES:
+            raise ValueError(
+                f"resampling by {up}/{down} needs a filter of more than {least_bytes >> 20} MB: "
+                "use a standard sample rate"
+            )
         half_len = 10 * max(up, down)
         # scipy casts the taps to the signal's dtype and then scales by `up` in that dtype.
         taps = lowpass_taps(up, down).astype(self.dtype)

@@ -36,7 +36,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from acoustack import __version__, schema
+from acoustack import __version__, limits, schema
 from acoustack.errors import InvalidArgumentError
 from acoustack.program_config import MessagingConfig
 from acoustack.self_check import CheckResult
@@ -75,7 +75,9 @@ def _reason(exc: BaseException | str) -> str:
 
 
 def _response(message: schema.Message, status: Status, content: str) -> schema.Response:
-    return schema.Response(message_id=message.id, status=status, content=content[:2000])
+    # A receiver's answer may hold any character; the store keeps text without control ones.
+    content = limits.clean_text(content[:2000])
+    return schema.Response(message_id=message.id, status=status, content=content)
 
 
 # MQTT

@@ -175,7 +175,8 @@ class Recorded:
 @dataclass
 class HttpSink:
     """An HTTP server in a thread. Paths: /ok → 201, /fail → 500, /reject → 400,
-    /slow → answers after ``slow_s``, /redirect → 302; every request is recorded."""
+    /slow → answers after ``slow_s``, /redirect → 302, /garbled → 400 with control characters in
+    its body; every request is recorded."""
 
     url: str
     requests: list[Recorded] = field(default_factory=list)
@@ -218,6 +219,8 @@ def http_sink() -> Iterator[HttpSink]:
                 self._answer(200, b"late")
             elif self.path == "/redirect":
                 self._answer(302, b"", {"Location": "/ok"})
+            elif self.path == "/garbled":
+                self._answer(400, b"no\x00 \x1b[31mway\x7f")
             else:
                 self._answer(201, b'{"stored": true}')
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from acoustack.errors import InvalidArgumentError
+from acoustack.errors import InvalidArgumentError, quote
 from acoustack_scheduler.programs import Program, Section
 
 
@@ -22,12 +22,12 @@ def _walk(data: dict, path: list[str], field: str) -> tuple[dict, str]:
         if not isinstance(node.get(key), dict):
             known = ", ".join(sorted(k for k in node)) or "none"
             raise InvalidArgumentError(
-                f"field: {'.'.join(path[: i + 1])!r} is not a section (sections: {known})"
+                f"field: {quote('.'.join(path[: i + 1]))} is not a section (sections: {known})"
             )
         node = node[key]
     if path[-1] not in node:
         known = ", ".join(sorted(node))
-        raise InvalidArgumentError(f"field: no field {field!r} (fields here: {known})")
+        raise InvalidArgumentError(f"field: no field {quote(field)} (fields here: {known})")
     return node, path[-1]
 
 
@@ -60,6 +60,10 @@ class ConfigStore:
             value = json.loads(raw_value)
         except json.JSONDecodeError:
             value = raw_value  # plain text, e.g. a time zone name
+        except ValueError:  # JSON, but an integer longer than Python converts
+            raise InvalidArgumentError("value: a number with too many digits") from None
+        except RecursionError:
+            raise InvalidArgumentError("value: nested too deeply to read") from None
         data = self.config.model_dump(mode="json")
         node, key = _walk(data, field.split("."), field)
         node[key] = value

@@ -1,15 +1,19 @@
-"""The gRPC face of the scheduler's Control API (proto/acoustack/v1/control.proto)."""
+"""The gRPC face of the scheduler's Control API (proto/acoustack/v1/control.proto).
+
+Waits a caller asks for (a flush, a profile) are seconds from 0 (the default) to an hour; anything
+else (negative, NaN, infinite, longer) is refused by field rather than waited for."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 import grpc
 
 from acoustack import convert
-from acoustack.errors import FailedPreconditionError
+from acoustack.errors import FailedPreconditionError, FieldError
 from acoustack.grpc_server import rpc_errors
 from acoustack.v1 import check_pb2, control_pb2, control_pb2_grpc
 from acoustack_scheduler.config_store import ConfigStore
@@ -18,6 +22,18 @@ from acoustack_scheduler.status import StatusReporter
 from acoustack_scheduler.task_runner import TaskRunner
 
 log = logging.getLogger(__name__)
+
+
+# The longest wait a request may ask for: a flush of a day's backlog takes minutes, not hours.
+MAX_WAIT_S = 3600.0
+
+
+def _wait_s(value: float, field: str, default: float) -> float:
+    if value == 0:
+        return default
+    if not (math.isfinite(value) and 0 < value <= MAX_WAIT_S):
+        raise FieldError(field, f"{value!r} is not a number of seconds from 0 to {MAX_WAIT_S:g}")
+    return value
 
 
 def _checks(results: Sequence[CheckResult]) -> list[check_pb2.CheckResult]:
@@ -51,7 +67,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @rpc_errors
     def StopDeployment(self, request, context):
-        deployment, report = self.lifecycle.stop(request.flush_timeout_s or 120.0)
+        timeout_s = _wait_s(request.flush_timeout_s, "flush_timeout_s", 120.0)
+        deployment, report = self.lifecycle.stop(timeout_s)
         return control_pb2.ControlStopDeploymentResponse(
             deployment=convert.deployment_to_proto(deployment),
             flush_steps=report.steps,
@@ -91,7 +108,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         task_id, queue, profile = self._tasks().run(
             request.name,
             profile=request.profile,
-            profile_timeout_s=request.profile_timeout_s or 120.0,
+            profile_timeout_s=_wait_s(request.profile_timeout_s, "profile_timeout_s", 120.0),
         )
         return control_pb2.RunTaskResponse(
             task_id=task_id,

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery
 
 from acoustack import profiling
-from acoustack.errors import FailedPreconditionError, NotFoundError
+from acoustack.errors import FailedPreconditionError, NotFoundError, quote
 from acoustack.names import PROFILE_REPLY_HEADER, TASK_QUEUES, Task
 from acoustack_scheduler.programs import Program, Section
 
@@ -69,5 +69,5 @@ class TaskRunner:
                 return result.id, entry.queue, report
         names = ", ".join(e.name for e in self.list())
         raise NotFoundError(
-            f"name: no task {name!r} in program {self.program.name} (tasks: {names})"
+            f"name: no task {quote(name)} in program {self.program.name} (tasks: {names})"
         )

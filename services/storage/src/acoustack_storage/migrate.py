@@ -2,7 +2,9 @@
 
 An advisory lock keeps two storage replicas starting together from applying the same step twice.
 A migration that was applied and then edited is refused (its checksum no longer matches): schema
-changes go in a new numbered file.
+changes go in a new numbered file. A migration is SQL (``NNNN_name.sql``) or, for a step that needs
+the shared library's own rules (repairing rows the read side refuses), Python (``NNNN_name.py``,
+defining ``migrate(conn)``), run in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from acoustack.errors import FailedPreconditionError
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(sql|py)$")
 _LOCK_KEY = 0x61636F75  # "acou": any constant shared by every replica
 
 
@@ -27,11 +29,20 @@ _LOCK_KEY = 0x61636F75  # "acou": any constant shared by every replica
 class Migration:
     version: int
     name: str
-    sql: str
+    sql: str  # the file's text: SQL, or Python source when ``kind`` is "py"
+    kind: str = "sql"
 
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    def apply(self, conn: psycopg.Connection) -> None:
+        if self.kind == "sql":
+            conn.execute(self.sql)
+            return
+        namespace: dict = {"__name__": f"acoustack_storage.migrations.m{self.version:04d}"}
+        exec(compile(self.sql, f"{self.version:04d}_{self.name}.py", "exec"), namespace)
+        namespace["migrate"](conn)
 
 
 def bundled_migrations() -> list[Migration]:
@@ -39,7 +50,8 @@ def bundled_migrations() -> list[Migration]:
     for entry in resources.files("acoustack_storage.migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+            text = entry.read_text(encoding="utf-8")
+            found.append(Migration(int(match[1]), match[2], text, kind=match[3]))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
@@ -76,7 +88,7 @@ def apply_migrations(
                     )
                 continue
             log.info("applying migration %04d_%s", migration.version, migration.name)
-            conn.execute(migration.sql)
+            migration.apply(conn)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                 (migration.version, migration.name, migration.checksum),

@@ -2,6 +2,14 @@
 
 Every public method is one transaction. Database trouble becomes UnavailableError (retry later);
 bad requests become the typed errors of acoustack.errors, each naming the field or id at fault.
+
+What is written is checked first, against the same rules the read side validates rows with
+(``acoustack.schema`` and ``acoustack.limits``): records arrive as schema objects, validated when
+they were built; a single value (a new path, a reason, a query's path) is checked here with its
+field's own type, before the transaction starts. A row read back inside a write is validated before
+the transaction commits, so a write the read side would refuse rolls back. Rows that are already
+stored and unreadable (written by an older version) never fail a listing: each is skipped with a
+warning naming it; asked for by id, it is DATA_LOSS. Migration 0003 repairs them.
 """
 
 from __future__ import annotations
@@ -9,24 +17,31 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import psycopg
 import psycopg_pool
+from google.protobuf.message import DecodeError
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
+from pydantic import BaseModel, ValidationError
 
-from acoustack import schema
+from acoustack import limits, schema
 from acoustack.errors import (
     AlreadyExistsError,
+    DataLossError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     UnavailableError,
+    quote,
+    validation_message,
 )
 from acoustack.v1 import types_pb2 as pb
+from acoustack.wire_validation import check_model_output
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +115,53 @@ _RECORDING_COLUMNS = (
 _MESSAGE_COLUMNS = "id, content, created_at, priority, attempts, last_attempt_at"
 
 
+Record = TypeVar("Record", bound=BaseModel)
+_REPAIR_HELP = "migration 0003 repairs such rows at the storage service's start; see its log"
+
+
+def _row_name(table: str, row: dict) -> str:
+    return f"{table} row {row.get('id')}"
+
+
+def _read(record: type[Record], table: str, row: dict) -> Record:
+    """One stored row as its record; a row the read side refuses is DATA_LOSS naming it."""
+    try:
+        return record.model_validate(row)
+    except ValidationError as exc:
+        problem = validation_message(exc, "")
+        log.error("%s cannot be read back: %s", _row_name(table, row), problem)
+        raise DataLossError(
+            f"{_row_name(table, row)} cannot be read back: {problem}", help=_REPAIR_HELP
+        ) from None
+
+
+def _readable(
+    record: type[Record], table: str, rows: Iterable[dict], *, name_only: tuple[str, ...] = ()
+) -> list[Record]:
+    """A listing's rows as records; one the read side refuses is skipped with a warning naming
+    it, so one bad row never fails the whole listing. ``name_only``: columns selected to name a
+    row, not part of its record."""
+    found = []
+    for row in rows:
+        try:
+            values = {k: v for k, v in row.items() if k not in name_only} if name_only else row
+            found.append(record.model_validate(values))
+        except ValidationError as exc:
+            log.warning(
+                "skipping %s: it cannot be read back (%s); %s",
+                _row_name(table, row),
+                validation_message(exc, ""),
+                _REPAIR_HELP,
+            )
+    return found
+
+
 def _deployment(row: dict) -> schema.Deployment:
-    return schema.Deployment.model_validate(row)
+    return _read(schema.Deployment, "deployments", row)
 
 
 def _recording(row: dict) -> schema.Recording:
-    return schema.Recording.model_validate(row)
+    return _read(schema.Recording, "recordings", row)
 
 
 _TAG_SEPARATOR = "\x1f"  # the ASCII unit separator: never part of a tag key
@@ -115,9 +171,21 @@ def _tag_entry(key: str, value: str | None) -> str:
     return key if value is None else f"{key}{_TAG_SEPARATOR}{value}"
 
 
+def _output_document(output_id: uuid.UUID, document: bytes) -> pb.ModelOutput | None:
+    """A stored output's document; one that does not parse is skipped with a warning."""
+    try:
+        return pb.ModelOutput.FromString(document)
+    except DecodeError:
+        log.warning(
+            "skipping model_outputs row %s: its document does not parse as acoustack.v1.ModelOutput",
+            output_id,
+        )
+        return None
+
+
 def tag_best_confidences(output: pb.ModelOutput) -> dict[tuple[str, str], float]:
     """Each (key, value) detection tag and the highest confidence it was given (what
-    ``wire_validation.check_model_output`` returns, for callers that did not validate)."""
+    ``wire_validation.check_model_output`` returns, for outputs stored before it did)."""
     best: dict[tuple[str, str], float] = {}
     for detection in output.detections:
         for tag in detection.tags:
@@ -251,6 +319,7 @@ class PostgresStore:
         return existing  # a retried start
 
     def end_deployment(self, deployment_id: uuid.UUID, ended_at: dt.datetime) -> schema.Deployment:
+        ended_at = schema.check_time(ended_at, "ended_at")
         with self._tx() as conn:
             row = conn.execute(
                 f"SELECT {_DEPLOYMENT_COLUMNS} FROM deployments WHERE id = %s FOR UPDATE",
@@ -330,14 +399,14 @@ class PostgresStore:
         except pg_errors.UniqueViolation:
             owner = self._live_recording_id_at(r.path)
             raise AlreadyExistsError(
-                f"recording.path: {r.path} already belongs to recording {owner}",
+                f"recording.path: {quote(r.path)} already belongs to recording {owner}",
                 help="every recording needs its own file name",
             ) from None
         identity = ("deployment_id", "device_id", "source_id", "path", "started_at", "duration_s")
         if any(getattr(existing, k) != getattr(r, k) for k in identity):
             raise AlreadyExistsError(
                 f"recording.id: recording {r.id} was already stored with other values "
-                f"(path {existing.path})"
+                f"(path {quote(existing.path)})"
             )
         return existing, False
 
@@ -383,13 +452,15 @@ class PostgresStore:
         """The recordings at these paths (live ones first), and the paths no recording has."""
         if len(paths) > MAX_LIMIT:
             raise InvalidArgumentError(f"paths: at most {MAX_LIMIT} per request")
+        for i, path in enumerate(paths):
+            schema.check_path(path, f"paths.{i}")
         with self._tx() as conn:
             rows = conn.execute(
                 f"""SELECT {_RECORDING_COLUMNS} FROM recordings WHERE path = ANY(%s)
                     ORDER BY (status = 'deleted'), started_at, id""",
                 (list(paths),),
             ).fetchall()
-            recordings = [_recording(row) for row in rows]
+            recordings = _readable(schema.Recording, "recordings", rows)
             entries = (
                 self._attach_outputs(conn, recordings)
                 if include_model_outputs
@@ -421,7 +492,9 @@ class PostgresStore:
         sql += f" ORDER BY started_at {order}, id {order} LIMIT %s"
         params.append(effective_limit(query.limit))
         with self._tx() as conn:
-            recordings = [_recording(row) for row in conn.execute(sql, params).fetchall()]
+            recordings = _readable(
+                schema.Recording, "recordings", conn.execute(sql, params).fetchall()
+            )
             if include_model_outputs:
                 return self._attach_outputs(conn, recordings)
         return [StoredRecording(r) for r in recordings]
@@ -475,31 +548,59 @@ class PostgresStore:
         return ranked, [(row["recording_id"], row["document"]) for row in legacy]
 
     def _update_recording(
-        self, recording_id: uuid.UUID, assignments: str, params: tuple
+        self,
+        recording_id: uuid.UUID,
+        assignments: str,
+        params: tuple,
+        *,
+        only_if: schema.RecordingStatus | None = None,
+        on_conflict: Callable[[], Exception] | None = None,
     ) -> schema.Recording:
+        """One UPDATE of a recording; with ``only_if``, only while it still has that status.
+        ``on_conflict`` gives the error for a path another live recording holds."""
+        where, guard = "id = %s", (recording_id,)
+        if only_if is not None:
+            where, guard = "id = %s AND status = %s", (recording_id, only_if.value)
         try:
             with self._tx() as conn:
                 row = conn.execute(
-                    f"""UPDATE recordings SET {assignments}, updated_at = now() WHERE id = %s
+                    f"""UPDATE recordings SET {assignments}, updated_at = now() WHERE {where}
                         RETURNING {_RECORDING_COLUMNS}""",
-                    (*params, recording_id),
+                    (*params, *guard),
+                ).fetchone()
+                if row is not None:
+                    # Read back before the commit: a row the read side refuses rolls back.
+                    return _recording(row)
+                current = conn.execute(
+                    "SELECT status FROM recordings WHERE id = %s", (recording_id,)
                 ).fetchone()
         except pg_errors.UniqueViolation:
-            raise AlreadyExistsError(
-                f"path: {params[0]} already belongs to another recording"
-            ) from None
-        if row is None:
+            if on_conflict is None:
+                raise
+            raise on_conflict() from None
+        if current is None:
             raise NotFoundError(f"recording_id: no recording {recording_id}")
-        return _recording(row)
+        raise FailedPreconditionError(
+            f"recording_id: recording {recording_id} is {current['status']} now, not "
+            f"{only_if.value}: left as it is"
+        )
 
     def update_recording_path(
         self, recording_id: uuid.UUID, path: str, status: schema.RecordingStatus | None = None
     ) -> schema.Recording:
         if not path:
             raise InvalidArgumentError("path: required (the recording's new place)")
+        path = schema.check_path(path, "path")
+
+        def taken() -> Exception:
+            owner = self._live_recording_id_at(path)
+            return AlreadyExistsError(f"path: {quote(path)} already belongs to recording {owner}")
+
         if status is None:
-            return self._update_recording(recording_id, "path = %s", (path,))
-        return self._update_recording(recording_id, "path = %s, status = %s", (path, status.value))
+            return self._update_recording(recording_id, "path = %s", (path,), on_conflict=taken)
+        return self._update_recording(
+            recording_id, "path = %s, status = %s", (path, status.value), on_conflict=taken
+        )
 
     def mark_recording_failed(
         self,
@@ -509,35 +610,36 @@ class PostgresStore:
         only_if: schema.RecordingStatus | None = None,
     ) -> schema.Recording:
         """Mark it failed; with ``only_if``, only while it still has that status (a check that
-        read it a moment ago must not undo a filing or a deletion that came in between)."""
+        read it a moment ago must not undo a filing or a deletion that came in between).
+
+        A long reason is cut to the limit; a reason with control characters is refused."""
         if not reason.strip():
             raise InvalidArgumentError("reason: say why the recording failed")
-        if only_if is None:
-            return self._update_recording(
-                recording_id, "status = 'failed', failure_reason = %s", (reason[:2000],)
-            )
+        reason = schema.check_failure_reason(reason[: limits.REASON_CHARS], "reason")
+        return self._update_recording(
+            recording_id,
+            "status = 'failed', failure_reason = %s",
+            (reason,),
+            only_if=only_if,
+            on_conflict=lambda: self._revived_path_taken(recording_id),
+        )
+
+    def _revived_path_taken(self, recording_id: uuid.UUID) -> Exception:
+        """Why a deleted recording cannot be marked failed: a failed recording is live again, and
+        its old path now belongs to another live recording."""
         with self._tx() as conn:
             row = conn.execute(
-                f"""UPDATE recordings SET status = 'failed', failure_reason = %s,
-                        updated_at = now()
-                    WHERE id = %s AND status = %s
-                    RETURNING {_RECORDING_COLUMNS}""",
-                (reason[:2000], recording_id, only_if.value),
+                """SELECT r.path, o.id AS owner FROM recordings r
+                   JOIN recordings o ON o.path = r.path AND o.status <> 'deleted' AND o.id <> r.id
+                   WHERE r.id = %s""",
+                (recording_id,),
             ).fetchone()
-            current = (
-                None
-                if row is not None
-                else conn.execute(
-                    "SELECT status FROM recordings WHERE id = %s", (recording_id,)
-                ).fetchone()
-            )
-        if row is not None:
-            return _recording(row)
-        if current is None:
-            raise NotFoundError(f"recording_id: no recording {recording_id}")
-        raise FailedPreconditionError(
-            f"recording_id: recording {recording_id} is {current['status']} now, not "
-            f"{only_if.value}: left as it is"
+        path, owner = (row["path"], row["owner"]) if row else ("?", "?")
+        return FailedPreconditionError(
+            f"recording_id: recording {recording_id} is deleted and its path {quote(path)} now "
+            f"belongs to recording {owner}: marking it failed would give that file two live "
+            "recordings",
+            help="leave it deleted",
         )
 
     def mark_recording_deleted(self, recording_id: uuid.UUID) -> schema.Recording:
@@ -554,15 +656,16 @@ class PostgresStore:
     ) -> tuple[uuid.UUID, bool]:
         """Store an output and its messages in one transaction; return its id and whether it is new.
 
-        ``output`` must have passed ``wire_validation.check_model_output``, which also gives
-        ``tag_confidences`` (computed here when not given). Idempotent per
-        (recording, model name): a second output of the same model for the same recording (a
-        redelivered detection task) stores nothing and returns the first one.
+        ``tag_confidences`` is what ``wire_validation.check_model_output`` returned for
+        ``output``: given, the output is taken as checked; not given, it is checked here (and its
+        defaults filled). Idempotent per (recording, model name): a second output of the same
+        model for the same recording (a redelivered detection task) stores nothing and returns
+        the first one.
         """
+        best = check_model_output(output) if tag_confidences is None else tag_confidences
         recording_id = uuid.UUID(output.recording_id)
         output_id = uuid.UUID(output.id)
         scores = [d.detection_score for d in output.detections]
-        best = tag_best_confidences(output) if tag_confidences is None else tag_confidences
         entries = [_tag_entry(key, value) for key, value in best]
         try:
             with self._tx() as conn:
@@ -631,6 +734,15 @@ class PostgresStore:
         """
         if query.tag_value and not query.tag_key:
             raise InvalidArgumentError("tag_key: required when tag_value is given")
+        # Values no stored output can have are refused by name, as they would be on a write.
+        if query.model_name:
+            schema.check_name(query.model_name, "model_name")
+        if query.tag_key:
+            schema.check_name(query.tag_key, "tag_key")
+        schema.check_tag_value(query.tag_value, "tag_value")
+        for name in ("min_score", "max_score"):
+            if getattr(query, name) is not None:
+                schema.check_probability(getattr(query, name), name)
         if (
             query.min_score is not None
             and query.max_score is not None
@@ -677,7 +789,9 @@ class PostgresStore:
                 if len(hits) >= limit and row["recording_started_at"] != group_start:
                     break
                 group_start = row["recording_started_at"]
-                output = pb.ModelOutput.FromString(row["document"])
+                output = _output_document(row["id"], row["document"])
+                if output is None:
+                    continue
                 for d in output.detections:
                     if _detection_matches(d, query):
                         hits.append(
@@ -706,11 +820,11 @@ class PostgresStore:
                 (message.id, message.content, message.created_at, message.priority),
             ).fetchone()
             if row is not None:
-                return schema.Message.model_validate(row), True
+                return _read(schema.Message, "messages", row), True
             row = conn.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = %s", (message.id,)
             ).fetchone()
-        existing = schema.Message.model_validate(row)
+        existing = _read(schema.Message, "messages", row)
         if existing.content != message.content:
             raise AlreadyExistsError(f"message.id: message {message.id} exists with other content")
         return existing, False
@@ -725,7 +839,7 @@ class PostgresStore:
                     ORDER BY priority DESC, created_at {order}, id LIMIT %s""",
                 (effective_limit(limit),),
             ).fetchall()
-        return [schema.Message.model_validate(row) for row in rows]
+        return _readable(schema.Message, "messages", rows)
 
     def store_response(self, response: schema.Response) -> None:
         with self._tx() as conn:
@@ -778,14 +892,14 @@ class PostgresStore:
             else:
                 order, tail = "received_at DESC, id DESC", " LIMIT %s"
             query = (
-                "SELECT message_id, status, content, received_at FROM responses"
+                "SELECT id, message_id, status, content, received_at FROM responses"
                 + (" WHERE " + " AND ".join(where) if where else "")
                 + f" ORDER BY {order}{tail}"
             )
             rows = conn.execute(
                 query, (*params, limit) if message_id is None else tuple(params)
             ).fetchall()
-        return [schema.Response.model_validate(row) for row in rows]
+        return _readable(schema.Response, "responses", rows, name_only=("id",))
 
     # --- the device --------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The gRPC face of the store: decode and validate requests, call the repository, encode replies.
 
 Bad input is INVALID_ARGUMENT naming the field, unknown ids NOT_FOUND, a database that is down
-UNAVAILABLE; anything unexpected is logged and returned as INTERNAL, never UNKNOWN.
+UNAVAILABLE; anything unexpected is logged and returned as INTERNAL, never UNKNOWN. Each record is
+validated by its schema (a model output by the wire check) before the repository is called; the
+repository checks the single values it is given (paths, reasons, query values) itself.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from pydantic import ValidationError
 
 from acoustack import convert, schema
-from acoustack.errors import InvalidArgumentError, validation_message
+from acoustack.errors import FieldError, InvalidArgumentError, quote, validation_message
 from acoustack.grpc_server import rpc_errors
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import store_pb2_grpc
@@ -37,6 +40,8 @@ def _validate(build: Callable[[], Any], root: str) -> Any:
         return build()
     except ValidationError as exc:
         raise InvalidArgumentError(validation_message(exc, root)) from None
+    except FieldError as exc:  # a Timestamp that is no time, found while converting
+        raise exc.under(root) from None
 
 
 def _uuid(value: str, field: str, *, required: bool = True) -> uuid.UUID | None:
@@ -47,17 +52,34 @@ def _uuid(value: str, field: str, *, required: bool = True) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise InvalidArgumentError(f"{field}: {value!r} is not a UUID") from None
+        raise InvalidArgumentError(f"{field}: {quote(value)} is not a UUID") from None
 
 
 def _time(message: Any, field: str) -> dt.datetime | None:
     return convert.datetime_from_proto(message, field)
 
 
+_SORT_ORDERS = frozenset(spb.SortOrder.values())
+
+
+def _newest_first(request: Any) -> bool:
+    if request.order not in _SORT_ORDERS:
+        raise InvalidArgumentError(f"order: {request.order} is not a SortOrder")
+    return request.order == spb.SORT_ORDER_NEWEST_FIRST
+
+
 def _fill_entry(entry: spb.RecordingEntry, stored: StoredRecording) -> spb.RecordingEntry:
     entry.recording.CopyFrom(convert.recording_to_proto(stored.recording))
-    for document in stored.model_output_documents:
-        entry.model_outputs.add().MergeFromString(document)
+    for i, document in enumerate(stored.model_output_documents):
+        try:
+            entry.model_outputs.add().MergeFromString(document)
+        except DecodeError:  # a stored document that does not parse: left out, said in the log
+            del entry.model_outputs[-1]
+            log.warning(
+                "recording %s: skipping its model output %d: the stored document does not parse",
+                stored.recording.id,
+                i,
+            )
     return entry
 
 
@@ -74,16 +96,14 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
     # deployments
     @rpc_errors
     def StartDeployment(self, request, context):
-        data = convert.deployment_dict(
-            convert.pb.Deployment(
-                id=request.id,
-                name=request.name,
-                latitude=request.latitude if request.HasField("latitude") else None,
-                longitude=request.longitude if request.HasField("longitude") else None,
-                started_at=request.started_at if request.HasField("started_at") else None,
-            )
+        message = convert.pb.Deployment(
+            id=request.id,
+            name=request.name,
+            latitude=request.latitude if request.HasField("latitude") else None,
+            longitude=request.longitude if request.HasField("longitude") else None,
+            started_at=request.started_at if request.HasField("started_at") else None,
         )
-        deployment = _validate(lambda: schema.Deployment.model_validate(data), "")
+        deployment = _validate(lambda: convert.deployment_from_proto(message), "")
         started = self.store.start_deployment(deployment)
         return spb.StartDeploymentResponse(deployment=convert.deployment_to_proto(started))
 
@@ -153,7 +173,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             started_from=_time(request, "started_from"),
             started_to=_time(request, "started_to"),
             limit=request.limit,
-            newest_first=request.order == spb.SORT_ORDER_NEWEST_FIRST,
+            newest_first=_newest_first(request),
         )
         found = self.store.list_recordings(
             query, include_model_outputs=request.include_model_outputs
@@ -218,7 +238,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             tag_value=request.tag_value,
             deployment_id=_uuid(request.deployment_id, "deployment_id", required=False),
             limit=request.limit,
-            newest_first=request.order == spb.SORT_ORDER_NEWEST_FIRST,
+            newest_first=_newest_first(request),
         )
         hits = self.store.list_detections(query)
         reply = spb.ListDetectionsResponse()
@@ -244,7 +264,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
     @rpc_errors
     def GetUnsentMessages(self, request, context):
         messages = self.store.get_unsent_messages(
-            request.limit, newest_first=request.order == spb.SORT_ORDER_NEWEST_FIRST
+            request.limit, newest_first=_newest_first(request)
         )
         return spb.GetUnsentMessagesResponse(
             messages=[convert.message_to_proto(m) for m in messages]

@@ -29,7 +29,9 @@ class StoreStub:
     """Store is the storage service: the one owner of the metadata database.
     Errors: INVALID_ARGUMENT names the bad field; NOT_FOUND an unknown id; FAILED_PRECONDITION a request
     the current state forbids (a second active deployment); ALREADY_EXISTS an id reused with other content;
-    UNAVAILABLE when the database cannot be reached (retry with backoff).
+    UNAVAILABLE when the database cannot be reached (retry with backoff); DATA_LOSS a stored record the
+    read side refuses (written by an older version; listings skip such rows, migration 0003 repairs them).
+    Never INTERNAL for a bad request, including bytes that do not parse.
     """
 
     def __init__(self, channel):
@@ -134,7 +136,9 @@ class StoreServicer:
     """Store is the storage service: the one owner of the metadata database.
     Errors: INVALID_ARGUMENT names the bad field; NOT_FOUND an unknown id; FAILED_PRECONDITION a request
     the current state forbids (a second active deployment); ALREADY_EXISTS an id reused with other content;
-    UNAVAILABLE when the database cannot be reached (retry with backoff).
+    UNAVAILABLE when the database cannot be reached (retry with backoff); DATA_LOSS a stored record the
+    read side refuses (written by an older version; listings skip such rows, migration 0003 repairs them).
+    Never INTERNAL for a bad request, including bytes that do not parse.
     """
 
     def GetDevice(self, request, context):
@@ -357,7 +361,9 @@ class Store:
     """Store is the storage service: the one owner of the metadata database.
     Errors: INVALID_ARGUMENT names the bad field; NOT_FOUND an unknown id; FAILED_PRECONDITION a request
     the current state forbids (a second active deployment); ALREADY_EXISTS an id reused with other content;
-    UNAVAILABLE when the database cannot be reached (retry with backoff).
+    UNAVAILABLE when the database cannot be reached (retry with backoff); DATA_LOSS a stored record the
+    read side refuses (written by an older version; listings skip such rows, migration 0003 repairs them).
+    Never INTERNAL for a bad request, including bytes that do not parse.
     """
 
     @staticmethod

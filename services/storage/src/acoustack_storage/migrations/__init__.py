@@ -1,1 +1,1 @@
-"""Numbered SQL migrations: NNNN_name.sql, applied in order, each once."""
+"""Numbered migrations: NNNN_name.sql (or .py, defining migrate(conn)), applied in order, each once."""
