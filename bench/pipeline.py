@@ -329,7 +329,7 @@ class BenchStack(DevStack):
         )
         return envs
 
-    def program_config(self) -> dict:
+    def task_program_config(self) -> dict:
         """What each task carries: the recording section, and the null model over gRPC."""
         return {
             **PROGRAM_CONFIG,
@@ -484,7 +484,7 @@ def run_pipeline(stack: BenchStack) -> tuple[Window, str]:
     try:
         # What the scheduler's beat sends with each slot.
         feeder.kwargs = RecordArguments(
-            program_config=stack.program_config(), **record_arguments(deployment)
+            program_config=stack.task_program_config(), **record_arguments(deployment)
         ).as_kwargs()
         mode = "program configuration and deployment with each task, as the beat sends them"
         feeder.send()

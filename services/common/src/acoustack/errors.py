@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import grpc
 
+from acoustack.limits import pattern_problem
+
 
 class AcoustackError(Exception):
     """Base class. ``help`` says what the user can do about it."""
@@ -139,6 +141,10 @@ def problem_of(item: dict) -> str:
     value = item.get("input")
     if item.get("type") == "string_too_long" and isinstance(value, str):
         message += f" (it has {len(value)})"
+    if item.get("type") == "string_pattern_mismatch":
+        found = pattern_problem((item.get("ctx") or {}).get("pattern", ""), value)
+        if found is not None:
+            return found
     return message
 
 

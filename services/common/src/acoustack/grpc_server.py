@@ -143,12 +143,25 @@ class RequestGuard(grpc.ServerInterceptor):
     docstring). grpcio decodes before it calls a handler and answers INTERNAL when that fails, so
     the handler is given the raw bytes and decodes them itself."""
 
+    def __init__(self) -> None:
+        # Wrapped once per method: the interceptor is asked at every call.
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
     def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None  # an unknown method: grpcio answers UNIMPLEMENTED
-        method = handler_call_details.method.rsplit("/", 1)[-1]
-        decode = _decoder(handler.request_deserializer, handler_call_details.method)
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is None:
+            handler = continuation(handler_call_details)
+            if handler is None:
+                return None  # an unknown method: grpcio answers UNIMPLEMENTED
+            wrapped = self._wrapped.setdefault(
+                handler_call_details.method, self._wrap(handler, handler_call_details.method)
+            )
+        return wrapped
+
+    @staticmethod
+    def _wrap(handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+        method = full_method.rsplit("/", 1)[-1]
+        decode = _decoder(handler.request_deserializer, full_method)
         if handler.request_streaming and handler.response_streaming:
             behavior = _guard_responses(
                 _guard_stream_request(handler.stream_stream, decode, method), method

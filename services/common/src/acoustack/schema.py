@@ -45,31 +45,19 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
     return value
 
 
-def _one_line(value: str) -> str:
-    problem = limits.line_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("control_character", problem)
-    return value
-
-
-def _free_text(value: str) -> str:
-    problem = limits.text_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("control_character", problem)
-    return value
-
-
 def Line(min_length: int, max_length: int) -> Any:
     """A one-line string (names, ids, paths, tags) within these lengths, no control characters."""
     return Annotated[
-        str, Field(min_length=min_length, max_length=max_length), AfterValidator(_one_line)
+        str,
+        Field(min_length=min_length, max_length=max_length, pattern=limits.LINE_PATTERN),
     ]
 
 
 def Text(min_length: int, max_length: int) -> Any:
     """Free text within these lengths: tabs and line breaks, no other control characters."""
     return Annotated[
-        str, Field(min_length=min_length, max_length=max_length), AfterValidator(_free_text)
+        str,
+        Field(min_length=min_length, max_length=max_length, pattern=limits.TEXT_PATTERN),
     ]
 
 

@@ -168,10 +168,11 @@ def _fixed_value(error: dict, value: Any) -> Any:
         return min(max(value, limits.EARLIEST_TIME), _LATEST_KEPT)
     if not isinstance(value, str):
         return None
-    if kind == "control_character":
-        # Free text keeps its tabs and line breaks; a one-line field loses them too (a second
-        # pass sees what remains).
-        return limits.clean_text(value, one_line=limits.text_problem(value) is None)
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if kind == "string_pattern_mismatch" and pattern in (limits.LINE_PATTERN, limits.TEXT_PATTERN):
+        # A control character: free text keeps its tabs and line breaks, a one-line field loses
+        # them too.
+        return limits.clean_text(value, one_line=pattern == limits.LINE_PATTERN)
     if kind == "string_too_long":
         return value[: error["ctx"]["max_length"]]
     if kind in ("string_too_short", "missing"):
