@@ -24,8 +24,8 @@ for name in ("messenger", "scheduler"):
         [sys.executable, "-c", stubborn], stdout=subprocess.PIPE, text=True
     )
     stack.processes[name].stdout.readline()  # SIGTERM is ignored from now on
-print(" ".join(str(p.pid) for p in stack.processes.values()), flush=True)
-try:
+try:  # the test's Ctrl-C may come as soon as the pids are printed
+    print(" ".join(str(p.pid) for p in stack.processes.values()), flush=True)
     time.sleep(60)
 except KeyboardInterrupt:
     pass
