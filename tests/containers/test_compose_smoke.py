@@ -284,10 +284,25 @@ def test_the_device_records_detects_and_files_recordings(
     stopped = stack.cli("deployment", "stop", "--flush-timeout", "60")
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert "detection: done" in stopped.stdout and "file management: done" in stopped.stdout
-    # File management moved every recording out of the RAM area into its date folder.
+    # File management, with the detection program's shipped defaults, kept each recording with a
+    # detection at least 0.5 confident in its date folder, and deleted the rest from the RAM area.
     for entry in detected(store):
         recording = entry.recording
+        best = max(
+            (d.detection_score for o in entry.model_outputs for d in o.detections), default=0
+        )
+        if best < 0.5:
+            assert recording.status == types_pb2.RECORDING_STATUS_DELETED, recording
+            assert stack.exec("storage", "test", "-e", recording.path).returncode != 0
+            continue
         assert recording.status == types_pb2.RECORDING_STATUS_SAVED, recording
         day = recording.started_at.ToDatetime()
         assert recording.path.startswith(f"/recordings/{day:%Y/%m/%d}/"), recording.path
         assert stack.exec("storage", "test", "-s", recording.path).returncode == 0
+    # Retention ran with the shipped floor (the stop's file-management run at the latest), and
+    # status says so.
+    after = stack.cli("status", "--json")
+    assert after.returncode == 0, after.stderr
+    retention = json.loads(after.stdout).get("retention", {})
+    assert retention.get("keep_free_mb") == 1024, retention
+    assert retention.get("keep_best_per_species") == 5, retention

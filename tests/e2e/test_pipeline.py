@@ -30,7 +30,12 @@ def stack(tmp_path):
         tmp_path,
         name=f"acoustack_e2e_{secrets.token_hex(4)}",
         ports=Ports(free_port(), free_port(), free_port(), free_port(), free_port()),
-        program_config={"recording": {"duration_s": 1.0, "interval_s": 2.0}},
+        # Every recording kept, so each can be compared with the CLI's run on its file (the
+        # detection program's default keeps only those its saving filters accept).
+        program_config={
+            "recording": {"duration_s": 1.0, "interval_s": 2.0},
+            "file_management": {"save_all": True},
+        },
     )
     try:
         stack.up()

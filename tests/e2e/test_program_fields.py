@@ -67,7 +67,13 @@ def dotted_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
 def base_program(work: Path, topic: str) -> dict[str, dict[str, Any]]:
     return {
         "recording": {"duration_s": 0.5, "interval_s": RUN_S, "min_free_disk_mb": 10},
-        "file_management": {"interval_s": RUN_S, "destination": str(work / "recordings")},
+        # Every recording kept, so that each row sees its own field decide what goes (the
+        # detection program's default keeps only recordings its saving filters accept).
+        "file_management": {
+            "interval_s": RUN_S,
+            "destination": str(work / "recordings"),
+            "save_all": True,
+        },
         "messaging": {"interval_s": RUN_S, "mqtt_host": MQTT_HOST, "mqtt_topic": topic},
         "heartbeat": {"interval_s": SLOW},
         "summary": {"interval_s": SLOW},
@@ -459,6 +465,8 @@ def recording_sun_window(device: Device) -> None:
 
 
 def recording_min_free_disk(device: Device) -> None:
+    # The retention floor must stay above the recorder's: off, the recorder's is the last word.
+    device.set("file_management.keep_free_mb", 0)
     at = device.set("recording.min_free_disk_mb", 10**9)  # more than any disk here
     device.nothing_recorded(device.next_slot(at))
 

@@ -16,6 +16,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 import uuid
 import wave
 from dataclasses import dataclass
@@ -146,6 +147,7 @@ def store_seeds(client) -> dict[str, list]:
             )
         ],
         "GetDevice": [spb.GetDeviceRequest()],
+        "GetRetention": [spb.GetRetentionRequest(), spb.GetRetentionRequest(window_s=3600)],
         "GetCurrentDeployment": [spb.GetCurrentDeploymentRequest()],
         "GetDeployment": [spb.GetDeploymentRequest(deployment_id=str(deployment.id))],
         "StoreRecording": [new_recording],
@@ -289,6 +291,7 @@ def store_fuzz_target(database_url):
     from acoustack.grpc_server import start_server
     from acoustack.v1 import store_pb2
     from acoustack_storage.repository import PostgresStore
+    from acoustack_storage.retention import Retention, RetentionPolicy
     from acoustack_storage.servicer import register
 
     servers = []
@@ -300,6 +303,9 @@ def store_fuzz_target(database_url):
         servicer.running = running  # for a servicer that plays with its own health
         servers.append((running, store))
         address = f"127.0.0.1:{running.port}"
+        # A retention run (over an empty destination), so GetRetention has one to report.
+        with tempfile.TemporaryDirectory() as destination:
+            Retention(store, Path(destination), RetentionPolicy(keep_free_mb=1)).run()
         with StoreClient(address) as client:
             seeds = store_seeds(client)
         return fuzzer.Target(

@@ -102,3 +102,31 @@ def test_a_long_status_is_cut_to_what_a_heartbeat_carries():
     assert len(text) == device_health.STATUS_MAX
     assert text.endswith("…")
     schema.Heartbeat(device_id="d", status=text)  # accepted
+
+
+def test_a_card_retention_cannot_keep_from_filling_is_named_and_deleting_is_not_a_problem():
+    now = london("2026-06-01T23:00")
+    working = device_health.RetentionFacts(
+        destination="/recordings",
+        keep_free_mb=1024,
+        keep_best_per_species=5,
+        free_mb=1100.0,
+        short_of_free_mb=0.0,
+        deleted_for_age=0,
+        deleted_for_space=40,
+    )
+    # Deleting the least valuable to hold the floor is retention doing its job.
+    assert problems(facts(now, now, retention=working), NIGHTS) == []
+    stuck = device_health.RetentionFacts(
+        destination="/recordings",
+        keep_free_mb=1024,
+        keep_best_per_species=5,
+        free_mb=600.0,
+        short_of_free_mb=424.0,
+        deleted_for_age=0,
+        deleted_for_space=3,
+    )
+    assert problems(facts(now, now, retention=stuck), NIGHTS) == [
+        "disk filling: retention cannot keep 1024 MB free on /recordings (600 MB free), only the "
+        "best 5 recordings of each species are left; lower keep_best_per_species or free the disk"
+    ]

@@ -207,9 +207,14 @@ def test_the_heartbeat_carries_the_device_and_its_metrics(tasks, context, store,
         "process_cpu",
         "last_recording_age",
         "failed_recordings_last_hour",
+        "recordings_deleted_for_space_last_day",
+        "recordings_deleted_for_age_last_day",
         *(f"queue_{q.value}_waiting" for q in Queue),
     }
     assert beat.status == "ok"
+    # No file-management run yet, so retention has said nothing (tests/e2e/test_card_never_fills.py
+    # shows these after a month).
+    assert by_name["recordings_deleted_for_space_last_day"].value == -1
     assert 290 < by_name["last_recording_age"].value < 400
     assert by_name["free_storage"].unit == "GB" and by_name["free_storage"].value > 0
     assert store.get_unsent_messages() == []  # straight out, not through the outbox
@@ -248,7 +253,11 @@ def test_an_unreachable_storage_is_said_and_the_heartbeat_still_goes(
     unreachable = StoreClient(f"127.0.0.1:{closed_port}", retry=RetryPolicy(budget_s=0))
     judged = device_status.Assessment(unreachable, None, None)
     assert judged.status().startswith("degraded: storage unreachable")
-    assert {f().name for f in judged.metrics()} == {"failed_recordings_last_hour"}
+    assert {f().name for f in judged.metrics()} == {
+        "failed_recordings_last_hour",
+        "recordings_deleted_for_space_last_day",
+        "recordings_deleted_for_age_last_day",
+    }
 
 
 def test_an_undelivered_heartbeat_is_retried_a_few_times(tasks, closed_port):

@@ -57,3 +57,26 @@ def test_a_bad_value_names_the_field_and_changes_nothing(store, tmp_path):
         store.set("detection.threshold", "high")
     assert store.get("recording.duration_s") == 3.0
     assert store.applied == [] and not (tmp_path / "program.json").exists()
+
+
+def test_a_floor_that_would_stop_recording_before_retention_acts_is_refused(store, tmp_path):
+    """The shipped defaults keep a card from filling: retention frees space (keep_free_mb) before
+    the recorder stops at its own floor; a change that inverts the two is refused, naming both."""
+    config = store.get()
+    assert config["file_management"]["keep_free_mb"] > config["recording"]["min_free_disk_mb"]
+    assert config["file_management"]["keep_best_per_species"] > 0
+    assert (
+        config["file_management"]["save_all"] is False
+    )  # the detection program keeps what it finds
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^file_management.keep_free_mb: 1024 MB is not above recording.min_free_disk_mb "
+        r"\(2000 MB\), so recording would stop before retention makes room",
+    ):
+        store.set("recording.min_free_disk_mb", "2000")
+    with pytest.raises(InvalidArgumentError, match="^file_management.keep_free_mb: 100 MB"):
+        store.set("file_management.keep_free_mb", "100")
+    assert store.applied == [] and not (tmp_path / "program.json").exists()
+    # Turning the floor off is the user's choice, and then the recorder's own floor is the last word.
+    assert store.set("file_management.keep_free_mb", "0") == 0
+    assert store.set("recording.min_free_disk_mb", "2000") == 2000

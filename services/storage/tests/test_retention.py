@@ -36,8 +36,11 @@ def destination(tmp_path) -> Path:
     return path
 
 
-def saved_recording(store, deployment, destination, days_ago: float, *species: tuple[str, float]):
-    """A saved recording filed in its date folder, with a detection per (species, confidence)."""
+def saved_recording(
+    store, deployment, destination, days_ago: float, *species: tuple[str, float], score=0.9
+):
+    """A saved recording filed in its date folder, with a detection per (species, confidence),
+    each scored ``score``."""
     started = NOW - dt.timedelta(days=days_ago)
     rid = uuid.uuid4()
     path = destination / f"{started:%Y/%m/%d}" / f"{started:%Y%m%d_%H%M%S}-{rid.hex[:8]}.wav"
@@ -52,7 +55,7 @@ def saved_recording(store, deployment, destination, days_ago: float, *species: t
         detections = [
             d.model_copy(
                 update={
-                    "detection_score": 0.9,
+                    "detection_score": score,
                     "tags": [
                         schema.PredictedTag(tag=schema.Tag(key="species", value=name), confidence=c)
                     ],
@@ -163,7 +166,7 @@ def test_the_best_of_a_species_outlive_the_age_limit(store, deployment, destinat
     assert status(store, plain) is schema.RecordingStatus.DELETED
 
 
-def test_nothing_outside_the_destination_and_nothing_by_default_is_deleted(
+def test_nothing_outside_the_destination_and_nothing_with_retention_off_is_deleted(
     store, deployment, destination, tmp_path
 ):
     elsewhere = tmp_path / "archive"
@@ -263,3 +266,72 @@ def test_files_of_deleted_recordings_go_and_files_the_store_does_not_know_stay(
     assert Path(kept.path).exists()
     assert stranger.exists()
     assert status(store, kept) is schema.RecordingStatus.SAVED
+
+
+def test_for_space_the_least_valuable_go_first_whatever_their_age(store, deployment, destination):
+    """No detection first, then the lowest best score; among equals the oldest."""
+    bat = ("Pipistrellus pipistrellus", 0.9)
+    silent_new = saved_recording(store, deployment, destination, days_ago=1)
+    silent_old = saved_recording(store, deployment, destination, days_ago=2)
+    weak = saved_recording(store, deployment, destination, 0.5, bat, score=0.3)
+    strong_old = saved_recording(store, deployment, destination, 30, bat, score=0.95)
+    strong_new = saved_recording(store, deployment, destination, 0.1, bat, score=0.8)
+    floor_mb = 4
+    capacity = 5 * FILE_BYTES + floor_mb * MB - int(2.5 * FILE_BYTES)  # three must go
+    report = Retention(
+        store,
+        destination,
+        RetentionPolicy(keep_free_mb=floor_mb),
+        free_bytes=disk_of(capacity),
+        now=lambda: NOW,
+    ).run()
+    assert report.deleted_for_space == 3
+    gone = {
+        r.id
+        for r in (silent_new, silent_old, weak, strong_old, strong_new)
+        if status(store, r) is schema.RecordingStatus.DELETED
+    }
+    assert gone == {silent_old.id, silent_new.id, weak.id}
+    assert report.highest_deleted_score == pytest.approx(0.3)
+    assert Path(strong_old.path).exists() and Path(strong_new.path).exists()
+
+
+def test_the_least_valuable_are_read_page_after_page(store, deployment, destination, monkeypatch):
+    monkeypatch.setattr(retention_module, "PAGE", 2)
+    bat = ("Myotis daubentonii", 0.9)
+    # Ties in score and start time across pages' edges; the three silent ones must go.
+    silent = [saved_recording(store, deployment, destination, days_ago=3) for _ in range(3)]
+    scored = [saved_recording(store, deployment, destination, 3, bat, score=0.5) for _ in range(3)]
+    capacity = 6 * FILE_BYTES + 1 * MB - int(2.5 * FILE_BYTES)
+    report = Retention(
+        store,
+        destination,
+        RetentionPolicy(keep_free_mb=1),
+        free_bytes=disk_of(capacity),
+        now=lambda: NOW,
+    ).run()
+    assert report.deleted_for_space == 3
+    assert {status(store, r) for r in silent} == {schema.RecordingStatus.DELETED}
+    assert {status(store, r) for r in scored} == {schema.RecordingStatus.SAVED}
+
+
+def test_every_run_is_recorded_for_the_heartbeat_and_status_to_tell(store, deployment, destination):
+    for days in (3, 2, 1):
+        saved_recording(store, deployment, destination, days_ago=days)
+    policy = RetentionPolicy(keep_free_mb=2, keep_best_per_species=5)
+    one_short = disk_of(3 * FILE_BYTES + 2 * MB - FILE_BYTES // 2)
+    Retention(store, destination, policy, free_bytes=one_short, now=lambda: NOW).run()
+    later = NOW + dt.timedelta(minutes=2)
+    Retention(store, destination, policy, free_bytes=disk_of(FILE_BYTES), now=lambda: later).run()
+
+    summary = store.retention_summary(NOW - dt.timedelta(hours=24))
+    assert summary.last.ran_at == later
+    assert summary.last.destination == str(destination)
+    assert summary.last.keep_free_mb == 2
+    # The second run's disk holds less than the floor even once both recordings left are gone.
+    assert summary.deleted_for_space == 3
+    assert summary.last.short_of_free_mb > 0
+    assert summary.last.free_mb == pytest.approx(1.0)
+    # A window after both runs counts nothing, and still shows the last run.
+    empty = store.retention_summary(later + dt.timedelta(seconds=1))
+    assert (empty.deleted_for_space, empty.last.ran_at) == (0, later)

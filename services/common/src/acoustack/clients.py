@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import grpc
 
 from acoustack import convert, schema
-from acoustack.errors import UnavailableError, from_rpc_error
+from acoustack.errors import NotFoundError, UnavailableError, from_rpc_error
 from acoustack.identity import LearnedIdentity
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import store_pb2_grpc
@@ -157,6 +157,18 @@ class StoreClient(GrpcClient):
             self.stub.GetDevice, spb.GetDeviceRequest(), name="GetDevice", retry=retry
         )
         return reply.device_id
+
+    def retention(self, window_s: float = 0.0) -> pb.RetentionState | None:
+        """What retention deleted in the window (0: a day) and its last run; None before any."""
+        try:
+            reply = self.call(
+                self.stub.GetRetention,
+                spb.GetRetentionRequest(window_s=window_s),
+                name="GetRetention",
+            )
+        except NotFoundError:
+            return None
+        return reply.retention
 
     def learned_identity(self, data_dir: Path | None) -> LearnedIdentity:
         """The device id for a service other than storage, kept in its ``data_dir`` as well. Asked

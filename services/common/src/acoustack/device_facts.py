@@ -33,6 +33,7 @@ def gather(
     unknown: list[str] = []
     deployment = last_recording_at = None
     failed: list = []
+    retention = None
     try:
         current = store.current_deployment()
         deployment = convert.deployment_from_proto(current) if current else None
@@ -43,6 +44,17 @@ def gather(
             order=spb.SORT_ORDER_NEWEST_FIRST,
             limit=1000,
         )
+        state = store.retention(window_s=86400.0)
+        if state is not None:
+            retention = device_health.RetentionFacts(
+                destination=state.destination,
+                keep_free_mb=state.keep_free_mb,
+                keep_best_per_species=state.keep_best_per_species,
+                free_mb=None if state.free_mb < 0 else state.free_mb,
+                short_of_free_mb=state.short_of_free_mb,
+                deleted_for_age=state.deleted_for_age,
+                deleted_for_space=state.deleted_for_space,
+            )
     except AcoustackError as exc:
         unknown.append(f"storage unreachable ({type(exc).__name__})")
     queues: dict[str, device_health.QueueState] = {}
@@ -62,6 +74,7 @@ def gather(
         failed_last_hour=len(failed),
         last_failure_reason=failed[0].recording.failure_reason if failed else "",
         queues=queues,
+        retention=retention,
     )
     return facts, unknown
 

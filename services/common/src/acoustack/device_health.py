@@ -31,6 +31,19 @@ class QueueState:
 
 
 @dataclass(frozen=True)
+class RetentionFacts:
+    """What retention did over the last day, and where its last run left the disk."""
+
+    destination: str
+    keep_free_mb: int
+    keep_best_per_species: int
+    free_mb: float | None  # None: not measured (no floor set)
+    short_of_free_mb: float
+    deleted_for_age: int
+    deleted_for_space: int
+
+
+@dataclass(frozen=True)
 class DeviceFacts:
     now: dt.datetime
     deployment: schema.Deployment | None
@@ -38,6 +51,7 @@ class DeviceFacts:
     failed_last_hour: int = 0
     last_failure_reason: str = ""
     queues: dict[str, QueueState] = field(default_factory=dict)
+    retention: RetentionFacts | None = None  # None: retention has not run yet
 
 
 def _duration(seconds: float) -> str:
@@ -92,6 +106,18 @@ def queue_problems(queues: dict[str, QueueState]) -> list[str]:
     return found
 
 
+def disk_problem(retention: RetentionFacts | None) -> str | None:
+    """A card retention cannot keep from filling: recording stops soon after."""
+    if retention is None or retention.short_of_free_mb <= 0:
+        return None
+    free = "" if retention.free_mb is None else f" ({retention.free_mb:.0f} MB free)"
+    return (
+        f"disk filling: retention cannot keep {retention.keep_free_mb} MB free on "
+        f"{retention.destination}{free}, only the best {retention.keep_best_per_species} "
+        "recordings of each species are left; lower keep_best_per_species or free the disk"
+    )
+
+
 def problems(facts: DeviceFacts, recording: RecordingConfig | None) -> list[str]:
     found = []
     silence = silence_problem(facts, recording)
@@ -108,6 +134,9 @@ def problems(facts: DeviceFacts, recording: RecordingConfig | None) -> list[str]
             + (f" (last: {reason})" if reason else "")
         )
     found.extend(queue_problems(facts.queues))
+    disk = disk_problem(facts.retention)
+    if disk:
+        found.append(disk)
     return found
 
 

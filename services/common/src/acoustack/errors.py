@@ -158,6 +158,10 @@ def validation_message(error: Exception, root: str) -> str:
     items = errors()
     for item in items[:_MAX_PROBLEMS]:
         path = ".".join(str(p) for p in (root, *item.get("loc", ())) if p != "")
+        if not path and item.get("type") == "value_error":
+            # A check across sections names its own fields ("file_management.keep_free_mb: …").
+            lines.append(problem_of(item).removeprefix("Value error, "))
+            continue
         lines.append(f"{path}: {problem_of(item)}")
     if len(items) > _MAX_PROBLEMS:
         lines.append(f"and {len(items) - _MAX_PROBLEMS} more problems")

@@ -232,11 +232,13 @@ class FileManagementConfig(Section):
         int,
         Field(
             ge=0,
-            description="while the destination's disk has less free space than this, delete the "
-            "oldest saved recordings; 0 never deletes for space (recording then stops at "
-            "recording.min_free_disk_mb)",
+            description="while the destination's disk has less free space than this, delete "
+            "saved recordings, the least valuable first (no detection, then the lowest best "
+            "detection score, the oldest first among equals); must be above "
+            "recording.min_free_disk_mb so that recording never stops; 0 never deletes for "
+            "space (recording then stops at recording.min_free_disk_mb)",
         ),
-    ] = 0
+    ] = 1024
     keep_best_per_species: Annotated[
         int,
         Field(
@@ -245,7 +247,7 @@ class FileManagementConfig(Section):
             description="retention never deletes the recordings holding the N most confident "
             "detections of each species",
         ),
-    ] = 0
+    ] = 5
 
     @field_validator("save_daily_windows")
     @classmethod

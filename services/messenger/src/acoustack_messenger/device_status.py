@@ -53,6 +53,15 @@ class Assessment:
         """Collected when the heartbeat is built, like the template's other metrics."""
         return [
             self._metric("failed_recordings_last_hour", lambda facts: facts.failed_last_hour),
+            # What retention deleted to keep the card from filling (-1: it has not run yet).
+            self._metric(
+                "recordings_deleted_for_space_last_day",
+                lambda facts: -1 if facts.retention is None else facts.retention.deleted_for_space,
+            ),
+            self._metric(
+                "recordings_deleted_for_age_last_day",
+                lambda facts: -1 if facts.retention is None else facts.retention.deleted_for_age,
+            ),
             *(
                 self._metric(
                     f"queue_{name}_waiting", lambda facts, name=name: facts.queues[name].waiting

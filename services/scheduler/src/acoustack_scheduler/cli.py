@@ -210,7 +210,35 @@ def show_status(args: argparse.Namespace) -> int:
         print("last message sent: none")
     print(f"unsent messages: {reply.unsent_messages}")
     print(f"free disk: {reply.free_disk_gb:.1f} GB")
+    print(
+        f"retention: {retention_line(reply.retention) if reply.HasField('retention') else 'not run yet'}"
+    )
     return 0
+
+
+def retention_line(state) -> str:
+    """What retention deleted and why, in a line: the user's answer to "where did my files go"."""
+    rules = []
+    if state.max_age_days > 0:
+        rules.append(f"older than {state.max_age_days:g} days")
+    if state.keep_free_mb > 0:
+        rules.append(f"the least valuable first while under {state.keep_free_mb} MB free")
+    if not rules:
+        return "off (nothing is deleted: the card will fill)"
+    hours = state.window_s / 3600
+    deleted = (
+        f"deleted {state.deleted_for_space} for space and {state.deleted_for_age} for age "
+        f"in the last {hours:g} h"
+    )
+    if state.deleted_for_space and state.highest_deleted_score >= 0:
+        deleted += f" (best detection score of those up to {state.highest_deleted_score:.2f})"
+    elif state.deleted_for_space:
+        deleted += " (none of them had a detection)"
+    keeps = f"keeps the best {state.keep_best_per_species} of each species"
+    line = f"{deleted}; deletes {' and '.join(rules)}; {keeps}"
+    if state.short_of_free_mb > 0:
+        line += f"; {state.short_of_free_mb:.0f} MB short of the floor with nothing left to delete"
+    return line
 
 
 def run_checks(args: argparse.Namespace) -> int:

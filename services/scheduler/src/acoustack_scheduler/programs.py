@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from acoustack.errors import InvalidArgumentError, validation_message
 from acoustack.names import TASK_ARGUMENTS, Queue, Task, record_time_limits
@@ -40,6 +40,20 @@ class DefaultProgramConfig(Section):
         FileManagementConfig, Field(description="what happens to recordings")
     ] = FileManagementConfig()
 
+    @model_validator(mode="after")
+    def _retention_acts_before_recording_stops(self) -> DefaultProgramConfig:
+        # A floor at or under the recorder's own would stop recording before retention made room:
+        # the device would sit silent on a full card with deletable recordings on it.
+        keep_free, stop_at = self.file_management.keep_free_mb, self.recording.min_free_disk_mb
+        if 0 < keep_free <= stop_at:
+            raise ValueError(
+                f"file_management.keep_free_mb: {keep_free} MB is not above "
+                f"recording.min_free_disk_mb ({stop_at} MB), so recording would stop before "
+                "retention makes room; raise keep_free_mb above it (or set it to 0 to delete "
+                "nothing for space)"
+            )
+        return self
+
 
 class ConnectedProgramConfig(DefaultProgramConfig):
     messaging: Annotated[
@@ -51,6 +65,12 @@ class ConnectedProgramConfig(DefaultProgramConfig):
 
 
 class DetectionProgramConfig(ConnectedProgramConfig):
+    # With a model to judge them, only the recordings a saving filter accepts are kept (a
+    # detection at least file_management.saving_threshold confident): at 384 kHz, keeping all
+    # would fill a 64 GB card in three days.
+    file_management: Annotated[
+        FileManagementConfig, Field(description="what happens to recordings")
+    ] = FileManagementConfig(save_all=False)
     detection: Annotated[DetectionConfig, Field(description="the model run on each recording")] = (
         DetectionConfig()
     )

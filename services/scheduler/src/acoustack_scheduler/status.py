@@ -70,5 +70,8 @@ class StatusReporter:
             reply.free_disk_gb = shutil.disk_usage(self.disk_path).free / 1e9
         except OSError:
             reply.free_disk_gb = -1
+        retention = self.store.retention()
+        if retention is not None:
+            reply.retention.CopyFrom(retention)
         reply.device_status, _ = judge(self.store, self.queue_stats, self.program_config())
         return reply

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -52,6 +52,34 @@ DEFAULT_LIMIT = 100
 # Seconds the pool keeps retrying one lost connection before it gives up and lets the next
 # request try afresh; bounds the time from Postgres coming back to storage serving again.
 RECONNECT_WINDOW_S = 5.0
+
+
+@dataclass(frozen=True)
+class RetentionRun:
+    """What one retention run did (``retention_runs``)."""
+
+    ran_at: dt.datetime
+    destination: str
+    max_age_days: float
+    keep_free_mb: int
+    keep_best_per_species: int
+    deleted_for_age: int = 0
+    deleted_for_space: int = 0
+    kept_as_best: int = 0
+    free_mb: float | None = None
+    short_of_free_mb: float = 0.0
+    highest_deleted_score: float | None = None
+
+
+@dataclass(frozen=True)
+class RetentionSummary:
+    """The newest run, and the deletions of every run since ``since``."""
+
+    last: RetentionRun
+    since: dt.datetime
+    deleted_for_age: int
+    deleted_for_space: int
+    highest_deleted_score: float | None
 
 
 def effective_limit(limit: int) -> int:
@@ -546,6 +574,90 @@ class PostgresStore:
             for row in rows
         ]
         return ranked, [(row["recording_id"], row["document"]) for row in legacy]
+
+    def saved_by_value(
+        self,
+        path_prefix: str,
+        *,
+        after: tuple[float, dt.datetime, uuid.UUID] | None = None,
+        limit: int = MAX_LIMIT,
+    ) -> list[tuple[schema.Recording, float]]:
+        """Saved recordings under ``path_prefix``, the least valuable first: by their best
+        detection score over every model (0 with no detection), then the oldest first, then by id;
+        each with that score. ``after`` continues past the (score, started_at, id) of the last
+        one given."""
+        params: list[Any] = [path_prefix]
+        resume = ""
+        if after is not None:
+            resume = "WHERE (value, started_at, id) > (%s, %s, %s)"
+            params.extend(after)
+        params.append(effective_limit(limit))
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"""SELECT * FROM (
+                        SELECT {_RECORDING_COLUMNS}, coalesce((
+                                   SELECT max(o.max_detection_score) FROM model_outputs o
+                                   WHERE o.recording_id = r.id), 0) AS value
+                        FROM recordings r
+                        WHERE r.status = 'saved' AND starts_with(r.path, %s)) ranked
+                    {resume}
+                    ORDER BY value, started_at, id LIMIT %s""",
+                params,
+            ).fetchall()
+            values = {row["id"]: row["value"] for row in rows}
+            recordings = _readable(schema.Recording, "recordings", rows, name_only=("value",))
+        return [(r, values[r.id]) for r in recordings]
+
+    def record_retention_run(self, run: RetentionRun, *, keep_days: float = 7.0) -> None:
+        """Keep what a retention run did; runs older than ``keep_days`` go."""
+        with self._tx() as conn:
+            conn.execute(
+                """INSERT INTO retention_runs (ran_at, destination, max_age_days, keep_free_mb,
+                       keep_best_per_species, deleted_for_age, deleted_for_space, kept_as_best,
+                       free_mb, short_of_free_mb, highest_deleted_score)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (
+                    run.ran_at,
+                    run.destination,
+                    run.max_age_days,
+                    run.keep_free_mb,
+                    run.keep_best_per_species,
+                    run.deleted_for_age,
+                    run.deleted_for_space,
+                    run.kept_as_best,
+                    run.free_mb,
+                    run.short_of_free_mb,
+                    run.highest_deleted_score,
+                ),
+            )
+            conn.execute(
+                "DELETE FROM retention_runs WHERE ran_at < %s",
+                (run.ran_at - dt.timedelta(days=keep_days),),
+            )
+
+    def retention_summary(self, since: dt.datetime) -> RetentionSummary | None:
+        """The newest run, and what the runs since ``since`` deleted (None: no run recorded)."""
+        with self._tx() as conn:
+            last = conn.execute(
+                "SELECT * FROM retention_runs ORDER BY ran_at DESC, id DESC LIMIT 1"
+            ).fetchone()
+            if last is None:
+                return None
+            totals = conn.execute(
+                """SELECT coalesce(sum(deleted_for_age), 0) AS age,
+                          coalesce(sum(deleted_for_space), 0) AS space,
+                          max(highest_deleted_score) AS score
+                   FROM retention_runs WHERE ran_at >= %s""",
+                (since,),
+            ).fetchone()
+        last.pop("id")
+        return RetentionSummary(
+            last=RetentionRun(**last),
+            since=since,
+            deleted_for_age=totals["age"],
+            deleted_for_space=totals["space"],
+            highest_deleted_score=totals["score"],
+        )
 
     def _update_recording(
         self,

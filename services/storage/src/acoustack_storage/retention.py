@@ -4,8 +4,12 @@ recordings with the most confident detections of each species are never deleted 
 What a killed run leaves behind is cleaned up: half-written copies, and files of recordings the
 store had already marked deleted. Files the store does not know are counted, never touched.
 
-Off unless configured (``file_management.retention_days``, ``keep_free_mb``): deleting saved
-recordings is the user's decision, never a default. Domain logic on storage's repository, with no
+On by default: a card that fills stops the device for good, the complaint users of every peer
+raise most. The shipped floor (``file_management.keep_free_mb``, above the recorder's own
+``recording.min_free_disk_mb``) deletes the least valuable saved recordings first (no detection,
+then the lowest best score, the oldest first among equals) and never the best of each species
+(``keep_best_per_species``). Each run is recorded (``retention_runs``), so the heartbeat and
+`acoustack status` say what was deleted and why. Domain logic on storage's repository, with no
 transport; the ``manage_files`` task runs it before filing, so that filing finds room.
 """
 
@@ -22,11 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acoustack import schema
+from acoustack.errors import InvalidArgumentError, NotFoundError
 from acoustack.v1 import types_pb2 as pb
 from acoustack_storage.repository import (
     MAX_LIMIT,
     PostgresStore,
     RecordingFilter,
+    RetentionRun,
     StoredRecording,
     tag_best_confidences,
 )
@@ -66,6 +72,46 @@ class RetentionReport:
     free_mb: float | None = None
     # How far below keep_free_mb the disk stayed because nothing deletable was left.
     short_of_free_mb: float = 0.0
+    # The highest best-detection score among the recordings deleted for space.
+    highest_deleted_score: float | None = None
+
+
+# Runs are kept a week (``record_retention_run``): the longest window a summary can cover.
+MAX_WINDOW_S = 7 * 86400.0
+DEFAULT_WINDOW_S = 86400.0
+
+
+def retention_state(
+    repository: PostgresStore, window_s: float, now: dt.datetime | None = None
+) -> pb.RetentionState:
+    """The last run and the window's deletions, as the contract gives them (0: a day)."""
+    if not 0 <= window_s <= MAX_WINDOW_S:  # NaN fails both
+        raise InvalidArgumentError(
+            f"window_s: {window_s!r} is outside 0..{MAX_WINDOW_S:.0f} s (runs are kept 7 days; "
+            "0 means 24 hours)"
+        )
+    window_s = window_s or DEFAULT_WINDOW_S
+    summary = repository.retention_summary((now or _utcnow()) - dt.timedelta(seconds=window_s))
+    if summary is None:
+        raise NotFoundError("retention has not run yet (it runs with each file-management run)")
+    last = summary.last
+    state = pb.RetentionState(
+        destination=last.destination,
+        max_age_days=last.max_age_days,
+        keep_free_mb=last.keep_free_mb,
+        keep_best_per_species=last.keep_best_per_species,
+        free_mb=-1.0 if last.free_mb is None else last.free_mb,
+        short_of_free_mb=last.short_of_free_mb,
+        kept_as_best=last.kept_as_best,
+        window_s=window_s,
+        deleted_for_age=summary.deleted_for_age,
+        deleted_for_space=summary.deleted_for_space,
+        highest_deleted_score=(
+            -1.0 if summary.highest_deleted_score is None else summary.highest_deleted_score
+        ),
+    )
+    state.last_run_at.FromDatetime(last.ran_at)
+    return state
 
 
 def free_bytes(path: Path) -> int:
@@ -93,13 +139,32 @@ class Retention:
         self.now = now
 
     def run(self, *, remove_abandoned_copies: bool = True) -> RetentionReport:
+        ran_at = self.now()
         report = RetentionReport()
         if remove_abandoned_copies:
             report.abandoned_copies_removed = self.remove_abandoned_copies()
             removed, unknown = self.remove_deleted_leftovers()
             report.deleted_leftovers_removed, report.unknown_files = removed, unknown
-        if not self.policy.deletes:
-            return report
+        if self.policy.deletes:
+            self._apply_policy(report)
+        self.repository.record_retention_run(
+            RetentionRun(
+                ran_at=ran_at,
+                destination=str(self.destination),
+                max_age_days=self.policy.max_age_days,
+                keep_free_mb=self.policy.keep_free_mb,
+                keep_best_per_species=self.policy.keep_best_per_species,
+                deleted_for_age=report.deleted_for_age,
+                deleted_for_space=report.deleted_for_space,
+                kept_as_best=report.kept_as_best,
+                free_mb=report.free_mb,
+                short_of_free_mb=report.short_of_free_mb,
+                highest_deleted_score=report.highest_deleted_score,
+            )
+        )
+        return report
+
+    def _apply_policy(self, report: RetentionReport) -> None:
         ranked: list[set[uuid.UUID]] = []
 
         def protected() -> set[uuid.UUID]:
@@ -120,32 +185,37 @@ class Retention:
             self._keep_free(protected, report)
         if report.deleted_for_age or report.deleted_for_space:
             log.info(
-                "retention deleted %d saved recording(s) past %g days and %d for disk space "
-                "(%d kept as the best of their species)",
+                "retention deleted %d saved recording(s) past %g days and %d for disk space, "
+                "the least valuable first (best detection score up to %s; %d kept as the best of "
+                "their species)",
                 report.deleted_for_age,
                 self.policy.max_age_days,
                 report.deleted_for_space,
+                "none"
+                if report.highest_deleted_score is None
+                else f"{report.highest_deleted_score:.2f}",
                 report.kept_as_best,
             )
-        return report
 
     def _keep_free(self, protected: Callable[[], set[uuid.UUID]], report: RetentionReport) -> None:
         floor = self.policy.keep_free_mb * MB
         free = self.free_bytes(self.destination)
         if free < floor:
             disk = os.stat(self.destination).st_dev
-            for entry in self._saved():
-                if entry.recording.id in protected():
+            for recording, value in self._saved_least_valuable_first():
+                if recording.id in protected():
                     continue
-                path = Path(entry.recording.path)
+                path = Path(recording.path)
                 try:
                     elsewhere = os.stat(path).st_dev != disk
                 except FileNotFoundError:
                     elsewhere = False  # gone already: the store should say so too
                 if elsewhere:
                     continue  # deleting it would free nothing on this disk
-                self._delete(entry.recording)
+                self._delete(recording)
                 report.deleted_for_space += 1
+                if value > 0:
+                    report.highest_deleted_score = max(report.highest_deleted_score or 0, value)
                 free = self.free_bytes(self.destination)
                 if free >= floor:
                     break
@@ -256,6 +326,19 @@ class Retention:
             except OSError:
                 break
             folder = folder.parent
+
+    def _saved_least_valuable_first(self) -> Iterator[tuple[schema.Recording, float]]:
+        """Saved recordings under the destination with their best detection score, the least
+        valuable first, page by page."""
+        prefix = f"{str(self.destination).rstrip('/')}/"
+        after = None
+        while True:
+            page = self.repository.saved_by_value(prefix, after=after, limit=PAGE)
+            yield from page
+            if len(page) < PAGE:
+                return
+            last, value = page[-1]
+            after = (value, last.started_at, last.id)
 
     def _saved(
         self, *, started_before: dt.datetime | None = None, with_outputs: bool = False

@@ -31,6 +31,7 @@ from acoustack_storage.repository import (
     RecordingFilter,
     StoredRecording,
 )
+from acoustack_storage.retention import retention_state
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,10 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
     @rpc_errors
     def GetDevice(self, request, context):
         return spb.GetDeviceResponse(device_id=self.device.get())
+
+    @rpc_errors
+    def GetRetention(self, request, context):
+        return spb.GetRetentionResponse(retention=retention_state(self.store, request.window_s))
 
     # deployments
     @rpc_errors

@@ -71,7 +71,7 @@ class QueueStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., waiting: _Optional[int] = ..., workers: _Optional[int] = ..., expected_workers: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("program", "deployment", "services", "queues", "last_recording", "last_model_output", "unsent_messages", "free_disk_gb", "last_message_sent", "device_status", "device_id")
+    __slots__ = ("program", "deployment", "services", "queues", "last_recording", "last_model_output", "unsent_messages", "free_disk_gb", "last_message_sent", "device_status", "device_id", "retention")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class GetStatusResponse(_message.Message):
     LAST_MESSAGE_SENT_FIELD_NUMBER: _ClassVar[int]
     DEVICE_STATUS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
     program: str
     deployment: _types_pb2.Deployment
     services: _containers.RepeatedCompositeFieldContainer[ServiceStatus]
@@ -94,7 +95,8 @@ class GetStatusResponse(_message.Message):
     last_message_sent: _types_pb2.Response
     device_status: str
     device_id: str
-    def __init__(self, program: _Optional[str] = ..., deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., services: _Optional[_Iterable[_Union[ServiceStatus, _Mapping]]] = ..., queues: _Optional[_Iterable[_Union[QueueStatus, _Mapping]]] = ..., last_recording: _Optional[_Union[_types_pb2.Recording, _Mapping]] = ..., last_model_output: _Optional[_Union[_types_pb2.ModelOutput, _Mapping]] = ..., unsent_messages: _Optional[int] = ..., free_disk_gb: _Optional[float] = ..., last_message_sent: _Optional[_Union[_types_pb2.Response, _Mapping]] = ..., device_status: _Optional[str] = ..., device_id: _Optional[str] = ...) -> None: ...
+    retention: _types_pb2.RetentionState
+    def __init__(self, program: _Optional[str] = ..., deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., services: _Optional[_Iterable[_Union[ServiceStatus, _Mapping]]] = ..., queues: _Optional[_Iterable[_Union[QueueStatus, _Mapping]]] = ..., last_recording: _Optional[_Union[_types_pb2.Recording, _Mapping]] = ..., last_model_output: _Optional[_Union[_types_pb2.ModelOutput, _Mapping]] = ..., unsent_messages: _Optional[int] = ..., free_disk_gb: _Optional[float] = ..., last_message_sent: _Optional[_Union[_types_pb2.Response, _Mapping]] = ..., device_status: _Optional[str] = ..., device_id: _Optional[str] = ..., retention: _Optional[_Union[_types_pb2.RetentionState, _Mapping]] = ...) -> None: ...
 
 class RunChecksRequest(_message.Message):
     __slots__ = ()

@@ -30,6 +30,18 @@ class GetDeviceResponse(_message.Message):
     device_id: str
     def __init__(self, device_id: _Optional[str] = ...) -> None: ...
 
+class GetRetentionRequest(_message.Message):
+    __slots__ = ("window_s",)
+    WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    window_s: float
+    def __init__(self, window_s: _Optional[float] = ...) -> None: ...
+
+class GetRetentionResponse(_message.Message):
+    __slots__ = ("retention",)
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
+    retention: _types_pb2.RetentionState
+    def __init__(self, retention: _Optional[_Union[_types_pb2.RetentionState, _Mapping]] = ...) -> None: ...
+
 class StartDeploymentRequest(_message.Message):
     __slots__ = ("id", "name", "latitude", "longitude", "started_at")
     ID_FIELD_NUMBER: _ClassVar[int]

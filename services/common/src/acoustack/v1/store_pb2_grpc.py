@@ -45,6 +45,11 @@ class StoreStub:
                 request_serializer=acoustack_dot_v1_dot_store__pb2.GetDeviceRequest.SerializeToString,
                 response_deserializer=acoustack_dot_v1_dot_store__pb2.GetDeviceResponse.FromString,
                 _registered_method=True)
+        self.GetRetention = channel.unary_unary(
+                '/acoustack.v1.Store/GetRetention',
+                request_serializer=acoustack_dot_v1_dot_store__pb2.GetRetentionRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_store__pb2.GetRetentionResponse.FromString,
+                _registered_method=True)
         self.StartDeployment = channel.unary_unary(
                 '/acoustack.v1.Store/StartDeployment',
                 request_serializer=acoustack_dot_v1_dot_store__pb2.StartDeploymentRequest.SerializeToString,
@@ -144,6 +149,13 @@ class StoreServicer:
     def GetDevice(self, request, context):
         """The device's identity. Storage owns it: every service of a device reports this id (in
         recordings, GUANO, messages, heartbeats and metrics) and learns it here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRetention(self, request, context):
+        """What retention did: its last run and the deletions in a window (NOT_FOUND: no run yet).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -264,6 +276,11 @@ def add_StoreServicer_to_server(servicer, server):
                     request_deserializer=acoustack_dot_v1_dot_store__pb2.GetDeviceRequest.FromString,
                     response_serializer=acoustack_dot_v1_dot_store__pb2.GetDeviceResponse.SerializeToString,
             ),
+            'GetRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRetention,
+                    request_deserializer=acoustack_dot_v1_dot_store__pb2.GetRetentionRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_store__pb2.GetRetentionResponse.SerializeToString,
+            ),
             'StartDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.StartDeployment,
                     request_deserializer=acoustack_dot_v1_dot_store__pb2.StartDeploymentRequest.FromString,
@@ -383,6 +400,33 @@ class Store:
             '/acoustack.v1.Store/GetDevice',
             acoustack_dot_v1_dot_store__pb2.GetDeviceRequest.SerializeToString,
             acoustack_dot_v1_dot_store__pb2.GetDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Store/GetRetention',
+            acoustack_dot_v1_dot_store__pb2.GetRetentionRequest.SerializeToString,
+            acoustack_dot_v1_dot_store__pb2.GetRetentionResponse.FromString,
             options,
             channel_credentials,
             insecure,

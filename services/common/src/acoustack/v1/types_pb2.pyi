@@ -181,6 +181,34 @@ class Response(_message.Message):
     received_at: _timestamp_pb2.Timestamp
     def __init__(self, message_id: _Optional[str] = ..., status: _Optional[_Union[ResponseStatus, str]] = ..., content: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class RetentionState(_message.Message):
+    __slots__ = ("last_run_at", "destination", "max_age_days", "keep_free_mb", "keep_best_per_species", "free_mb", "short_of_free_mb", "kept_as_best", "window_s", "deleted_for_age", "deleted_for_space", "highest_deleted_score")
+    LAST_RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FREE_MB_FIELD_NUMBER: _ClassVar[int]
+    KEEP_BEST_PER_SPECIES_FIELD_NUMBER: _ClassVar[int]
+    FREE_MB_FIELD_NUMBER: _ClassVar[int]
+    SHORT_OF_FREE_MB_FIELD_NUMBER: _ClassVar[int]
+    KEPT_AS_BEST_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FOR_AGE_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FOR_SPACE_FIELD_NUMBER: _ClassVar[int]
+    HIGHEST_DELETED_SCORE_FIELD_NUMBER: _ClassVar[int]
+    last_run_at: _timestamp_pb2.Timestamp
+    destination: str
+    max_age_days: float
+    keep_free_mb: int
+    keep_best_per_species: int
+    free_mb: float
+    short_of_free_mb: float
+    kept_as_best: int
+    window_s: float
+    deleted_for_age: int
+    deleted_for_space: int
+    highest_deleted_score: float
+    def __init__(self, last_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., max_age_days: _Optional[float] = ..., keep_free_mb: _Optional[int] = ..., keep_best_per_species: _Optional[int] = ..., free_mb: _Optional[float] = ..., short_of_free_mb: _Optional[float] = ..., kept_as_best: _Optional[int] = ..., window_s: _Optional[float] = ..., deleted_for_age: _Optional[int] = ..., deleted_for_space: _Optional[int] = ..., highest_deleted_score: _Optional[float] = ...) -> None: ...
+
 class Metric(_message.Message):
     __slots__ = ("name", "value", "unit")
     NAME_FIELD_NUMBER: _ClassVar[int]
