@@ -653,12 +653,14 @@ def _wait_deleted(device: Device, recordings, timeout_s: float = 20) -> None:
 def file_management_retention_days(device: Device) -> None:
     saved = _saved_before(device)
     time.sleep(2)
+    device.set("file_management.keep_best_per_species", 0)  # the best would outlive the limit
     device.set("file_management.retention_days", 1 / 86_400)  # a second
     _wait_deleted(device, saved)
 
 
 def file_management_keep_free_mb(device: Device) -> None:
     saved = _saved_before(device)
+    device.set("file_management.keep_best_per_species", 0)  # the few saved here are all the best
     device.set("file_management.keep_free_mb", 10**9)  # more than any disk: delete for space
     _wait_deleted(device, saved)
 
