@@ -9,8 +9,10 @@ import sys
 import time
 import uuid
 import wave
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import pytest
 
 from acoustack import convert, schema
@@ -18,6 +20,8 @@ from acoustack.errors import InvalidArgumentError
 from acoustack.healthcheck import check
 from acoustack.testing import factories
 from acoustack.testing.servers import free_port
+from acoustack.v1 import model_pb2_grpc
+from acoustack_detector.scripted_server import ScriptedModelServer
 
 REPO = Path(__file__).resolve().parents[3]
 AUDIO = Path(__file__).resolve().parent / "data" / "audio"
@@ -116,3 +120,15 @@ class BandEnergyAudioModel:
 @pytest.fixture
 def band_energy_model() -> BandEnergyAudioModel:
     return BandEnergyAudioModel()
+
+
+@pytest.fixture
+def scripted_server():
+    """(target, servicer): a ScriptedModelServer on a loopback port."""
+    servicer = ScriptedModelServer()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    model_pb2_grpc.add_ModelServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}", servicer
+    server.stop(0)

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from acoustack import convert
-from acoustack.clients import RetryPolicy
 from acoustack.errors import AcoustackError, InvalidArgumentError
 from acoustack.grpc_server import start_server
 from acoustack.testing import factories
@@ -66,7 +65,7 @@ def test_an_unreadable_file_is_named_before_anything_is_sent(example_server, tmp
 
 def test_an_unreachable_model_server_is_reported_by_address():
     port = free_port()
-    model = RemoteModel(f"127.0.0.1:{port}", retry=RetryPolicy(budget_s=0.3))
+    model = RemoteModel(f"127.0.0.1:{port}")
     with pytest.raises(AcoustackError, match=f"model server 127.0.0.1:{port}"):
         model.check()
 

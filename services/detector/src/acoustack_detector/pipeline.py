@@ -30,7 +30,7 @@ from acoustack.program_config import DetectionConfig
 from acoustack.tasks import generate_detection_task
 from acoustack_detector.audio_model import AudioModel
 from acoustack_detector.local_model import LocalModel
-from acoustack_detector.remote_model import RemoteModel
+from acoustack_detector.remote_model import CALL_TIMEOUT_S, ModelRetryPolicy, RemoteModel
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,16 @@ class Detector:
         store: StoreClient,
         load_bundled: Callable[[], AudioModel],
         processing_filters: Sequence[ProcessingFilter] = (),
+        *,
+        model_retry: ModelRetryPolicy | None = None,
+        model_call_timeout_s: float = CALL_TIMEOUT_S,
     ) -> None:
         self.store = store
         self.load_bundled = load_bundled
         self.processing_filters = list(processing_filters)
+        # What the detect task does when a model server fails (model.proto, STATUS CODES).
+        self.model_retry = model_retry or ModelRetryPolicy()
+        self.model_call_timeout_s = model_call_timeout_s
         self._bundled: LocalModel | None = None
         self._remote: tuple[tuple[str, bool], RemoteModel] | None = None
 
@@ -149,7 +155,12 @@ class Detector:
             if self._remote is not None:
                 self._remote[1].close()
             target = section.model.removeprefix("grpc://")
-            self._remote = (key, RemoteModel(target, send_audio=section.model_send_audio))
+            remote = RemoteModel(
+                target,
+                send_audio=section.model_send_audio,
+                call_timeout_s=self.model_call_timeout_s,
+            )
+            self._remote = (key, remote)
             log.info("model server %s%s", target, " (audio streamed)" if key[1] else "")
         return self._remote[1]
 

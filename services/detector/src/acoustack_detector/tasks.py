@@ -4,6 +4,12 @@ detection pipeline, with the program's `detection` section the task came with.
 Storage unreachable: retried with backoff, for as long as it takes (the recording waits, nothing is
 lost). A recording storage does not know: logged and dropped. A file the model cannot read: the
 recording is marked failed with the reason, and the task ends; the worker goes on.
+
+A model server's failure (``ModelServerError``, model.proto's STATUS CODES): one that may pass (down,
+slow, not ready) is tried again later, ``Detector.model_retry.attempts`` times in all with backoff,
+counted in a header of the task's own (storage's retries do not count); then, or at once for a
+failure that cannot pass (the server refuses the recording, a malformed output), the recording is
+marked failed with the reason.
 """
 
 from __future__ import annotations
@@ -21,11 +27,16 @@ from acoustack.errors import (
     InvalidArgumentError,
     NotFoundError,
     UnavailableError,
+    bounded,
 )
 from acoustack.names import DetectArguments, Task
 from acoustack_detector.pipeline import Detector
+from acoustack_detector.remote_model import ModelServerError
 
 log = logging.getLogger(__name__)
+
+# How many times a model server has been tried for this recording (a header of the task).
+MODEL_ATTEMPTS_HEADER = "acoustack_model_attempts"
 
 
 def register_detect_task(app: Celery, make_detector: Callable[[], Detector]):
@@ -40,6 +51,18 @@ def register_detect_task(app: Celery, make_detector: Callable[[], Detector]):
 
     def detect(task: Any, arguments: DetectArguments) -> dict:
         recording_id = str(arguments.recording_id)
+
+        def mark_failed(reason: str) -> dict:
+            log.error("detect %s: %s; marking the recording failed", recording_id, reason)
+            try:
+                detector().store.mark_recording_failed(
+                    recording_id, failure_reason(reason), only_if=schema.RecordingStatus.TEMPORARY
+                )
+            except FailedPreconditionError as moved_on:  # filed or deleted meanwhile: keep it so
+                log.info("detect %s: %s", recording_id, moved_on)
+                return {"recording_id": recording_id, "outcome": "moved on"}
+            return {"recording_id": recording_id, "outcome": "failed", "reason": reason}
+
         # The recording handed over is trusted on a first delivery only; a redelivered task (the
         # worker died mid-task) or a retry asks storage, which knows what has run since.
         first_delivery = not (task.request.delivery_info or {}).get("redelivered") and (
@@ -58,16 +81,29 @@ def register_detect_task(app: Celery, make_detector: Callable[[], Detector]):
         except NotFoundError as exc:
             log.error("detect %s: %s; dropping the task", recording_id, exc)
             return {"recording_id": recording_id, "outcome": "unknown recording"}
+        except ModelServerError as exc:
+            attempts = model_attempts(task) + 1
+            policy = detector().model_retry
+            if exc.retry and attempts < policy.attempts:
+                delay = policy.delay_s(attempts - 1)
+                log.warning(
+                    "detect %s: %s; trying again in %.0f s (attempt %d of %d)",
+                    recording_id, exc, delay, attempts, policy.attempts,
+                )  # fmt: skip
+                raise task.retry(
+                    countdown=delay, max_retries=None, headers={MODEL_ATTEMPTS_HEADER: attempts}
+                ) from None
+            tried = f" (after {attempts} attempts)" if exc.retry else ""
+            return mark_failed(f"{exc}{tried}")
         except InvalidArgumentError as exc:
-            log.error("detect %s: %s; marking the recording failed", recording_id, exc)
-            try:
-                detector().store.mark_recording_failed(
-                    recording_id, f"detection: {exc}", only_if=schema.RecordingStatus.TEMPORARY
-                )
-            except FailedPreconditionError as moved_on:  # filed or deleted meanwhile: keep it so
-                log.info("detect %s: %s", recording_id, moved_on)
-                return {"recording_id": recording_id, "outcome": "moved on"}
-            return {"recording_id": recording_id, "outcome": "failed"}
+            return mark_failed(str(exc))
+        except UnavailableError:
+            raise  # storage: retried for as long as it takes (autoretry_for)
+        except Exception as exc:  # a bug of ours: the scheduler's resend tries it again later
+            log.exception(
+                "detect %s: unexpected error; the recording stays temporary", recording_id
+            )
+            return {"recording_id": recording_id, "outcome": "error", "reason": repr(exc)}
         log.info(
             "detect %s: %s (%d detections, %d messages)",
             recording_id, result.outcome.value, result.detections, result.messages,
@@ -88,3 +124,22 @@ def register_detect_task(app: Celery, make_detector: Callable[[], Detector]):
         retry_jitter=True,
         max_retries=None,
     )
+
+
+def failure_reason(reason: str) -> str:
+    """A recording's failure reason: one line of printable text, short enough to store (a model
+    server's words can be anything)."""
+    printable = "".join(c if c.isprintable() else " " for c in reason)
+    return bounded(f"detection: {printable}")
+
+
+def model_attempts(task: Any) -> int:
+    """The model attempts made before this run (the header ``retry`` set; 0 at first)."""
+    request = task.request
+    value = getattr(request, MODEL_ATTEMPTS_HEADER, None)
+    if value is None:
+        value = (getattr(request, "headers", None) or {}).get(MODEL_ATTEMPTS_HEADER, 0)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

@@ -74,11 +74,12 @@ class ModelStub:
     UNAUTHENTICATED,     as UNIMPLEMENTED: the server will not do it, failed at once.
     ALREADY_EXISTS,
     DATA_LOSS
-    UNAVAILABLE,         the server is down, restarting, overloaded or too slow: retried with
-    DEADLINE_EXCEEDED,   exponential backoff (4 more tries, 5 s doubling, with jitter), then marked
-    FAILED_PRECONDITION, failed with the last status as the reason. FAILED_PRECONDITION means
-    ABORTED, CANCELLED,  "not ready yet" (weights still loading). A server always slower than the
-    INTERNAL, UNKNOWN    deadline therefore fails its recordings after 5 tries.
+    UNAVAILABLE,         the server is down, restarting, overloaded or too slow: the recording is
+    DEADLINE_EXCEEDED,   tried again later with exponential backoff (7 more tries, 5 s doubling to
+    FAILED_PRECONDITION, at most 300 s, jittered: about 10 minutes in all), then marked failed with
+    ABORTED, CANCELLED,  the last status as the reason. FAILED_PRECONDITION means "not ready yet"
+    INTERNAL, UNKNOWN,   (weights still loading). A server always slower than the deadline thus
+    any other code       fails its recordings after 8 tries, each 120 s long.
     A recording marked failed is kept on disk, with its reason, for a person to look at.
     """
 
@@ -154,11 +155,12 @@ class ModelServicer:
     UNAUTHENTICATED,     as UNIMPLEMENTED: the server will not do it, failed at once.
     ALREADY_EXISTS,
     DATA_LOSS
-    UNAVAILABLE,         the server is down, restarting, overloaded or too slow: retried with
-    DEADLINE_EXCEEDED,   exponential backoff (4 more tries, 5 s doubling, with jitter), then marked
-    FAILED_PRECONDITION, failed with the last status as the reason. FAILED_PRECONDITION means
-    ABORTED, CANCELLED,  "not ready yet" (weights still loading). A server always slower than the
-    INTERNAL, UNKNOWN    deadline therefore fails its recordings after 5 tries.
+    UNAVAILABLE,         the server is down, restarting, overloaded or too slow: the recording is
+    DEADLINE_EXCEEDED,   tried again later with exponential backoff (7 more tries, 5 s doubling to
+    FAILED_PRECONDITION, at most 300 s, jittered: about 10 minutes in all), then marked failed with
+    ABORTED, CANCELLED,  the last status as the reason. FAILED_PRECONDITION means "not ready yet"
+    INTERNAL, UNKNOWN,   (weights still loading). A server always slower than the deadline thus
+    any other code       fails its recordings after 8 tries, each 120 s long.
     A recording marked failed is kept on disk, with its reason, for a person to look at.
     """
 
@@ -260,11 +262,12 @@ class Model:
     UNAUTHENTICATED,     as UNIMPLEMENTED: the server will not do it, failed at once.
     ALREADY_EXISTS,
     DATA_LOSS
-    UNAVAILABLE,         the server is down, restarting, overloaded or too slow: retried with
-    DEADLINE_EXCEEDED,   exponential backoff (4 more tries, 5 s doubling, with jitter), then marked
-    FAILED_PRECONDITION, failed with the last status as the reason. FAILED_PRECONDITION means
-    ABORTED, CANCELLED,  "not ready yet" (weights still loading). A server always slower than the
-    INTERNAL, UNKNOWN    deadline therefore fails its recordings after 5 tries.
+    UNAVAILABLE,         the server is down, restarting, overloaded or too slow: the recording is
+    DEADLINE_EXCEEDED,   tried again later with exponential backoff (7 more tries, 5 s doubling to
+    FAILED_PRECONDITION, at most 300 s, jittered: about 10 minutes in all), then marked failed with
+    ABORTED, CANCELLED,  the last status as the reason. FAILED_PRECONDITION means "not ready yet"
+    INTERNAL, UNKNOWN,   (weights still loading). A server always slower than the deadline thus
+    any other code       fails its recordings after 8 tries, each 120 s long.
     A recording marked failed is kept on disk, with its reason, for a person to look at.
     """
 
