@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 import uuid
 import wave
+from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
 
@@ -17,10 +19,9 @@ import pytest
 
 from acoustack import convert, schema
 from acoustack.errors import InvalidArgumentError
-from acoustack.healthcheck import check
 from acoustack.testing import factories
 from acoustack.testing.servers import free_port
-from acoustack.v1 import model_pb2_grpc
+from acoustack.v1 import model_pb2, model_pb2_grpc
 from acoustack_detector.scripted_server import ScriptedModelServer
 
 REPO = Path(__file__).resolve().parents[3]
@@ -65,31 +66,49 @@ def make_recording():
     return make
 
 
+def answers_info(target: str) -> bool:
+    with grpc.insecure_channel(target) as channel:
+        try:
+            model_pb2_grpc.ModelStub(channel).Info(model_pb2.InfoRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def model_server_process(script: Path, recordings_root: Path | None) -> Iterator[str]:
+    """A model server script (the example, or a copy of it) as its own process, as a researcher
+    would run it; yields its address once it answers Info (a broken copy may lack health)."""
+    port = free_port()
+    command = [sys.executable, str(script), "--port", str(port)]
+    if recordings_root is not None:
+        command += ["--recordings-root", str(recordings_root)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    target = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not answers_info(target):
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, f"the model server {script.name} did not start"
+            time.sleep(0.1)
+        yield target
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def start_model_server():
+    """``start_model_server(script, recordings_root)``: model_server_process, for a test's own
+    copy of a server."""
+    return model_server_process
+
+
 @pytest.fixture
 def example_server(recordings_root):
-    """The example model server as its own process, as a researcher would run it."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(EXAMPLE),
-            "--port",
-            str(port),
-            "--recordings-root",
-            str(recordings_root),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    target = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not check(target)[0]:
-        assert proc.poll() is None, proc.stdout.read().decode()
-        assert time.monotonic() < deadline, "the example model server did not start"
-        time.sleep(0.1)
-    yield target
-    proc.terminate()
-    proc.wait(10)
+    """The example model server as its own process."""
+    with model_server_process(EXAMPLE, recordings_root) as target:
+        yield target
 
 
 class BandEnergyAudioModel:

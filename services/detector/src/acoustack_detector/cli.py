@@ -44,6 +44,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.set_defaults(handler=run)
 
+    model = commands.add_parser(
+        "model", help="model servers: check one against the Model contract",
+        description="Model servers (proto/acoustack/v1/model.proto).",
+    )  # fmt: skip
+    model_commands = model.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
+    check = model_commands.add_parser(
+        "check",
+        help="run the conformance checks against a model server",
+        description=model_check_doc(),
+    )
+    check.add_argument("target", metavar="grpc://HOST:PORT", help="the model server")
+    check.add_argument(
+        "--recordings-dir", type=Path, default=None,
+        help="a folder the server sees at the same path (its recordings volume), for Detect by "
+        "path; default: a temporary folder, which only a server on this machine can see",
+    )  # fmt: skip
+    check.add_argument(
+        "--long-s", type=float, default=60.0,
+        help="seconds of audio in the long streamed request (0: skip it; default 60)",
+    )  # fmt: skip
+    check.set_defaults(handler=run_model_check)
+
 
 def wav_files(paths: Iterable[Path]) -> Iterator[Path]:
     """Each file as given; each folder's WAV files (any depth), in name order."""
@@ -109,3 +131,44 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def model_check_doc() -> str:
+    from acoustack_detector import model_check
+
+    return model_check.__doc__.split("\n\n")[0]
+
+
+def model_target(text: str) -> str | None:
+    """host:port from grpc://host:port (or a bare host:port); None when it is neither."""
+    rest = text.removeprefix("grpc://")
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit() or "/" in rest or not 0 < int(port) < 65536:
+        return None
+    return rest
+
+
+def run_model_check(args: argparse.Namespace) -> int:
+    from acoustack_detector.model_check import ModelCheck, Verdict
+
+    target = model_target(args.target)
+    if target is None:
+        error(f"{args.target!r} is not grpc://HOST:PORT (e.g. grpc://127.0.0.1:50061)")
+        return 2
+    if args.recordings_dir is not None and not args.recordings_dir.is_dir():
+        error(f"--recordings-dir {args.recordings_dir}: not a folder")
+        return 2
+    print(f"checking the model server at {target} against the Model contract")
+    report = ModelCheck(target, recordings_dir=args.recordings_dir, long_s=args.long_s).run()
+    colours = {Verdict.PASS: "32", Verdict.WARN: "33", Verdict.FAIL: "1;31"}
+    for check in report.checks:
+        verdict = paint(f"{check.verdict.value:<4}", colours[check.verdict], sys.stdout)
+        print(f"{verdict} {check.name:<27} {check.what}")
+        if check.fix and check.verdict is not Verdict.PASS:
+            print(f"     {'':<27} fix: {check.fix}")
+    counts = {v: sum(c.verdict is v for c in report.checks) for v in Verdict}
+    print(
+        f"{counts[Verdict.PASS]} passed, {counts[Verdict.WARN]} warnings, "
+        f"{counts[Verdict.FAIL]} failed"
+    )
+    return 1 if report.failed else 0
