@@ -861,6 +861,24 @@ def summary_interval(device: Device) -> None:
     assert summary["device_id"] == device.store.device_id()
 
 
+def summary_tag_key(device: Device) -> None:
+    """The example model server tags its detections event=band-energy: with summary.tag_key
+    `event` the summary counts them, where the default `species` finds none of its tags."""
+    server, target = start_example_model(device.stack.work / "recordings")
+    try:
+        device.set("detection.model", f"grpc://{target}")
+        device.set("summary.tag_key", "event")
+        device.set("summary.interval_s", RUN_S)
+        summary = device.wait_arrival(
+            lambda payload: payload.get("kind") == "summary" and payload["species"], timeout_s=40
+        )
+        assert summary["tag_key"] == "event"
+        assert set(summary["species"]) == {"band-energy"}
+    finally:
+        device.restore()
+        server.terminate()
+
+
 def heartbeat_interval(device: Device) -> None:
     assert not [p for p in device.arrivals(RUN_S) if "metrics" in p]
     device.set("heartbeat.interval_s", RUN_S)
@@ -988,6 +1006,7 @@ ROWS: dict[str, Callable[..., None]] = {
     "messaging.mqtt_transport": messaging_mqtt_transport,
     "messaging.mqtt_timeout_s": messaging_mqtt_timeout,
     "summary.interval_s": summary_interval,
+    "summary.tag_key": summary_tag_key,
     "heartbeat.interval_s": heartbeat_interval,
     "detection.model": detection_model,
     "detection.model_send_audio": detection_model_send_audio,

@@ -15,7 +15,6 @@ from acoustack.errors import AcoustackError
 from acoustack.testing.servers import free_port
 from acoustack.v1 import types_pb2 as pb
 from acoustack_detector.remote_model import OUTCOMES, ModelServerError, RemoteModel
-from acoustack_detector.scripted_server import ScriptedModelServer, good_output
 
 MYOTIS = Path(__file__).resolve().parent / "data" / "audio" / "20170701_213954-MYOMYS-LR_0_0.5.wav"
 
@@ -56,7 +55,7 @@ def test_the_table_says_what_the_proto_says():
 
 def test_a_server_that_never_answers_is_given_up_on_at_the_deadline(scripted_server, recording):
     target, server = scripted_server
-    server.answers = [ScriptedModelServer.HANG]
+    server.answers = ["hang"]
     started = time.monotonic()
     with pytest.raises(ModelServerError) as failed:
         RemoteModel(target, call_timeout_s=0.5).run(recording)
@@ -73,8 +72,8 @@ def test_a_server_that_is_not_running_may_come_back():
     assert str(failed.value).startswith(f"model server {target}: Info: UNAVAILABLE")
 
 
-def _malformed(mutate) -> pb.ModelOutput:
-    output = good_output(detections=5)
+def _malformed(server, mutate) -> pb.ModelOutput:
+    output = server.good_output(detections=5)
     mutate(output)
     return output
 
@@ -151,7 +150,7 @@ def test_a_malformed_output_is_refused_naming_the_server_and_the_field(
 ):
     target, server = scripted_server
     mutate, expected = MALFORMED[name]
-    server.answers = [_malformed(mutate)]
+    server.answers = [_malformed(server, mutate)]
     with pytest.raises(ModelServerError) as failed:
         RemoteModel(target).run(recording)
     assert not failed.value.retry  # the same recording would get the same answer
@@ -162,7 +161,7 @@ def test_a_malformed_output_is_refused_naming_the_server_and_the_field(
 def test_many_problems_are_counted_not_all_listed(scripted_server, recording):
     target, server = scripted_server
     server.answers = [
-        _malformed(lambda o: [setattr(d, "detection_score", 3) for d in o.detections])
+        _malformed(server, lambda o: [setattr(d, "detection_score", 3) for d in o.detections])
     ]
     with pytest.raises(ModelServerError, match=r"detections\[2\].*; and 2 more"):
         RemoteModel(target).run(recording)
@@ -170,7 +169,7 @@ def test_many_problems_are_counted_not_all_listed(scripted_server, recording):
 
 def test_what_the_detector_owns_is_filled_in_and_a_bare_tag_is_certain(scripted_server, recording):
     target, server = scripted_server
-    output = good_output()
+    output = server.good_output()
     output.id, output.recording_id = "not even a uuid", "nor this"
     output.created_at.seconds = 1
     server.answers = [output]

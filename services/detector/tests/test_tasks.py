@@ -20,7 +20,6 @@ from acoustack.names import DetectArguments, Queue, Task
 from acoustack.testing import factories
 from acoustack_detector.pipeline import Detector
 from acoustack_detector.remote_model import ModelRetryPolicy
-from acoustack_detector.scripted_server import ScriptedModelServer, good_output
 from acoustack_detector.tasks import register_detect_task
 
 
@@ -224,9 +223,7 @@ def run_against(app, finished, registered, target, count):
     return finished.wait(count)
 
 
-@pytest.mark.parametrize(
-    "answer", [grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, ScriptedModelServer.HANG]
-)
+@pytest.mark.parametrize("answer", [grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, "hang"])
 def test_a_failing_model_server_is_tried_a_bounded_number_of_times_then_the_recording_fails(
     app, quick_retry_worker, store, finished, registered, scripted_server, answer
 ):
@@ -241,7 +238,7 @@ def test_a_failing_model_server_is_tried_a_bounded_number_of_times_then_the_reco
     assert server.calls == 3  # attempts in all, then no more
     failed = store.get_recording(registered.id).recording
     assert failed.failure_reason.startswith(f"detection: model server {target}: Detect: ")
-    code = "DEADLINE_EXCEEDED" if answer == ScriptedModelServer.HANG else answer.name
+    code = "DEADLINE_EXCEEDED" if answer == "hang" else answer.name
     assert code in failed.failure_reason and "(after 3 attempts)" in failed.failure_reason
 
 
@@ -252,7 +249,7 @@ def test_a_model_server_that_comes_back_gets_the_recording_stored(
     server.answers = [
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.FAILED_PRECONDITION,
-        good_output(),
+        server.good_output(),
     ]
     run_against(app, finished, registered, target, 1)
     deadline = time.monotonic() + 20
@@ -283,7 +280,7 @@ def test_a_malformed_output_fails_the_recording_naming_the_field(
     app, quick_retry_worker, store, finished, registered, scripted_server
 ):
     target, server = scripted_server
-    output = good_output(5)
+    output = server.good_output(5)
     output.detections[3].detection_score = 1.7
     server.answers = [output]
     (result,) = run_against(app, finished, registered, target, 1)

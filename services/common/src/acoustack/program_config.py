@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from acoustack import limits
 from acoustack.errors import InvalidArgumentError, validation_message
 
 _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -349,6 +350,17 @@ class SummaryConfig(Section):
     interval_s: Annotated[
         float, Field(gt=0, description="how often a summary of the detections is sent")
     ] = 3600.0
+    tag_key: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=limits.NAME_CHARS,
+            pattern=limits.LINE_PATTERN,
+            description="the tag key summaries count detections by: species (the bundled "
+            "model's), or a model server's own, e.g. class (docs/detector-model.md, tag "
+            "conventions)",
+        ),
+    ] = "species"
 
 
 class HeartbeatConfig(Section):
