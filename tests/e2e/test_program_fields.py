@@ -914,6 +914,26 @@ def detection_model_send_audio(device: Device) -> None:
         server.wait(10)
 
 
+def detection_extra_models(device: Device) -> None:
+    """The example server beside the bundled model: every recording gets both outputs, and file
+    management files it only once the required extra one is stored."""
+    server, target = start_example_model(device.stack.work / "recordings")
+    try:
+        at = device.set(
+            "detection.extra_models", [{"model": f"grpc://{target}", "name": "energy-band"}]
+        )
+        since = device.next_slot(at)
+        settled = device.wait_settled(since, 2, timeout_s=60)
+        for recording in settled:
+            entry = device.store.get_recording(recording.id, include_model_outputs=True)
+            names = {o.model_name for o in entry.model_outputs}
+            assert "energy-band" in names and len(names) == 2, names
+    finally:
+        device.restore()
+        server.terminate()
+        server.wait(10)
+
+
 def detection_threshold(device: Device) -> None:
     before = device.outputs(time.time() - 120, 3)
     assert any(d.detection_score < 0.9 for o in before for d in o.detections)
@@ -1014,6 +1034,7 @@ ROWS: dict[str, Callable[..., None]] = {
     "detection.message_threshold": detection_message_threshold,
     "detection.resend_after_s": detection_resend_after,
     "detection.resend_attempts": detection_resend_attempts,
+    "detection.extra_models": detection_extra_models,
 }
 
 PROGRAM_FIELDS = {

@@ -288,3 +288,55 @@ def test_a_malformed_output_fails_the_recording_naming_the_field(
     reason = store.get_recording(registered.id).recording.failure_reason
     assert "detections[3].detection_score: 1.7 is above 1" in reason
     assert store.get_recording(registered.id, include_model_outputs=True).model_outputs == []
+
+
+def test_extra_models_run_beside_the_main_one_each_with_its_rules(
+    app, quick_retry_worker, store, finished, registered, scripted_server, example_server
+):
+    """detection.extra_models: the example server beside the bundled model (here the band-energy
+    detector), each stored, thresholded and messaged on its own; an optional model that refuses
+    costs the recording nothing."""
+    target, server = scripted_server
+    server.answers = [grpc.StatusCode.INVALID_ARGUMENT]
+    section = {
+        "threshold": 0.2,
+        "extra_models": [
+            {"model": f"grpc://{example_server}", "name": "energy-band-remote",
+             "threshold": 0.9, "message_threshold": 0.95},
+            {"model": f"grpc://{target}", "name": "scripted", "required": False},
+        ],
+    }  # fmt: skip
+    detect(app, registered.id, detection=section)
+    (result,) = finished.wait(1)
+    assert result["outcome"] == "stored"
+    assert result["models"] == {
+        "batdetect2": "stored", f"grpc://{example_server}": "stored", f"grpc://{target}": "failed"
+    }  # fmt: skip
+    entry = store.get_recording(registered.id, include_model_outputs=True)
+    assert entry.recording.status == 1  # still temporary, not failed: file management files it
+    # The example server calls itself energy-band, as the stand-in for the bundled model does:
+    # its outputs carry the program's name for it, so both are stored, apart.
+    scores = {o.model_name: [d.detection_score for d in o.detections] for o in entry.model_outputs}
+    assert set(scores) == {"energy-band", "energy-band-remote"}
+    loose, strict = scores["energy-band"], scores["energy-band-remote"]
+    assert min(loose) >= 0.2 and all(s >= 0.9 for s in strict) and len(strict) < len(loose)
+    # Each model messaged under its own rules: the extra one only what reaches 0.95.
+    messages = [json.loads(m.content) for m in store.get_unsent_messages()]
+    by_model = {m["model"]["name"]: m for m in messages}
+    assert len(by_model["energy-band"]["detections"]) == len(loose)
+    remote = by_model.get("energy-band-remote")
+    assert remote is None or all(d["detection_score"] >= 0.95 for d in remote["detections"])
+
+
+def test_a_required_extra_model_that_refuses_fails_the_recording_and_the_rest_is_kept(
+    app, quick_retry_worker, store, finished, registered, scripted_server
+):
+    target, server = scripted_server
+    server.answers = [grpc.StatusCode.INVALID_ARGUMENT]
+    section = {"extra_models": [{"model": f"grpc://{target}", "name": "scripted"}]}
+    detect(app, registered.id, detection=section)
+    (result,) = finished.wait(1)
+    assert result["outcome"] == "failed" and result["models"][f"grpc://{target}"] == "failed"
+    entry = store.get_recording(registered.id, include_model_outputs=True)
+    assert "INVALID_ARGUMENT: scripted" in entry.recording.failure_reason
+    assert [o.model_name for o in entry.model_outputs] == ["energy-band"]  # the main model's

@@ -126,8 +126,12 @@ class RemoteModel:
         send_audio: bool = False,
         call_timeout_s: float = CALL_TIMEOUT_S,
         info_timeout_s: float = INFO_TIMEOUT_S,
+        output_name: str = "",
     ) -> None:
         self.target = target
+        # The program's name for this model (an extra model's `name`): its outputs carry it,
+        # whatever the server calls itself, so file management waits for the name it was given.
+        self.output_name = output_name
         self.send_audio = send_audio
         self.call_timeout_s = call_timeout_s
         self.info_timeout_s = info_timeout_s
@@ -155,7 +159,7 @@ class RemoteModel:
 
     @property
     def name(self) -> str:
-        return self.info().name
+        return self.output_name or self.info().name
 
     @property
     def version(self) -> str:
@@ -195,7 +199,7 @@ class RemoteModel:
                 help="see proto/acoustack/v1/types.proto, ModelOutput",
             )  # fmt: skip
         output.recording_id = str(recording.id)
-        output.model_name = output.model_name or info.name
+        output.model_name = self.output_name or output.model_name or info.name
         output.model_version = output.model_version or info.version
         output.ClearField("id")
         output.ClearField("created_at")

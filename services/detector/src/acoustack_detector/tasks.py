@@ -5,6 +5,10 @@ Storage unreachable: retried with backoff, for as long as it takes (the recordin
 lost). A recording storage does not know: logged and dropped. A file the model cannot read: the
 recording is marked failed with the reason, and the task ends; the worker goes on.
 
+Several models (the section's `model` and its `extra_models`) run in parallel threads, each with
+its own pipeline (threshold, messages) and stored output. A required model's failure decides the
+recording's fate as below; an optional model's is logged and costs the recording nothing.
+
 A model server's failure (``ModelServerError``, model.proto's STATUS CODES): one that may pass (down,
 slow, not ready) is tried again later, ``Detector.model_retry.attempts`` times in all with backoff,
 counted in a header of the task's own (storage's retries do not count); then, or at once for a
@@ -15,7 +19,9 @@ marked failed with the reason.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery import Celery
@@ -30,7 +36,7 @@ from acoustack.errors import (
     bounded,
 )
 from acoustack.names import DetectArguments, Task
-from acoustack_detector.pipeline import Detector
+from acoustack_detector.pipeline import Detector, ModelRun, Result
 from acoustack_detector.remote_model import ModelServerError
 
 log = logging.getLogger(__name__)
@@ -75,43 +81,70 @@ def register_detect_task(app: Celery, make_detector: Callable[[], Detector]):
                 recording_id, given.id,
             )  # fmt: skip
             given = None
-        try:
-            pipeline = detector().pipeline(arguments.detection)
-            result = pipeline.process(recording_id, given)
-        except NotFoundError as exc:
-            log.error("detect %s: %s; dropping the task", recording_id, exc)
-            return {"recording_id": recording_id, "outcome": "unknown recording"}
-        except ModelServerError as exc:
-            attempts = model_attempts(task) + 1
-            policy = detector().model_retry
-            if exc.retry and attempts < policy.attempts:
-                delay = policy.delay_s(attempts - 1)
-                log.warning(
-                    "detect %s: %s; trying again in %.0f s (attempt %d of %d)",
-                    recording_id, exc, delay, attempts, policy.attempts,
-                )  # fmt: skip
-                raise task.retry(
-                    countdown=delay, max_retries=None, headers={MODEL_ATTEMPTS_HEADER: attempts}
-                ) from None
-            tried = f" (after {attempts} attempts)" if exc.retry else ""
-            return mark_failed(f"{exc}{tried}")
-        except InvalidArgumentError as exc:
-            return mark_failed(str(exc))
-        except UnavailableError:
-            raise  # storage: retried for as long as it takes (autoretry_for)
-        except Exception as exc:  # a bug of ours: the scheduler's resend tries it again later
-            log.exception(
-                "detect %s: unexpected error; the recording stays temporary", recording_id
+        runs = detector().runs(arguments.detection)
+        outcomes = run_all(runs, recording_id, given)
+        # Storage away or the recording unknown: the whole task, whichever model met it.
+        for outcome in outcomes:
+            if isinstance(outcome, UnavailableError):
+                raise outcome  # storage: retried for as long as it takes (autoretry_for)
+            if isinstance(outcome, NotFoundError):
+                log.error("detect %s: %s; dropping the task", recording_id, outcome)
+                return {"recording_id": recording_id, "outcome": "unknown recording"}
+        attempts = model_attempts(task) + 1
+        policy = detector().model_retry
+        passing = [
+            (run, o) for run, o in zip(runs, outcomes, strict=True)
+            if isinstance(o, ModelServerError) and o.retry
+        ]  # fmt: skip
+        if passing and attempts < policy.attempts:
+            # Every model again: those that stored their output find it stored and skip.
+            delay = policy.delay_s(attempts - 1)
+            log.warning(
+                "detect %s: %s; trying again in %.0f s (attempt %d of %d)",
+                recording_id, passing[0][1], delay, attempts, policy.attempts,
+            )  # fmt: skip
+            raise task.retry(
+                countdown=delay, max_retries=None, headers={MODEL_ATTEMPTS_HEADER: attempts}
             )
-            return {"recording_id": recording_id, "outcome": "error", "reason": repr(exc)}
-        log.info(
-            "detect %s: %s (%d detections, %d messages)",
-            recording_id, result.outcome.value, result.detections, result.messages,
-        )  # fmt: skip
+        models: dict[str, str] = {}
+        failure = None
+        error = None
+        for run, outcome in zip(runs, outcomes, strict=True):
+            if isinstance(outcome, Result):
+                models[run.model] = outcome.outcome.value
+                log.info(
+                    "detect %s: %s: %s (%d detections, %d messages)",
+                    recording_id, run.model, outcome.outcome.value, outcome.detections,
+                    outcome.messages,
+                )  # fmt: skip
+                continue
+            if isinstance(outcome, ModelServerError | InvalidArgumentError):
+                tried = f" (after {attempts} attempts)" if getattr(outcome, "retry", False) else ""
+                reason = f"{outcome}{tried}"
+                models[run.model] = "failed"
+                if run.required:
+                    failure = failure or reason
+                else:  # an optional model's failure costs the recording nothing
+                    log.warning("detect %s: %s (not required): %s", recording_id, run.model, reason)
+                continue
+            models[run.model] = "error"  # a bug of ours: the scheduler's resend tries it later
+            log.error(
+                "detect %s: %s: unexpected error; the recording stays temporary",
+                recording_id, run.model, exc_info=outcome,
+            )  # fmt: skip
+            if run.required:
+                error = error or repr(outcome)
+        if failure is not None:
+            return {**mark_failed(failure), "models": models}
+        if error is not None:
+            return {"recording_id": recording_id, "outcome": "error", "reason": error,
+                    "models": models}  # fmt: skip
+        main = outcomes[0]
         return {
             "recording_id": recording_id,
-            "outcome": result.outcome.value,
-            "detections": result.detections,
+            "outcome": main.outcome.value,
+            "detections": main.detections,
+            "models": models,
         }
 
     return register_task(
@@ -143,3 +176,22 @@ def model_attempts(task: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+def run_all(
+    runs: list[ModelRun], recording_id: str, given: schema.Recording | None
+) -> list[Result | Exception]:
+    """Each model's pipeline on the recording, in parallel where the device has the cores (the
+    bundled model computes, a model server waits on the network); what each returned or raised."""
+
+    def one(run: ModelRun) -> Result | Exception:
+        try:
+            return run.pipeline.process(recording_id, given)
+        except Exception as exc:  # sorted out by the caller, model by model
+            return exc
+
+    if len(runs) == 1:
+        return [one(runs[0])]
+    workers = min(len(runs), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model") as pool:
+        return list(pool.map(one, runs))
