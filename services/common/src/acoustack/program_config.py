@@ -494,6 +494,15 @@ class DetectionConfig(Section):
     def extra_model_names(self) -> set[str]:
         return {m.name for m in self.extra_models if m.name}
 
+    def is_processed(self, model_names: set[str]) -> bool:
+        """Whether a recording with outputs of these models is processed: `model` has stored
+        its output (any output not from an extra model: a model server names itself) and so has
+        every required extra model. File management, the detection sweep and a deployment stop
+        all wait for this."""
+        return self.required_model_names() <= model_names and bool(
+            model_names - self.extra_model_names()
+        )
+
 
 SectionT = TypeVar("SectionT", bound=Section)
 

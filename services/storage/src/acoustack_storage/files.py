@@ -233,12 +233,9 @@ def processed_by_required_models(detection: DetectionConfig) -> RecordingManagem
     """A recording is processed when `detection.model` has stored its output (any output not
     from an extra model: a model server names itself) and so has every required extra model, by
     name. Outputs of models that are not required are kept whenever they arrive."""
-    required = detection.required_model_names()
-    extras = detection.extra_model_names()
 
     def processed(recording: schema.Recording, model_outputs: Sequence[schema.ModelOutput]) -> bool:
-        done = {o.model_name for o in model_outputs}
-        return required <= done and bool(done - extras)
+        return detection.is_processed({o.model_name for o in model_outputs})
 
     return processed
 
