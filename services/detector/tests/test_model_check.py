@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from acoustack import cli
+from acoustack.testing.servers import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "energy_model" / "energy_model.py"
 LONG_S = "3"  # seconds in the long request: enough to stream several 1 MiB chunks
@@ -43,6 +44,7 @@ def test_the_example_server_passes_every_check(capsys, example_server, recording
     }  # fmt: skip
     assert all(line.startswith("PASS") for line in checks.values()), out
     assert "energy-band 1.0" in checks["info"]
+    assert "5 bad requests answered INVALID_ARGUMENT" in checks["bad-requests"]
     assert "9 passed, 0 warnings, 0 failed" in out
 
 
@@ -102,6 +104,16 @@ def test_a_broken_server_is_caught_by_name_with_its_fix(
     for word in words:
         assert word in line, (word, line)
     assert "0 failed" not in out
+
+
+def test_a_server_that_is_not_there_fails_saying_so(capsys):
+    target = f"127.0.0.1:{free_port()}"
+    status, out = model_check(capsys, target)
+    assert status == 1
+    checks = verdicts(out)
+    assert set(checks) == {"health", "info"}  # nothing else can be asked
+    assert checks["info"].startswith("FAIL") and "Info answered UNAVAILABLE" in checks["info"]
+    assert "is the model server running?" in checks["info"]
 
 
 def test_a_target_that_is_not_grpc_is_refused(capsys):

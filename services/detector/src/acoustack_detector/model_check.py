@@ -413,6 +413,15 @@ class ModelCheck:
             "stream without a header": lambda: self.stub.DetectStream(
                 iter([model_pb2.DetectStreamRequest(pcm_s16le_chunk=pcm)]), timeout=10
             ),
+            "stream with samplerate_hz 0": lambda: self.stub.DetectStream(
+                iter(
+                    [
+                        model_pb2.DetectStreamRequest(header=header(channels=1)),
+                        model_pb2.DetectStreamRequest(pcm_s16le_chunk=pcm),
+                    ]
+                ),
+                timeout=10,
+            ),
         }
         wrong = []
         for case, call in cases.items():
