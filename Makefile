@@ -167,7 +167,7 @@ reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own
 
 .PHONY: bench-detector bench-pipeline bench-retention
 
-bench-detector: sync model ## detector CPU and memory against batdetect2 1.3.1 (torch), and parity (4 lines)
+bench-detector: sync model ## detector CPU and memory against batdetect2 1.3.1 (torch), parity, and two models at once (5 lines)
 	$(RUN) python bench/detector/run.py
 
 bench-pipeline: sync test-servers ## recordings/s through record → detect → store → outbox (null model), against one process

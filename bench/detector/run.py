@@ -10,6 +10,9 @@ peak resident memory. stdout:
     detector_30s_ms_per_audio_s: X ms (reference Y ms, ratio Z x)  CPU per audio second, 30 s file
     detector_peak_rss: X MB (reference Y MB, ratio Z x)            peak resident memory
     detector_parity: N/N detections identical                      within the parity tolerances
+    detector_two_models_ms_per_audio_s: X ms (reference Y ms, ratio Z x)
+        wall time per audio second of BatDetect2 and the example model server at once, as
+        detection.extra_models runs them, against the two one after the other (two_models.py)
 
 The ratio is reference / acoustack (higher is better for acoustack). stderr has the details.
 """
@@ -28,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 AUDIO = REPO / "services" / "detector" / "tests" / "data" / "audio"
 REFERENCE_PYTHON = REPO / "build" / "model-env" / "bin" / "python"
 SIDE = Path(__file__).resolve().parent / "side.py"
+TWO_MODELS = Path(__file__).resolve().parent / "two_models.py"
 SHORT_FILES, SHORT_S, LONG_S = 10, 3.0, 30.0
 
 
@@ -74,6 +78,11 @@ def main() -> int:
         files = [*short, long]
         ours = run_side(sys.executable, "acoustack", files)
         reference = run_side(REFERENCE_PYTHON, "reference", files)
+        log("running two models ...")
+        two_models = subprocess.run(
+            [sys.executable, str(TWO_MODELS), *map(str, short)],
+            check=True, stdout=subprocess.PIPE, cwd=REPO, text=True,
+        ).stdout.strip()  # fmt: skip
 
     def ms_per_audio_s(side: dict, paths: list[Path], seconds: float) -> float:
         return 1000 * sum(side["cpu_s"][str(p)] for p in paths) / seconds
@@ -100,6 +109,7 @@ def main() -> int:
         print(ratio_line(name, ours_ms, reference_ms, "ms"))
     print(ratio_line("detector_peak_rss", ours["peak_rss_mb"], reference["peak_rss_mb"], "MB"))
     print(f"detector_parity: {identical}/{total} detections identical")
+    print(two_models)
     return 0
 
 

@@ -153,7 +153,11 @@ class EnergyModelServicer(model_pb2_grpc.ModelServicer):
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "header: the stream must start with one"
             )
-        samples = pcm_to_mono(b"".join(chunks), header.channels or 1)
+        if header.samplerate_hz <= 0 or header.channels <= 0:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "header: give samplerate_hz and channels"
+            )
+        samples = pcm_to_mono(b"".join(chunks), header.channels)
         rate = int(header.samplerate_hz * (header.time_expansion or 1.0))
         return model_pb2.DetectStreamResponse(
             model_output=self._output(self.detector.detect(samples, rate), header.recording_id)

@@ -871,6 +871,24 @@ def summary_interval(device: Device) -> None:
     assert summary["device_id"] == device.store.device_id()
 
 
+def summary_tag_key(device: Device) -> None:
+    """The example model server tags its detections event=band-energy: with summary.tag_key
+    `event` the summary counts them, where the default `species` finds none of its tags."""
+    server, target = start_example_model(device.stack.work / "recordings")
+    try:
+        device.set("detection.model", f"grpc://{target}")
+        device.set("summary.tag_key", "event")
+        device.set("summary.interval_s", RUN_S)
+        summary = device.wait_arrival(
+            lambda payload: payload.get("kind") == "summary" and payload["species"], timeout_s=40
+        )
+        assert summary["tag_key"] == "event"
+        assert set(summary["species"]) == {"band-energy"}
+    finally:
+        device.restore()
+        server.terminate()
+
+
 def heartbeat_interval(device: Device) -> None:
     assert not [p for p in device.arrivals(RUN_S) if "metrics" in p]
     device.set("heartbeat.interval_s", RUN_S)
@@ -900,6 +918,26 @@ def detection_model_send_audio(device: Device) -> None:
         at = device.set("detection.model", f"grpc://{target}")
         outputs = device.outputs(device.next_slot(at), 2)
         assert {o.model_name for o in outputs} == {"energy-band"}
+    finally:
+        device.restore()
+        server.terminate()
+        server.wait(10)
+
+
+def detection_extra_models(device: Device) -> None:
+    """The example server beside the bundled model: every recording gets both outputs, and file
+    management files it only once the required extra one is stored."""
+    server, target = start_example_model(device.stack.work / "recordings")
+    try:
+        at = device.set(
+            "detection.extra_models", [{"model": f"grpc://{target}", "name": "energy-band"}]
+        )
+        since = device.next_slot(at)
+        settled = device.wait_settled(since, 2, timeout_s=60)
+        for recording in settled:
+            entry = device.store.get_recording(recording.id, include_model_outputs=True)
+            names = {o.model_name for o in entry.model_outputs}
+            assert "energy-band" in names and len(names) == 2, names
     finally:
         device.restore()
         server.terminate()
@@ -998,6 +1036,7 @@ ROWS: dict[str, Callable[..., None]] = {
     "messaging.mqtt_transport": messaging_mqtt_transport,
     "messaging.mqtt_timeout_s": messaging_mqtt_timeout,
     "summary.interval_s": summary_interval,
+    "summary.tag_key": summary_tag_key,
     "heartbeat.interval_s": heartbeat_interval,
     "detection.model": detection_model,
     "detection.model_send_audio": detection_model_send_audio,
@@ -1005,6 +1044,7 @@ ROWS: dict[str, Callable[..., None]] = {
     "detection.message_threshold": detection_message_threshold,
     "detection.resend_after_s": detection_resend_after,
     "detection.resend_attempts": detection_resend_attempts,
+    "detection.extra_models": detection_extra_models,
 }
 
 PROGRAM_FIELDS = {

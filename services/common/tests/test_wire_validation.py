@@ -156,3 +156,20 @@ def test_random_corruptions_get_the_same_verdict():
         except InvalidArgumentError:
             wire_ok = False
         assert schema_ok == wire_ok, (field, getattr(target, field))
+
+
+def test_a_tag_sent_without_a_confidence_is_certain_on_both_paths():
+    """proto: an unset PredictedTag.confidence means 1, as the schema's default; an explicit 0
+    stays 0 (the threshold then drops it)."""
+    message = base()
+    message.detections[0].tags[0].ClearField("confidence")
+    message.detections[1].tags[0].confidence = 0.0
+    message.tags.add(tag=pb.Tag(key="site", value="pond"))  # no confidence
+    parsed = convert.model_output_from_proto(message)
+    check_model_output(message)
+    assert parsed.detections[0].tags[0].confidence == 1.0
+    assert parsed.detections[1].tags[0].confidence == 0.0
+    assert parsed.tags[0].confidence == 1.0
+    assert message.detections[0].tags[0].confidence == 1.0
+    assert message.detections[1].tags[0].confidence == 0.0
+    assert message.tags[0].confidence == 1.0

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from acoustack import convert
-from acoustack.clients import RetryPolicy
 from acoustack.errors import AcoustackError, InvalidArgumentError
 from acoustack.grpc_server import start_server
 from acoustack.testing import factories
@@ -66,7 +65,7 @@ def test_an_unreadable_file_is_named_before_anything_is_sent(example_server, tmp
 
 def test_an_unreachable_model_server_is_reported_by_address():
     port = free_port()
-    model = RemoteModel(f"127.0.0.1:{port}", retry=RetryPolicy(budget_s=0.3))
+    model = RemoteModel(f"127.0.0.1:{port}")
     with pytest.raises(AcoustackError, match=f"model server 127.0.0.1:{port}"):
         model.check()
 
@@ -232,3 +231,29 @@ def test_a_recording_path_is_checked_before_any_file_is_touched(
 
 def pb_recording(**fields):
     return types_pb2.Recording(id=str(uuid.uuid4()), **fields)
+
+
+def test_the_self_check_checks_every_model_the_program_names(example_server, band_energy_model):
+    from acoustack_detector.checks import self_check
+
+    down = f"127.0.0.1:{free_port()}"
+    config = {
+        "detection": {
+            "model": f"grpc://{example_server}",
+            "extra_models": [
+                {"model": "batdetect2"},
+                {"model": f"grpc://{down}", "name": "gone"},
+                {"model": f"grpc://127.0.0.1:{free_port()}", "name": "maybe", "required": False},
+            ],
+        }
+    }
+    results = self_check(lambda: band_energy_model, None, config)
+    verdicts = {r.component: (r.ok, r.detail) for r in results}
+    assert verdicts["model"][0] and "energy-band 1.0" in verdicts["model"][1]
+    assert verdicts["extra_models[0]"][0]  # the bundled one (here the band-energy stand-in)
+    assert not verdicts["extra_models[1]"][0]
+    assert f"model server {down}" in verdicts["extra_models[1]"][1]
+    assert (
+        verdicts["extra_models[2]"][0]
+        and "optional, not available now" in (verdicts["extra_models[2]"][1])
+    )

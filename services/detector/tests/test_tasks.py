@@ -9,6 +9,7 @@ import shutil
 import threading
 import time
 
+import grpc
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
@@ -18,6 +19,7 @@ from acoustack.clients import StoreClient
 from acoustack.names import DetectArguments, Queue, Task
 from acoustack.testing import factories
 from acoustack_detector.pipeline import Detector
+from acoustack_detector.remote_model import ModelRetryPolicy
 from acoustack_detector.tasks import register_detect_task
 
 
@@ -73,6 +75,27 @@ def worker(app, store, band_energy_model):
     # The bundled model, as the program's detection.model "batdetect2" asks for, is here the
     # example's band-energy detector: fast, and it finds calls in the real recordings.
     register_detect_task(app, lambda: Detector(store, lambda: band_energy_model))
+    with start_worker(
+        app,
+        pool="solo",
+        concurrency=1,
+        queues=[Queue.DETECTION.value],
+        perform_ping_check=False,
+        shutdown_timeout=3,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def quick_retry_worker(app, store, band_energy_model):
+    """A worker whose model-server retries come fast (the contract's backoff, scaled down)."""
+    detector = Detector(
+        store,
+        lambda: band_energy_model,
+        model_retry=ModelRetryPolicy(attempts=3, first_delay_s=0.05, max_delay_s=0.1),
+        model_call_timeout_s=0.5,
+    )
+    register_detect_task(app, lambda: detector)
     with start_worker(
         app,
         pool="solo",
@@ -180,3 +203,140 @@ def test_an_unreadable_file_marks_the_recording_failed_and_the_worker_goes_on(
     failed = store.get_recording(bad.id).recording
     assert failed.failure_reason.startswith("detection: ")
     assert "broken.wav" in failed.failure_reason
+
+
+@pytest.fixture
+def registered(store, recordings_root, make_recording):
+    deployment = store.start_deployment("meadow", 52.2, 0.12)
+    recording = make_recording(next(recordings_root.glob("2017*.wav")), deployment.id)
+    store.store_recording(recording)
+    return recording
+
+
+def ended(results: list) -> list[dict]:
+    """The runs that ended the task (a run that asked for a retry returns celery's Retry)."""
+    return [r for r in results if isinstance(r, dict)]
+
+
+def run_against(app, finished, registered, target, count):
+    detect(app, registered.id, detection={"model": f"grpc://{target}"})
+    return finished.wait(count)
+
+
+@pytest.mark.parametrize("answer", [grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, "hang"])
+def test_a_failing_model_server_is_tried_a_bounded_number_of_times_then_the_recording_fails(
+    app, quick_retry_worker, store, finished, registered, scripted_server, answer
+):
+    target, server = scripted_server
+    server.answers = [answer]
+    results = ended(run_against(app, finished, registered, target, 1))
+    deadline = time.monotonic() + 20
+    while not results and time.monotonic() < deadline:
+        time.sleep(0.05)
+        results = ended(finished.results)
+    assert [r["outcome"] for r in results] == ["failed"], finished.results
+    assert server.calls == 3  # attempts in all, then no more
+    failed = store.get_recording(registered.id).recording
+    assert failed.failure_reason.startswith(f"detection: model server {target}: Detect: ")
+    code = "DEADLINE_EXCEEDED" if answer == "hang" else answer.name
+    assert code in failed.failure_reason and "(after 3 attempts)" in failed.failure_reason
+
+
+def test_a_model_server_that_comes_back_gets_the_recording_stored(
+    app, quick_retry_worker, store, finished, registered, scripted_server
+):
+    target, server = scripted_server
+    server.answers = [
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        server.good_output(),
+    ]
+    run_against(app, finished, registered, target, 1)
+    deadline = time.monotonic() + 20
+    while not ended(finished.results):
+        assert time.monotonic() < deadline, finished.results
+        time.sleep(0.05)
+    assert [r["outcome"] for r in ended(finished.results)] == ["stored"]
+    assert server.calls == 3
+    outputs = store.get_recording(registered.id, include_model_outputs=True).model_outputs
+    assert [(o.model_name, len(o.detections)) for o in outputs] == [("scripted", 4)]
+
+
+@pytest.mark.parametrize("answer", [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND])
+def test_a_refusing_model_server_fails_the_recording_at_once(
+    app, quick_retry_worker, store, finished, registered, scripted_server, answer
+):
+    target, server = scripted_server
+    server.answers = [answer]
+    (result,) = run_against(app, finished, registered, target, 1)
+    assert result["outcome"] == "failed" and server.calls == 1
+    reason = store.get_recording(registered.id).recording.failure_reason
+    assert f"{answer.name}: scripted" in reason
+    if answer is grpc.StatusCode.NOT_FOUND:
+        assert "detection.model_send_audio" in reason  # what to do about it
+
+
+def test_a_malformed_output_fails_the_recording_naming_the_field(
+    app, quick_retry_worker, store, finished, registered, scripted_server
+):
+    target, server = scripted_server
+    output = server.good_output(5)
+    output.detections[3].detection_score = 1.7
+    server.answers = [output]
+    (result,) = run_against(app, finished, registered, target, 1)
+    assert result["outcome"] == "failed" and server.calls == 1
+    reason = store.get_recording(registered.id).recording.failure_reason
+    assert "detections[3].detection_score: 1.7 is above 1" in reason
+    assert store.get_recording(registered.id, include_model_outputs=True).model_outputs == []
+
+
+def test_extra_models_run_beside_the_main_one_each_with_its_rules(
+    app, quick_retry_worker, store, finished, registered, scripted_server, example_server
+):
+    """detection.extra_models: the example server beside the bundled model (here the band-energy
+    detector), each stored, thresholded and messaged on its own; an optional model that refuses
+    costs the recording nothing."""
+    target, server = scripted_server
+    server.answers = [grpc.StatusCode.INVALID_ARGUMENT]
+    section = {
+        "threshold": 0.2,
+        "extra_models": [
+            {"model": f"grpc://{example_server}", "name": "energy-band-remote",
+             "threshold": 0.9, "message_threshold": 0.95},
+            {"model": f"grpc://{target}", "name": "scripted", "required": False},
+        ],
+    }  # fmt: skip
+    detect(app, registered.id, detection=section)
+    (result,) = finished.wait(1)
+    assert result["outcome"] == "stored"
+    assert result["models"] == {
+        "batdetect2": "stored", f"grpc://{example_server}": "stored", f"grpc://{target}": "failed"
+    }  # fmt: skip
+    entry = store.get_recording(registered.id, include_model_outputs=True)
+    assert entry.recording.status == 1  # still temporary, not failed: file management files it
+    # The example server calls itself energy-band, as the stand-in for the bundled model does:
+    # its outputs carry the program's name for it, so both are stored, apart.
+    scores = {o.model_name: [d.detection_score for d in o.detections] for o in entry.model_outputs}
+    assert set(scores) == {"energy-band", "energy-band-remote"}
+    loose, strict = scores["energy-band"], scores["energy-band-remote"]
+    assert min(loose) >= 0.2 and all(s >= 0.9 for s in strict) and len(strict) < len(loose)
+    # Each model messaged under its own rules: the extra one only what reaches 0.95.
+    messages = [json.loads(m.content) for m in store.get_unsent_messages()]
+    by_model = {m["model"]["name"]: m for m in messages}
+    assert len(by_model["energy-band"]["detections"]) == len(loose)
+    remote = by_model.get("energy-band-remote")
+    assert remote is None or all(d["detection_score"] >= 0.95 for d in remote["detections"])
+
+
+def test_a_required_extra_model_that_refuses_fails_the_recording_and_the_rest_is_kept(
+    app, quick_retry_worker, store, finished, registered, scripted_server
+):
+    target, server = scripted_server
+    server.answers = [grpc.StatusCode.INVALID_ARGUMENT]
+    section = {"extra_models": [{"model": f"grpc://{target}", "name": "scripted"}]}
+    detect(app, registered.id, detection=section)
+    (result,) = finished.wait(1)
+    assert result["outcome"] == "failed" and result["models"][f"grpc://{target}"] == "failed"
+    entry = store.get_recording(registered.id, include_model_outputs=True)
+    assert "INVALID_ARGUMENT: scripted" in entry.recording.failure_reason
+    assert [o.model_name for o in entry.model_outputs] == ["energy-band"]  # the main model's

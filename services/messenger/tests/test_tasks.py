@@ -302,6 +302,7 @@ def test_a_summary_counts_each_species_over_the_last_complete_window(store):
         "device_id": "device-7",
         "window": {"start": "2026-06-01T21:00:00Z", "end": "2026-06-01T22:00:00Z"},
         "detections": 4,
+        "tag_key": "species",
         "band_edges": {"low": [0.1, 0.5], "mid": [0.5, 0.9], "high": [0.9, 1.0]},
         "species": {
             "Myotis": {
@@ -324,6 +325,21 @@ def test_a_summary_counts_each_species_over_the_last_complete_window(store):
     # Later in the same interval: the same window, the same message id.
     again = summariser.build_summary(hour + dt.timedelta(hours=1, minutes=40))
     assert again.id == message.id and again.content == message.content
+
+
+def test_the_programs_tag_key_decides_what_a_summary_counts(tasks, store, context):
+    """summary.tag_key: a model server's own key (here `call`) is counted, not `species`."""
+    deployment = store.start_deployment("meadow")
+    start, _ = DetectionSummariser(store, 86_400, context.device_id).window(dt.datetime.now(dt.UTC))
+    store_output(store, deployment.id, start + dt.timedelta(hours=2), [("Myotis", 0.8)])
+    result = tasks["summarise"](
+        program_config={"summary": {"interval_s": 86_400, "tag_key": "call"}}
+    )
+    [unsent] = [m for m in store.get_unsent_messages() if m.id == result["messages"][0]]
+    summary = json.loads(unsent.content)
+    assert summary["tag_key"] == "call"
+    assert set(summary["species"]) == {"echolocation"}
+    assert summary["species"]["echolocation"]["count"] == 1
 
 
 def test_an_empty_window_is_summarised_too(store):

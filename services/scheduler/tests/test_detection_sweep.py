@@ -117,3 +117,30 @@ def test_a_recording_that_gets_its_output_is_forgotten(app, store):
     clock.now += 600
     assert sweep.run().resent == []
     assert detect_tasks_queued(app) == []
+
+
+def test_a_recording_still_missing_a_required_models_output_gets_detect_again(app, store):
+    """detection.extra_models: the main model's output alone is not enough while a required
+    extra model's is missing; an optional model's is never waited for."""
+    from acoustack.program_config import DetectionConfig
+
+    section = DetectionConfig.model_validate(
+        {"extra_models": [
+            {"model": "grpc://127.0.0.1:50061", "name": "energy-band"},
+            {"model": "grpc://127.0.0.1:50062", "name": "optional", "required": False},
+        ]}
+    )  # fmt: skip
+    deployment = schema.Deployment(name="meadow")
+    store.start_deployment("meadow", deployment_id=deployment.id)
+    half, whole = factories.recording(deployment.id), factories.recording(deployment.id)
+    for recording in (half, whole):
+        store.store_recording(recording)
+    store.store_model_output(factories.model_output(half.id))  # main model only
+    for name in ("batdetect2", "energy-band"):
+        store.store_model_output(factories.model_output(whole.id, model_name=name))
+    clock = Clock()
+    sweep = sweep_for(app, store, clock, after_s=600, processed=section.is_processed)
+    assert sweep.run().waiting == 1
+    clock.now += 600
+    assert sweep.run().resent == [str(half.id)]
+    assert detect_tasks_queued(app) == [str(half.id)]

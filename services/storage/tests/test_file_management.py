@@ -17,6 +17,7 @@ from acoustack.celery_app import create_app
 from acoustack.errors import UnavailableError
 from acoustack.tasks import generate_file_management_task
 from acoustack.testing import factories
+from acoustack.v1 import types_pb2 as pb
 from acoustack_storage.files import DateFolderManager, RepositoryStore
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.tasks import register_manage_files_task
@@ -124,6 +125,35 @@ def test_an_unprocessed_recording_waits_for_the_model(
     assert not destination.exists()
     # A program without a model (`default`) has nothing to wait for.
     assert manage_files(program_config=program(destination, detection=False))["saved"] == 1
+
+
+def add_named_output(store, recording, model_name: str) -> None:
+    output = factories.model_output(recording.id, n_detections=1)
+    store.store_model_output(
+        convert.model_output_to_proto(output.model_copy(update={"model_name": model_name}))
+    )
+
+
+def test_a_recording_waits_for_every_required_model_and_not_for_the_others(
+    store, deployment, temp_dir, destination, manage_files
+):
+    """detection.extra_models: a required model's output is waited for by name; one that is not
+    required is not waited for, and its output is kept when it comes later."""
+    config = program(destination)
+    config["detection"]["extra_models"] = [
+        {"model": "grpc://127.0.0.1:50061", "name": "energy-band"},
+        {"model": "grpc://127.0.0.1:50062", "name": "slow-optional", "required": False},
+    ]
+    recording, _ = temporary_recording(store, deployment, temp_dir)
+    add_named_output(store, recording, "energy-band")  # the extra first: the main model's missing
+    assert manage_files(program_config=config)["saved"] == 0
+    add_named_output(store, recording, "BatDetect2")
+    assert manage_files(program_config=config)["saved"] == 1  # not waiting for slow-optional
+    add_named_output(store, recording, "slow-optional")  # arrives after filing: kept
+    documents = store.get_recording(recording.id, include_model_outputs=True)
+    names = {pb.ModelOutput.FromString(d).model_name for d in documents.model_output_documents}
+    assert names == {"energy-band", "BatDetect2", "slow-optional"}
+    assert stored(store, recording).status is schema.RecordingStatus.SAVED
 
 
 def test_without_save_all_only_confident_recordings_are_kept(

@@ -217,9 +217,15 @@ def recording_dict(msg: pb.Recording) -> dict[str, Any]:
 
 
 def _predicted_tags_dicts(tags: Any) -> list[dict[str, Any]]:
-    return [
-        {"tag": {"key": t.tag.key, "value": t.tag.value}, "confidence": t.confidence} for t in tags
-    ]
+    """An unset confidence is left out, so the schema's default (1: certain) applies, as the
+    proto says."""
+    out = []
+    for t in tags:
+        tag: dict[str, Any] = {"tag": {"key": t.tag.key, "value": t.tag.value}}
+        if t.HasField("confidence"):
+            tag["confidence"] = t.confidence
+        out.append(tag)
+    return out
 
 
 def detection_dict(msg: pb.Detection) -> dict[str, Any]:

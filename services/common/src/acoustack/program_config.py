@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from acoustack import limits
 from acoustack.errors import InvalidArgumentError, validation_message
 
 _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -351,17 +352,86 @@ class SummaryConfig(Section):
     interval_s: Annotated[
         float, Field(gt=0, description="how often a summary of the detections is sent")
     ] = 3600.0
+    tag_key: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=limits.NAME_CHARS,
+            pattern=limits.LINE_PATTERN,
+            description="the tag key summaries count detections by: species (the bundled "
+            "model's), or a model server's own, e.g. class (docs/detector-model.md, tag "
+            "conventions)",
+        ),
+    ] = "species"
 
 
 class HeartbeatConfig(Section):
     interval_s: Annotated[float, Field(gt=0, description="how often a heartbeat is sent")] = 3600.0
 
 
+MODEL_PATTERN = r"^(batdetect2|grpc://[^/\s]+:\d+)$"
+BUNDLED_MODEL_NAME = "BatDetect2"  # the model_name of the bundled model's outputs
+
+
+class ExtraModel(Section):
+    """A model run beside `detection.model` on every recording, with rules of its own."""
+
+    model: Annotated[
+        str,
+        Field(
+            pattern=MODEL_PATTERN,
+            description="batdetect2 (bundled), or grpc://host:port for a model server",
+        ),
+    ]
+    name: Annotated[
+        str,
+        Field(
+            max_length=limits.NAME_CHARS,
+            pattern=limits.LINE_PATTERN,
+            description="the model_name its outputs are stored, queried and messaged under "
+            "(BatDetect2 for the bundled one; empty: the server's Info name); file management "
+            "waits for it when the model is required",
+        ),
+    ] = ""
+    send_audio: Annotated[
+        bool, Field(description="stream the audio to the model server instead of naming the file")
+    ] = False
+    threshold: Annotated[
+        float, Field(ge=0, le=1, description="its detections and tags below this are dropped")
+    ] = 0.2
+    message_threshold: Annotated[
+        float | None,
+        Field(ge=0, le=1, description="messages: only its detections this confident; empty: all"),
+    ] = None
+    required: Annotated[
+        bool,
+        Field(
+            description="file management keeps a recording temporary until this model's output "
+            "is stored, and its permanent failure fails the recording; false: its output is "
+            "kept whenever it arrives"
+        ),
+    ] = True
+
+    @model_validator(mode="after")
+    def _named(self) -> ExtraModel:
+        if self.model == "batdetect2":
+            if self.name not in ("", BUNDLED_MODEL_NAME):
+                raise ValueError(f"the bundled model's outputs are named {BUNDLED_MODEL_NAME}")
+            if not self.name:
+                self.name = BUNDLED_MODEL_NAME
+        if self.required and not self.name:
+            raise ValueError(
+                f"{self.model} is required: give its name (the name its Info reports), so that "
+                "file management can wait for its output"
+            )
+        return self
+
+
 class DetectionConfig(Section):
     model: Annotated[
         str,
         Field(
-            pattern=r"^(batdetect2|grpc://[^/\s]+:\d+)$",
+            pattern=MODEL_PATTERN,
             description="batdetect2 (bundled), or grpc://host:port for a model server",
         ),
     ] = "batdetect2"
@@ -399,6 +469,41 @@ class DetectionConfig(Section):
             description="detections asked for again for one recording before it is marked failed",
         ),
     ] = 3
+    extra_models: Annotated[
+        list[ExtraModel],
+        Field(
+            max_length=8,
+            description="more models run on every recording beside `model`, in parallel, each "
+            "with its own model, name, send_audio, threshold, message_threshold and required "
+            '(default true); e.g. [{"model": "grpc://127.0.0.1:50061", "name": '
+            '"energy-band"}]',
+        ),
+    ] = []
+
+    @model_validator(mode="after")
+    def _distinct_models(self) -> DetectionConfig:
+        seen = {self.model}
+        for i, extra in enumerate(self.extra_models):
+            if extra.model in seen:
+                raise ValueError(f"extra_models[{i}]: {extra.model} already runs")
+            seen.add(extra.model)
+        return self
+
+    def required_model_names(self) -> set[str]:
+        """The outputs a recording waits for besides `model`'s (whose name a server gives)."""
+        return {m.name for m in self.extra_models if m.required}
+
+    def extra_model_names(self) -> set[str]:
+        return {m.name for m in self.extra_models if m.name}
+
+    def is_processed(self, model_names: set[str]) -> bool:
+        """Whether a recording with outputs of these models is processed: `model` has stored
+        its output (any output not from an extra model: a model server names itself) and so has
+        every required extra model. File management, the detection sweep and a deployment stop
+        all wait for this."""
+        return self.required_model_names() <= model_names and bool(
+            model_names - self.extra_model_names()
+        )
 
 
 SectionT = TypeVar("SectionT", bound=Section)

@@ -45,6 +45,7 @@ from acoustack.components.types import (
     Store,
     Summariser,
 )
+from acoustack.errors import AcoustackError
 from acoustack.identity import hardware_id
 
 logger = logging.getLogger(__name__)
@@ -133,10 +134,17 @@ def generate_detection_task(
                 return None
         try:
             model_output = model.run(recording)
+        except AcoustackError as exc:  # foreseen (a server's status, unreadable audio): no trace
+            logger.error(
+                "model %s failed on recording %s (%s): %s",
+                _model_name(model), recording.id, recording.path, exc,
+            )  # fmt: skip
+            raise
         except Exception:
             logger.exception(
-                "model %s failed on recording %s (%s)", model.name, recording.id, recording.path
-            )
+                "model %s failed on recording %s (%s)",
+                _model_name(model), recording.id, recording.path,
+            )  # fmt: skip
             raise
         for cleaner in cleaners:
             model_output = cleaner.clean(model_output)
@@ -171,6 +179,14 @@ def _place(source: Path, target: Path) -> None:
     with open(temp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(temp, target)
+
+
+def _model_name(model: Model) -> str:
+    """For a log line: a model server that does not answer cannot say its name."""
+    try:
+        return model.name
+    except Exception:
+        return type(model).__name__
 
 
 def generate_file_management_task(

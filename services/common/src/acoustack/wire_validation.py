@@ -64,7 +64,16 @@ def _check_range(value: float, path: str, low: float, high: float | None) -> Non
         _fail(path, f"Input should be less than or equal to {high:g}")
 
 
+def _fill_unset_confidences(tags: Any) -> None:
+    """An unset confidence is 1 (the schema's default); it reads as 0.0, so only those tags are
+    asked whether it was set."""
+    for t in tags:
+        if t.confidence == 0.0 and not t.HasField("confidence"):
+            t.confidence = 1.0
+
+
 def _check_tags(tags: Any, path: str) -> None:
+    _fill_unset_confidences(tags)
     for i, t in enumerate(tags):
         key, value = t.tag.key, t.tag.value
         if not key:
@@ -150,6 +159,9 @@ def check_model_output(
         tags = d.tags
         if tags:
             confidences = [t.confidence for t in tags]
+            if 0.0 in confidences:
+                _fill_unset_confidences(tags)
+                confidences = [t.confidence for t in tags]
             if not _all_probabilities(confidences):
                 _check_tags(tags, f"{path}.detections.{i}.tags")
             for tag, confidence in zip(tags, confidences, strict=True):

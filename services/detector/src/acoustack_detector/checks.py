@@ -27,31 +27,45 @@ def self_check(
         section = read_section(program_config, "detection", DetectionConfig) or DetectionConfig()
     except InvalidArgumentError as exc:
         return [CheckResult("model", False, str(exc))]
+    results = [model_check("model", section.model, bundled, check_file)]
+    for i, extra in enumerate(section.extra_models):
+        result = model_check(f"extra_models[{i}]", extra.model, bundled, check_file)
+        if not extra.required and not result.ok:  # an optional model does not stop a deployment
+            result = CheckResult(
+                result.component, True, f"optional, not available now: {result.detail}"
+            )
+        results.append(result)
+    return results
+
+
+def model_check(
+    name: str, model: str, bundled: Callable[[], AudioModel], check_file: Path | None
+) -> CheckResult:
     started = time.monotonic()
-    if section.model != "batdetect2":
-        remote = RemoteModel(section.model.removeprefix("grpc://"))
+    if model != "batdetect2":
+        remote = RemoteModel(model.removeprefix("grpc://"))
         try:
             remote.check()
             info = remote.info()
         except AcoustackError as exc:
-            return [CheckResult("model", False, str(exc))]
+            return CheckResult(name, False, str(exc))
         finally:
             remote.close()
-        return [CheckResult("model", True, f"model server {remote.target} answers: {info.name} "
-                            f"{info.version}")]  # fmt: skip
+        return CheckResult(name, True, f"model server {remote.target} answers: {info.name} "
+                           f"{info.version}")  # fmt: skip
     try:
-        model = bundled()
+        loaded = bundled()
         if check_file is not None:
-            LocalModel(model, check_file=check_file).check()
-            found = len(model.detect_file(check_file))
+            LocalModel(loaded, check_file=check_file).check()
+            found = len(loaded.detect_file(check_file))
             what = f"found {found} call(s) in {check_file.name}"
         else:
             # No known recording: the model must at least run on audio end to end.
             noise = np.random.default_rng(0).normal(0, 0.01, 256_000).astype(np.float32)
-            found = len(model.detect_audio(noise, 256_000))
+            found = len(loaded.detect_audio(noise, 256_000))
             what = f"ran on 1 s of synthetic noise ({found} detections); set DETECTOR_CHECK_FILE "
             what += "to check against a known recording"
     except (AcoustackError, OSError) as exc:
-        return [CheckResult("model", False, str(exc))]
+        return CheckResult(name, False, str(exc))
     elapsed = time.monotonic() - started
-    return [CheckResult("model", True, f"{model.name} {model.version} {what} in {elapsed:.1f} s")]
+    return CheckResult(name, True, f"{loaded.name} {loaded.version} {what} in {elapsed:.1f} s")

@@ -13,6 +13,7 @@ message threshold) at each task, so `acoustack config set` acts at the next reco
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from acoustack.program_config import DetectionConfig
 from acoustack.tasks import generate_detection_task
 from acoustack_detector.audio_model import AudioModel
 from acoustack_detector.local_model import LocalModel
-from acoustack_detector.remote_model import RemoteModel
+from acoustack_detector.remote_model import CALL_TIMEOUT_S, ModelRetryPolicy, RemoteModel
 
 log = logging.getLogger(__name__)
 
@@ -116,50 +117,99 @@ class DetectionPipeline:
         )
 
 
-def message_builder(section: DetectionConfig) -> MessageBuilder:
-    if section.message_threshold is None:
+def message_builder(message_threshold: float | None) -> MessageBuilder:
+    if message_threshold is None:
         return FullModelOutputMessageBuilder()
-    return DetectionThresholdMessageBuilder(section.message_threshold)
+    return DetectionThresholdMessageBuilder(message_threshold)
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model of a `detection` section, as one task runs it."""
+
+    model: str  # batdetect2 or grpc://host:port, as the section says
+    required: bool
+    pipeline: DetectionPipeline
 
 
 class Detector:
-    """The pipeline a `detection` section asks for. A model is made once and kept while the
-    section names it: the bundled one is loaded (``load_bundled``) on first use in this process;
-    a model server is reached as ``RemoteModel``."""
+    """The pipelines a `detection` section asks for: `model`, then each of `extra_models`, each
+    with its threshold and message rules. A model is made once and kept while the section names
+    it: the bundled one is loaded (``load_bundled``) on first use in this process; a model server
+    is reached as ``RemoteModel``."""
 
     def __init__(
         self,
         store: StoreClient,
         load_bundled: Callable[[], AudioModel],
         processing_filters: Sequence[ProcessingFilter] = (),
+        *,
+        model_retry: ModelRetryPolicy | None = None,
+        model_call_timeout_s: float = CALL_TIMEOUT_S,
     ) -> None:
         self.store = store
         self.load_bundled = load_bundled
         self.processing_filters = list(processing_filters)
+        # What the detect task does when a model server fails (model.proto, STATUS CODES).
+        self.model_retry = model_retry or ModelRetryPolicy()
+        self.model_call_timeout_s = model_call_timeout_s
         self._bundled: LocalModel | None = None
-        self._remote: tuple[tuple[str, bool], RemoteModel] | None = None
+        self._remotes: dict[tuple[str, bool, str], RemoteModel] = {}
+        self._lock = threading.Lock()
 
-    def model(self, section: DetectionConfig) -> Model:
-        if section.model == "batdetect2":
-            if self._bundled is None:
-                self._bundled = LocalModel(self.load_bundled())
-            return self._bundled
-        key = (section.model, section.model_send_audio)
-        if self._remote is None or self._remote[0] != key:
-            if self._remote is not None:
-                self._remote[1].close()
-            target = section.model.removeprefix("grpc://")
-            self._remote = (key, RemoteModel(target, send_audio=section.model_send_audio))
-            log.info("model server %s%s", target, " (audio streamed)" if key[1] else "")
-        return self._remote[1]
+    def model(self, model: str, send_audio: bool = False, name: str = "") -> Model:
+        """``name``: what the outputs of a model server are called (empty: what it says)."""
+        with self._lock:
+            if model == "batdetect2":
+                if self._bundled is None:
+                    self._bundled = LocalModel(self.load_bundled())
+                return self._bundled
+            key = (model, send_audio, name)
+            if key not in self._remotes:
+                target = model.removeprefix("grpc://")
+                self._remotes[key] = RemoteModel(
+                    target,
+                    send_audio=send_audio,
+                    call_timeout_s=self.model_call_timeout_s,
+                    output_name=name,
+                )
+                log.info("model server %s%s", target, " (audio streamed)" if send_audio else "")
+            return self._remotes[key]
 
-    def pipeline(self, section: DetectionConfig | None) -> DetectionPipeline:
-        """Without a section (a program that has none sent `detect`): its defaults."""
-        section = section or DetectionConfig()
+    def _forget_others(self, used: set[tuple[str, bool, str]]) -> None:
+        """Close the servers the section no longer names (a `config set` changed them)."""
+        with self._lock:
+            for key in set(self._remotes) - used:
+                self._remotes.pop(key).close()
+
+    def _pipeline(self, model: Model, threshold: float, message_threshold: float | None):
         return DetectionPipeline(
             store=self.store,
-            model=self.model(section),
+            model=model,
             processing_filters=self.processing_filters,
-            output_cleaners=[ThresholdDetectionCleaner(section.threshold)],
-            message_builders=[message_builder(section)],
+            output_cleaners=[ThresholdDetectionCleaner(threshold)],
+            message_builders=[message_builder(message_threshold)],
         )
+
+    def runs(self, section: DetectionConfig | None) -> list[ModelRun]:
+        """Without a section (a program that has none sent `detect`): its defaults."""
+        section = section or DetectionConfig()
+        entries = [
+            (section.model, section.model_send_audio, "", section.threshold,
+             section.message_threshold, True),
+            *((e.model, e.send_audio, e.name, e.threshold, e.message_threshold, e.required)
+              for e in section.extra_models),
+        ]  # fmt: skip
+        self._forget_others({(m, audio, name) for m, audio, name, *_ in entries})
+        return [
+            ModelRun(
+                model,
+                required,
+                self._pipeline(self.model(model, audio, name), threshold, messages),
+            )
+            for model, audio, name, threshold, messages, required in entries
+        ]
+
+    def pipeline(self, section: DetectionConfig | None) -> DetectionPipeline:
+        """The pipeline of the section's `model` alone."""
+        return self.runs(section)[0].pipeline

@@ -63,3 +63,30 @@ def test_a_client_gets_the_same_detections_over_grpc(
 
     assert boxes(by_path.detections) == boxes(local)
     assert boxes(streamed.detections) == boxes(local)
+
+
+def test_the_bundled_model_and_the_example_server_on_the_same_recording(
+    bundled_model, storage_target, example_server, recordings_root, make_recording
+):
+    """detection.extra_models with the real models: BatDetect2 in process and the example server
+    as its own process, run in parallel on one recording, each output stored under its name."""
+    from acoustack.program_config import DetectionConfig
+    from acoustack_detector.pipeline import Detector
+    from acoustack_detector.tasks import run_all
+
+    section = DetectionConfig.model_validate(
+        {"extra_models": [{"model": f"grpc://{example_server}", "name": "energy-band"}]}
+    )
+    with StoreClient(storage_target) as store:
+        deployment = store.start_deployment("meadow", 52.2, 0.12)
+        recording = make_recording(next(recordings_root.glob("*.wav")), deployment.id)
+        store.store_recording(recording)
+        runs = Detector(store, lambda: bundled_model).runs(section)
+        results = run_all(runs, str(recording.id), recording)
+        assert [r.outcome for r in results] == [Outcome.STORED, Outcome.STORED]
+        outputs = store.get_recording(recording.id, include_model_outputs=True).model_outputs
+    counts = {o.model_name: len(o.detections) for o in outputs}
+    assert set(counts) == {"BatDetect2", "energy-band"} and all(counts.values())
+    species = {t.tag.value for o in outputs if o.model_name == "BatDetect2"
+               for d in o.detections for t in d.tags}  # fmt: skip
+    assert species and species <= set(bundled_model.classes)  # BatDetect2's own classes

@@ -44,3 +44,23 @@ def test_unreadable_files_are_reported_after_the_rest_with_a_failing_status(
 def test_a_threshold_outside_0_1_is_refused(capsys):
     assert cli.main(["detect", "x.wav", "--threshold", "3"]) == 2
     assert "--threshold: 3.0 is outside 0..1" in capsys.readouterr().err
+
+
+def test_a_model_server_gives_the_same_lines_as_the_bundled_model(bundled_model, capsys, model_dir):
+    """The bundled model served over the Model contract (as the detector serves it), run with
+    --model grpc://…: streamed, and named by path, the same JSON lines as in process."""
+    from acoustack.grpc_server import start_server
+    from acoustack_detector.servicer import ModelServicer, register
+
+    running = start_server(
+        [register(ModelServicer(bundled_model, recordings_root=AUDIO))], address="127.0.0.1:0"
+    )
+    try:
+        assert cli.main(["detect", str(AUDIO), "--json", "--model-dir", str(model_dir)]) == 0
+        bundled = capsys.readouterr().out
+        for how in ([], ["--by-path"]):
+            model = f"grpc://127.0.0.1:{running.port}"
+            assert cli.main(["detect", str(AUDIO), "--json", "--model", model, *how]) == 0
+            assert capsys.readouterr().out == bundled
+    finally:
+        running.stop(0)

@@ -5,8 +5,9 @@ summary run at 13:00:00.2 with a one-hour interval covers recordings started fro
 13:00. So windows follow one another without gaps or overlaps, and a run repeated or retried
 inside the same interval builds the same message with the same id, which the outbox keeps once.
 
-Per species (the value of each tag with key ``tag_key``, scored by that tag's confidence, as
-acoupi does): count, mean, min and max score, and how many fall in each confidence band
+Per species (the value of each tag with key ``tag_key``, the program's ``summary.tag_key``,
+scored by that tag's confidence, as acoupi does; the content's ``species`` keeps its name whatever
+the key): count, mean, min and max score, and how many fall in each confidence band
 (``low``: [b0, b1), ``mid``: [b1, b2), ``high``: [b2, 1]; below b0 in none). Detections of
 recordings whose detection finishes after the run are not counted (they belong to no later
 window either).
@@ -14,7 +15,8 @@ window either).
 Content (JSON)::
 
     {"kind": "summary", "device_id": "pi-…", "window": {"start": "…Z", "end": "…Z"},
-     "detections": 12, "band_edges": {"low": [0.1, 0.5], "mid": [0.5, 0.9], "high": [0.9, 1.0]},
+     "detections": 12, "tag_key": "species",
+     "band_edges": {"low": [0.1, 0.5], "mid": [0.5, 0.9], "high": [0.9, 1.0]},
      "species": {"Myotis mystacinus": {"count": 3, "mean": 0.71, "min": 0.52, "max": 0.93,
                                        "bands": {"low": 0, "mid": 2, "high": 1}}},
      "truncated": false}
@@ -142,6 +144,7 @@ class DetectionSummariser:
             "device_id": self.device_id,
             "window": {"start": _iso(start), "end": _iso(end)},
             "detections": detections,
+            "tag_key": self.tag_key,
             "band_edges": {"low": [low, mid], "mid": [mid, high], "high": [high, 1.0]},
             "species": {name: stats.as_json() for name, stats in sorted(species.items())},
             "truncated": truncated,

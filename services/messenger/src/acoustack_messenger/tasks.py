@@ -216,7 +216,9 @@ def register_tasks(app: Celery, context: MessengerContext) -> dict[str, Any]:
         if summary is None:
             context.say_once("the program has no summary section: no summaries are made")
             return {"messages": []}
-        summariser = DetectionSummariser(context.store, summary.interval_s, context.device_id)
+        summariser = DetectionSummariser(
+            context.store, summary.interval_s, context.device_id, tag_key=summary.tag_key
+        )
         outbox = Outbox(context.store)
         generate_summariser_task([summariser], outbox, logger=log)()
         return {"messages": outbox.stored}

@@ -73,8 +73,11 @@ class QueueFlusher(Flusher):
         can_send: Callable[[], bool] = lambda: True,
         detection_sweep: Callable[[], DetectionSweep] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        processed: Callable[[set[str]], bool] = bool,
     ) -> None:
         self.app = app
+        # Without model names: whether a recording with these models' outputs is processed.
+        self.processed = processed
         # A new sweep for each flush, with a short wait: a recording whose detect was lost would
         # otherwise hold the stop until its timeout.
         self.detection_sweep = detection_sweep
@@ -124,7 +127,7 @@ class QueueFlusher(Flusher):
             if not (
                 self.required_models <= {o.model_name for o in e.model_outputs}
                 if self.required_models
-                else e.model_outputs
+                else self.processed({o.model_name for o in e.model_outputs})
             )
         ]
         if not missing:

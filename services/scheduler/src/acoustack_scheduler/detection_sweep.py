@@ -6,7 +6,8 @@ task hit its hard time limit, or failed on an error nobody foresaw, and was ackn
 recording stays temporary forever: file management waits for its output, the RAM-backed
 temporary area fills, and a deployment stop waits for it until its time runs out.
 
-The sweep looks at temporary recordings without a model output. The clock for a recording runs
+The sweep looks at temporary recordings without a model output (without the output of every
+required model, when the program runs `detection.extra_models`). The clock for a recording runs
 only while the detection queue is empty: while tasks wait there, one of them may be its own.
 After ``after_s`` of that, `detect` is sent again. After ``max_attempts`` sends with still no
 output, the recording is marked failed with the reason, so it is visible in status and stops
@@ -48,8 +49,12 @@ class DetectionSweep:
         after_s: float = 600.0,
         max_attempts: int = 3,
         clock: Callable[[], float] = time.monotonic,
+        processed: Callable[[set[str]], bool] = bool,
     ) -> None:
         self.store = store
+        # Whether a recording with outputs of these models is processed (the program's
+        # DetectionConfig.is_processed: its required models); by default, any output.
+        self.processed = processed
         self.send_detect = send_detect
         self.detection_queued = detection_queued
         self.after_s = after_s
@@ -67,7 +72,11 @@ class DetectionSweep:
         entries = self.store.list_recordings(
             statuses=[pb.RECORDING_STATUS_TEMPORARY], include_model_outputs=True, limit=10_000
         )
-        missing = {e.recording.id for e in entries if not e.model_outputs}
+        missing = {
+            e.recording.id
+            for e in entries
+            if not self.processed({o.model_name for o in e.model_outputs})
+        }
         for gone in set(self._missing_since) - missing:  # detected, failed or managed since
             self._missing_since.pop(gone, None)
             self._sent.pop(gone, None)

@@ -101,6 +101,7 @@ class Scheduler:
                 # Pending detection is what waits in its queue (or runs): the models' names are
                 # the detector's business, so the flush does not list them.
                 every_recording_detected=self.detects,
+                processed=self.is_processed,
                 settle_s=lambda: self.config.recording.duration_s + 2.0,
                 send_arguments=lambda task: program.send_arguments(self.config, task),
                 can_send=lambda: sends_anywhere(self.config),
@@ -175,7 +176,12 @@ class Scheduler:
             lambda: queue_depths(self.app, [Queue.DETECTION.value])[Queue.DETECTION.value],
             after_s=section.resend_after_s if after_s is None else after_s,
             max_attempts=section.resend_attempts,
+            processed=self.is_processed,
         )
+
+    def is_processed(self, model_names: set[str]) -> bool:
+        """By the program's detection section as it is now (its required models)."""
+        return (detection_section(self.config) or DetectionConfig()).is_processed(model_names)
 
     def sweep_until(self, stopping: threading.Event) -> None:
         """The detection sweep, while the program detects, until the scheduler stops. Its wait and

@@ -17,6 +17,7 @@ from typing import Any
 
 from acoustack import convert, schema
 from acoustack.program_config import (
+    DetectionConfig,
     FileManagementConfig,
     parse_duty_cycle,
     read_section,
@@ -228,10 +229,15 @@ class TagFilter:
         return False
 
 
-def has_model_output(
-    recording: schema.Recording, model_outputs: Sequence[schema.ModelOutput]
-) -> bool:
-    return bool(model_outputs)
+def processed_by_required_models(detection: DetectionConfig) -> RecordingManagementCondition:
+    """A recording is processed when `detection.model` has stored its output (any output not
+    from an extra model: a model server names itself) and so has every required extra model, by
+    name. Outputs of models that are not required are kept whenever they arrive."""
+
+    def processed(recording: schema.Recording, model_outputs: Sequence[schema.ModelOutput]) -> bool:
+        return detection.is_processed({o.model_name for o in model_outputs})
+
+    return processed
 
 
 def file_management_section(program_config: Mapping[str, Any] | None) -> FileManagementConfig:
@@ -251,10 +257,9 @@ def build_file_management_task(
     program has none). Raises InvalidArgumentError naming the field when the section is bad."""
     config = file_management_section(program_config)
     conditions: list[RecordingManagementCondition] = []
-    if program_config and "detection" in program_config:
-        # The model's name is the detector's business (a model server names itself), so wait
-        # for any output rather than for a named model.
-        conditions.append(has_model_output)
+    detection = read_section(program_config, "detection", DetectionConfig)
+    if detection is not None:
+        conditions.append(processed_by_required_models(detection))
     return generate_file_management_task(
         store,
         saving_managers(config),

@@ -27,7 +27,60 @@ if _version_not_supported:
 
 class ModelStub:
     """Model is what every detector speaks: the bundled BatDetect2 network and any custom model server,
-    in any language. The detector calls a remote server exactly as it calls its own.
+    in any language. The detector calls a remote server exactly as it calls its own. This file is the
+    whole contract: a server written from it alone, in any language, works with acoustack.
+    `acoustack model check grpc://host:port` checks a running server against it.
+
+    TIME AND FREQUENCY. A recording may be time-expanded: a bat detector that captures at 384 kHz and
+    writes the WAV header at 38.4 kHz has time_expansion = 10, and its file plays 10 times slower
+    than real time. Everything the detector sends and everything it expects back is in REAL units:
+    real capture rate (Hz) = WAV header rate (Hz) x time_expansion
+    real time (s)          = file time (s) / time_expansion
+    real frequency (Hz)    = file frequency (Hz) x time_expansion
+    Boxes are seconds of real time from the start of the recording and real frequencies in Hz. A
+    server that reads the header rate as the real rate returns boxes too long and frequencies too
+    low; the detector refuses a box that ends after the recording's real duration.
+
+    WHICH CALL THE DETECTOR MAKES. One per recording, chosen by the program's
+    `detection.model_send_audio`:
+    false (the default): Detect with `recording`: the server reads the WAV file at
+    Recording.path, an absolute path on the recordings volume that the detector and the server
+    must both mount at the same place (in compose: the `recordings` volume at /recordings).
+    true: DetectStream: one AudioHeader, then the file's samples in chunks. For a server that
+    cannot see the volume. Only 16-bit PCM files can be streamed.
+    Detect with inline `audio` is never sent by the detector; it is for other clients (tests,
+    `acoustack model check`) and small clips. A server should implement all three; the conformance
+    check reports what is missing.
+
+    LIMITS. The detector's call deadline is 120 s per recording (the server should answer well
+    within it: the detector's own model takes about 0.1 s per second of audio). gRPC messages are
+    at most 64 MiB each way unless both sides raise it; streamed chunks are 1 MiB of PCM (the last
+    one shorter). A response carries at most one output; keep it well under the message limit
+    (thousands of detections are fine).
+
+    STATUS CODES: what the detector does with the recording when a call fails.
+    OK                   the output is checked (see ModelOutput) and stored; a malformed output
+    marks the recording failed, the reason naming the server and the field
+    (e.g. `detections[3].detection_score: 1.7 is above 1`).
+    INVALID_ARGUMENT,    this recording cannot be processed by this model (unreadable audio, a
+    OUT_OF_RANGE         rate the model cannot use): marked failed at once, the status's message
+    as the reason. Say what is wrong in the message.
+    NOT_FOUND,           the server cannot read the file at Recording.path (not mounted, outside
+    PERMISSION_DENIED    its volume): marked failed at once; mount the volume or set
+    detection.model_send_audio.
+    RESOURCE_EXHAUSTED   the recording is larger or longer than the server accepts: failed at once;
+    say the limit in the message.
+    UNIMPLEMENTED        the server lacks the method the detector called: failed at once.
+    UNAUTHENTICATED,     as UNIMPLEMENTED: the server will not do it, failed at once.
+    ALREADY_EXISTS,
+    DATA_LOSS
+    UNAVAILABLE,         the server is down, restarting, overloaded or too slow: the recording is
+    DEADLINE_EXCEEDED,   tried again later with exponential backoff (7 more tries, 5 s doubling to
+    FAILED_PRECONDITION, at most 300 s, jittered: about 10 minutes in all), then marked failed with
+    ABORTED, CANCELLED,  the last status as the reason. FAILED_PRECONDITION means "not ready yet"
+    INTERNAL, UNKNOWN,   (weights still loading). A server always slower than the deadline thus
+    any other code       fails its recordings after 8 tries, each 120 s long.
+    A recording marked failed is kept on disk, with its reason, for a person to look at.
     """
 
     def __init__(self, channel):
@@ -55,24 +108,80 @@ class ModelStub:
 
 class ModelServicer:
     """Model is what every detector speaks: the bundled BatDetect2 network and any custom model server,
-    in any language. The detector calls a remote server exactly as it calls its own.
+    in any language. The detector calls a remote server exactly as it calls its own. This file is the
+    whole contract: a server written from it alone, in any language, works with acoustack.
+    `acoustack model check grpc://host:port` checks a running server against it.
+
+    TIME AND FREQUENCY. A recording may be time-expanded: a bat detector that captures at 384 kHz and
+    writes the WAV header at 38.4 kHz has time_expansion = 10, and its file plays 10 times slower
+    than real time. Everything the detector sends and everything it expects back is in REAL units:
+    real capture rate (Hz) = WAV header rate (Hz) x time_expansion
+    real time (s)          = file time (s) / time_expansion
+    real frequency (Hz)    = file frequency (Hz) x time_expansion
+    Boxes are seconds of real time from the start of the recording and real frequencies in Hz. A
+    server that reads the header rate as the real rate returns boxes too long and frequencies too
+    low; the detector refuses a box that ends after the recording's real duration.
+
+    WHICH CALL THE DETECTOR MAKES. One per recording, chosen by the program's
+    `detection.model_send_audio`:
+    false (the default): Detect with `recording`: the server reads the WAV file at
+    Recording.path, an absolute path on the recordings volume that the detector and the server
+    must both mount at the same place (in compose: the `recordings` volume at /recordings).
+    true: DetectStream: one AudioHeader, then the file's samples in chunks. For a server that
+    cannot see the volume. Only 16-bit PCM files can be streamed.
+    Detect with inline `audio` is never sent by the detector; it is for other clients (tests,
+    `acoustack model check`) and small clips. A server should implement all three; the conformance
+    check reports what is missing.
+
+    LIMITS. The detector's call deadline is 120 s per recording (the server should answer well
+    within it: the detector's own model takes about 0.1 s per second of audio). gRPC messages are
+    at most 64 MiB each way unless both sides raise it; streamed chunks are 1 MiB of PCM (the last
+    one shorter). A response carries at most one output; keep it well under the message limit
+    (thousands of detections are fine).
+
+    STATUS CODES: what the detector does with the recording when a call fails.
+    OK                   the output is checked (see ModelOutput) and stored; a malformed output
+    marks the recording failed, the reason naming the server and the field
+    (e.g. `detections[3].detection_score: 1.7 is above 1`).
+    INVALID_ARGUMENT,    this recording cannot be processed by this model (unreadable audio, a
+    OUT_OF_RANGE         rate the model cannot use): marked failed at once, the status's message
+    as the reason. Say what is wrong in the message.
+    NOT_FOUND,           the server cannot read the file at Recording.path (not mounted, outside
+    PERMISSION_DENIED    its volume): marked failed at once; mount the volume or set
+    detection.model_send_audio.
+    RESOURCE_EXHAUSTED   the recording is larger or longer than the server accepts: failed at once;
+    say the limit in the message.
+    UNIMPLEMENTED        the server lacks the method the detector called: failed at once.
+    UNAUTHENTICATED,     as UNIMPLEMENTED: the server will not do it, failed at once.
+    ALREADY_EXISTS,
+    DATA_LOSS
+    UNAVAILABLE,         the server is down, restarting, overloaded or too slow: the recording is
+    DEADLINE_EXCEEDED,   tried again later with exponential backoff (7 more tries, 5 s doubling to
+    FAILED_PRECONDITION, at most 300 s, jittered: about 10 minutes in all), then marked failed with
+    ABORTED, CANCELLED,  the last status as the reason. FAILED_PRECONDITION means "not ready yet"
+    INTERNAL, UNKNOWN,   (weights still loading). A server always slower than the deadline thus
+    any other code       fails its recordings after 8 tries, each 120 s long.
+    A recording marked failed is kept on disk, with its reason, for a person to look at.
     """
 
     def Info(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Who the model is. Called when the detector first uses the server and by the self-check
+        (`acoustack check`); must answer quickly (within 10 s), with name set.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Detect(self, request, context):
-        """Audio inline (small) or a recording on the shared recordings volume.
+        """One recording: inline audio, or a recording on the shared recordings volume (the default).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DetectStream(self, request_iterator, context):
-        """Large audio as a stream: one header, then PCM chunks.
+        """Audio as a stream: exactly one header first, then any number of PCM chunks, then the client
+        closes its side; the server answers once with the output for the whole stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,7 +215,60 @@ def add_ModelServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Model:
     """Model is what every detector speaks: the bundled BatDetect2 network and any custom model server,
-    in any language. The detector calls a remote server exactly as it calls its own.
+    in any language. The detector calls a remote server exactly as it calls its own. This file is the
+    whole contract: a server written from it alone, in any language, works with acoustack.
+    `acoustack model check grpc://host:port` checks a running server against it.
+
+    TIME AND FREQUENCY. A recording may be time-expanded: a bat detector that captures at 384 kHz and
+    writes the WAV header at 38.4 kHz has time_expansion = 10, and its file plays 10 times slower
+    than real time. Everything the detector sends and everything it expects back is in REAL units:
+    real capture rate (Hz) = WAV header rate (Hz) x time_expansion
+    real time (s)          = file time (s) / time_expansion
+    real frequency (Hz)    = file frequency (Hz) x time_expansion
+    Boxes are seconds of real time from the start of the recording and real frequencies in Hz. A
+    server that reads the header rate as the real rate returns boxes too long and frequencies too
+    low; the detector refuses a box that ends after the recording's real duration.
+
+    WHICH CALL THE DETECTOR MAKES. One per recording, chosen by the program's
+    `detection.model_send_audio`:
+    false (the default): Detect with `recording`: the server reads the WAV file at
+    Recording.path, an absolute path on the recordings volume that the detector and the server
+    must both mount at the same place (in compose: the `recordings` volume at /recordings).
+    true: DetectStream: one AudioHeader, then the file's samples in chunks. For a server that
+    cannot see the volume. Only 16-bit PCM files can be streamed.
+    Detect with inline `audio` is never sent by the detector; it is for other clients (tests,
+    `acoustack model check`) and small clips. A server should implement all three; the conformance
+    check reports what is missing.
+
+    LIMITS. The detector's call deadline is 120 s per recording (the server should answer well
+    within it: the detector's own model takes about 0.1 s per second of audio). gRPC messages are
+    at most 64 MiB each way unless both sides raise it; streamed chunks are 1 MiB of PCM (the last
+    one shorter). A response carries at most one output; keep it well under the message limit
+    (thousands of detections are fine).
+
+    STATUS CODES: what the detector does with the recording when a call fails.
+    OK                   the output is checked (see ModelOutput) and stored; a malformed output
+    marks the recording failed, the reason naming the server and the field
+    (e.g. `detections[3].detection_score: 1.7 is above 1`).
+    INVALID_ARGUMENT,    this recording cannot be processed by this model (unreadable audio, a
+    OUT_OF_RANGE         rate the model cannot use): marked failed at once, the status's message
+    as the reason. Say what is wrong in the message.
+    NOT_FOUND,           the server cannot read the file at Recording.path (not mounted, outside
+    PERMISSION_DENIED    its volume): marked failed at once; mount the volume or set
+    detection.model_send_audio.
+    RESOURCE_EXHAUSTED   the recording is larger or longer than the server accepts: failed at once;
+    say the limit in the message.
+    UNIMPLEMENTED        the server lacks the method the detector called: failed at once.
+    UNAUTHENTICATED,     as UNIMPLEMENTED: the server will not do it, failed at once.
+    ALREADY_EXISTS,
+    DATA_LOSS
+    UNAVAILABLE,         the server is down, restarting, overloaded or too slow: the recording is
+    DEADLINE_EXCEEDED,   tried again later with exponential backoff (7 more tries, 5 s doubling to
+    FAILED_PRECONDITION, at most 300 s, jittered: about 10 minutes in all), then marked failed with
+    ABORTED, CANCELLED,  the last status as the reason. FAILED_PRECONDITION means "not ready yet"
+    INTERNAL, UNKNOWN,   (weights still loading). A server always slower than the deadline thus
+    any other code       fails its recordings after 8 tries, each 120 s long.
+    A recording marked failed is kept on disk, with its reason, for a person to look at.
     """
 
     @staticmethod

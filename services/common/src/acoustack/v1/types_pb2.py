@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61\x63oustack/v1/types.proto\x12\x0c\x61\x63oustack.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\nDeployment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\x08latitude\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tlongitude\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0b\n\t_latitudeB\x0c\n\n_longitude\"\xe6\x02\n\tRecording\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12\x11\n\tsource_id\x18\x04 \x01(\t\x12\x0c\n\x04path\x18\x05 \x01(\t\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nduration_s\x18\x07 \x01(\x01\x12\x1d\n\x15\x63\x61pture_samplerate_hz\x18\x08 \x01(\x05\x12\x10\n\x08\x63hannels\x18\t \x01(\x05\x12\x16\n\x0etime_expansion\x18\n \x01(\x01\x12-\n\x06status\x18\x0b \x01(\x0e\x32\x1d.acoustack.v1.RecordingStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"!\n\x03Tag\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"B\n\x0cPredictedTag\x12\x1e\n\x03tag\x18\x01 \x01(\x0b\x32\x11.acoustack.v1.Tag\x12\x12\n\nconfidence\x18\x02 \x01(\x01\"b\n\x0b\x42oundingBox\x12\x14\n\x0cstart_time_s\x18\x01 \x01(\x01\x12\x12\n\nend_time_s\x18\x02 \x01(\x01\x12\x13\n\x0blow_freq_hz\x18\x03 \x01(\x01\x12\x14\n\x0chigh_freq_hz\x18\x04 \x01(\x01\"\xb9\x01\n\tDetection\x12\n\n\x02id\x18\x01 \x01(\t\x12\x35\n\x0fprediction_type\x18\x02 \x01(\x0e\x32\x1c.acoustack.v1.PredictionType\x12&\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x19.acoustack.v1.BoundingBox\x12\x17\n\x0f\x64\x65tection_score\x18\x04 \x01(\x01\x12(\n\x04tags\x18\x05 \x03(\x0b\x32\x1a.acoustack.v1.PredictedTag\"\xe1\x01\n\x0bModelOutput\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12(\n\x04tags\x18\x05 \x03(\x0b\x32\x1a.acoustack.v1.PredictedTag\x12+\n\ndetections\x18\x06 \x03(\x0b\x32\x17.acoustack.v1.Detection\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaf\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x33\n\x0flast_attempt_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x08Response\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.acoustack.v1.ResponseStatus\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12/\n\x0breceived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x02\n\x0eRetentionState\x12/\n\x0blast_run_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x14\n\x0cmax_age_days\x18\x03 \x01(\x01\x12\x14\n\x0ckeep_free_mb\x18\x04 \x01(\x05\x12\x1d\n\x15keep_best_per_species\x18\x05 \x01(\x05\x12\x0f\n\x07\x66ree_mb\x18\x06 \x01(\x01\x12\x18\n\x10short_of_free_mb\x18\x07 \x01(\x01\x12\x14\n\x0ckept_as_best\x18\x08 \x01(\x05\x12\x10\n\x08window_s\x18\t \x01(\x01\x12\x17\n\x0f\x64\x65leted_for_age\x18\n \x01(\x05\x12\x19\n\x11\x64\x65leted_for_space\x18\x0b \x01(\x05\x12\x1d\n\x15highest_deleted_score\x18\x0c \x01(\x01\"3\n\x06Metric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\"\x82\x01\n\tHeartbeat\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12+\n\x07sent_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x03 \x01(\t\x12%\n\x07metrics\x18\x04 \x03(\x0b\x32\x14.acoustack.v1.Metric*\xaa\x01\n\x0fRecordingStatus\x12 \n\x1cRECORDING_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRECORDING_STATUS_TEMPORARY\x10\x01\x12\x1a\n\x16RECORDING_STATUS_SAVED\x10\x02\x12\x1c\n\x18RECORDING_STATUS_DELETED\x10\x03\x12\x1b\n\x17RECORDING_STATUS_FAILED\x10\x04*\x88\x01\n\x0ePredictionType\x12\x1f\n\x1bPREDICTION_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18PREDICTION_TYPE_PRESENCE\x10\x01\x12\x1c\n\x18PREDICTION_TYPE_SEQUENCE\x10\x02\x12\x19\n\x15PREDICTION_TYPE_EVENT\x10\x03*\xa2\x01\n\x0eResponseStatus\x12\x1f\n\x1bRESPONSE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17RESPONSE_STATUS_SUCCESS\x10\x01\x12\x1a\n\x16RESPONSE_STATUS_FAILED\x10\x02\x12\x19\n\x15RESPONSE_STATUS_ERROR\x10\x03\x12\x1b\n\x17RESPONSE_STATUS_TIMEOUT\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61\x63oustack/v1/types.proto\x12\x0c\x61\x63oustack.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\nDeployment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\x08latitude\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tlongitude\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0b\n\t_latitudeB\x0c\n\n_longitude\"\xe6\x02\n\tRecording\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12\x11\n\tsource_id\x18\x04 \x01(\t\x12\x0c\n\x04path\x18\x05 \x01(\t\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nduration_s\x18\x07 \x01(\x01\x12\x1d\n\x15\x63\x61pture_samplerate_hz\x18\x08 \x01(\x05\x12\x10\n\x08\x63hannels\x18\t \x01(\x05\x12\x16\n\x0etime_expansion\x18\n \x01(\x01\x12-\n\x06status\x18\x0b \x01(\x0e\x32\x1d.acoustack.v1.RecordingStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"!\n\x03Tag\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"V\n\x0cPredictedTag\x12\x1e\n\x03tag\x18\x01 \x01(\x0b\x32\x11.acoustack.v1.Tag\x12\x17\n\nconfidence\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\r\n\x0b_confidence\"b\n\x0b\x42oundingBox\x12\x14\n\x0cstart_time_s\x18\x01 \x01(\x01\x12\x12\n\nend_time_s\x18\x02 \x01(\x01\x12\x13\n\x0blow_freq_hz\x18\x03 \x01(\x01\x12\x14\n\x0chigh_freq_hz\x18\x04 \x01(\x01\"\xb9\x01\n\tDetection\x12\n\n\x02id\x18\x01 \x01(\t\x12\x35\n\x0fprediction_type\x18\x02 \x01(\x0e\x32\x1c.acoustack.v1.PredictionType\x12&\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x19.acoustack.v1.BoundingBox\x12\x17\n\x0f\x64\x65tection_score\x18\x04 \x01(\x01\x12(\n\x04tags\x18\x05 \x03(\x0b\x32\x1a.acoustack.v1.PredictedTag\"\xe1\x01\n\x0bModelOutput\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12(\n\x04tags\x18\x05 \x03(\x0b\x32\x1a.acoustack.v1.PredictedTag\x12+\n\ndetections\x18\x06 \x03(\x0b\x32\x17.acoustack.v1.Detection\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaf\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x33\n\x0flast_attempt_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x08Response\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.acoustack.v1.ResponseStatus\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12/\n\x0breceived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x02\n\x0eRetentionState\x12/\n\x0blast_run_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x14\n\x0cmax_age_days\x18\x03 \x01(\x01\x12\x14\n\x0ckeep_free_mb\x18\x04 \x01(\x05\x12\x1d\n\x15keep_best_per_species\x18\x05 \x01(\x05\x12\x0f\n\x07\x66ree_mb\x18\x06 \x01(\x01\x12\x18\n\x10short_of_free_mb\x18\x07 \x01(\x01\x12\x14\n\x0ckept_as_best\x18\x08 \x01(\x05\x12\x10\n\x08window_s\x18\t \x01(\x01\x12\x17\n\x0f\x64\x65leted_for_age\x18\n \x01(\x05\x12\x19\n\x11\x64\x65leted_for_space\x18\x0b \x01(\x05\x12\x1d\n\x15highest_deleted_score\x18\x0c \x01(\x01\"3\n\x06Metric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\"\x82\x01\n\tHeartbeat\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12+\n\x07sent_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x03 \x01(\t\x12%\n\x07metrics\x18\x04 \x03(\x0b\x32\x14.acoustack.v1.Metric*\xaa\x01\n\x0fRecordingStatus\x12 \n\x1cRECORDING_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRECORDING_STATUS_TEMPORARY\x10\x01\x12\x1a\n\x16RECORDING_STATUS_SAVED\x10\x02\x12\x1c\n\x18RECORDING_STATUS_DELETED\x10\x03\x12\x1b\n\x17RECORDING_STATUS_FAILED\x10\x04*\x88\x01\n\x0ePredictionType\x12\x1f\n\x1bPREDICTION_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18PREDICTION_TYPE_PRESENCE\x10\x01\x12\x1c\n\x18PREDICTION_TYPE_SEQUENCE\x10\x02\x12\x19\n\x15PREDICTION_TYPE_EVENT\x10\x03*\xa2\x01\n\x0eResponseStatus\x12\x1f\n\x1bRESPONSE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17RESPONSE_STATUS_SUCCESS\x10\x01\x12\x1a\n\x16RESPONSE_STATUS_FAILED\x10\x02\x12\x19\n\x15RESPONSE_STATUS_ERROR\x10\x03\x12\x1b\n\x17RESPONSE_STATUS_TIMEOUT\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'acoustack.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDINGSTATUS']._serialized_start=2104
-  _globals['_RECORDINGSTATUS']._serialized_end=2274
-  _globals['_PREDICTIONTYPE']._serialized_start=2277
-  _globals['_PREDICTIONTYPE']._serialized_end=2413
-  _globals['_RESPONSESTATUS']._serialized_start=2416
-  _globals['_RESPONSESTATUS']._serialized_end=2578
+  _globals['_RECORDINGSTATUS']._serialized_start=2124
+  _globals['_RECORDINGSTATUS']._serialized_end=2294
+  _globals['_PREDICTIONTYPE']._serialized_start=2297
+  _globals['_PREDICTIONTYPE']._serialized_end=2433
+  _globals['_RESPONSESTATUS']._serialized_start=2436
+  _globals['_RESPONSESTATUS']._serialized_end=2598
   _globals['_DEPLOYMENT']._serialized_start=76
   _globals['_DEPLOYMENT']._serialized_end=282
   _globals['_RECORDING']._serialized_start=285
@@ -45,21 +45,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TAG']._serialized_start=645
   _globals['_TAG']._serialized_end=678
   _globals['_PREDICTEDTAG']._serialized_start=680
-  _globals['_PREDICTEDTAG']._serialized_end=746
-  _globals['_BOUNDINGBOX']._serialized_start=748
-  _globals['_BOUNDINGBOX']._serialized_end=846
-  _globals['_DETECTION']._serialized_start=849
-  _globals['_DETECTION']._serialized_end=1034
-  _globals['_MODELOUTPUT']._serialized_start=1037
-  _globals['_MODELOUTPUT']._serialized_end=1262
-  _globals['_MESSAGE']._serialized_start=1265
-  _globals['_MESSAGE']._serialized_end=1440
-  _globals['_RESPONSE']._serialized_start=1443
-  _globals['_RESPONSE']._serialized_end=1585
-  _globals['_RETENTIONSTATE']._serialized_start=1588
-  _globals['_RETENTIONSTATE']._serialized_end=1915
-  _globals['_METRIC']._serialized_start=1917
-  _globals['_METRIC']._serialized_end=1968
-  _globals['_HEARTBEAT']._serialized_start=1971
-  _globals['_HEARTBEAT']._serialized_end=2101
+  _globals['_PREDICTEDTAG']._serialized_end=766
+  _globals['_BOUNDINGBOX']._serialized_start=768
+  _globals['_BOUNDINGBOX']._serialized_end=866
+  _globals['_DETECTION']._serialized_start=869
+  _globals['_DETECTION']._serialized_end=1054
+  _globals['_MODELOUTPUT']._serialized_start=1057
+  _globals['_MODELOUTPUT']._serialized_end=1282
+  _globals['_MESSAGE']._serialized_start=1285
+  _globals['_MESSAGE']._serialized_end=1460
+  _globals['_RESPONSE']._serialized_start=1463
+  _globals['_RESPONSE']._serialized_end=1605
+  _globals['_RETENTIONSTATE']._serialized_start=1608
+  _globals['_RETENTIONSTATE']._serialized_end=1935
+  _globals['_METRIC']._serialized_start=1937
+  _globals['_METRIC']._serialized_end=1988
+  _globals['_HEARTBEAT']._serialized_start=1991
+  _globals['_HEARTBEAT']._serialized_end=2121
 # @@protoc_insertion_point(module_scope)
