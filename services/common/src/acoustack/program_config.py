@@ -320,6 +320,34 @@ class MessagingConfig(Section):
     order: Annotated[
         Literal["oldest-first", "newest-first"], Field(description="which messages go first")
     ] = "oldest-first"
+    retry_backoff_s: Annotated[
+        float,
+        Field(
+            ge=1,
+            le=86_400,
+            description="a message whose try failed waits about this long before the next, "
+            "doubling with each failed try (with jitter)",
+        ),
+    ] = 60.0
+    retry_backoff_max_s: Annotated[
+        float,
+        Field(
+            ge=1,
+            le=604_800,
+            description="the longest wait between two tries of a message (a receiver's "
+            "Retry-After may ask for longer)",
+        ),
+    ] = 3600.0
+    dead_after_refusals: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1000,
+            description="a message refused for good (HTTP 4xx other than 408 and 429, an MQTT "
+            "PUBACK refusal) this many times becomes a dead letter: kept, never tried again "
+            "unless retried (acoustack messages retry)",
+        ),
+    ] = 3
     http_url: Annotated[
         str, Field(description="HTTP endpoint messages are POSTed to; empty: none")
     ] = ""

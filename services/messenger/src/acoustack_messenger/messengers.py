@@ -4,10 +4,12 @@ Each ``send_message`` returns an ``acoustack.schema.Response`` and never raises 
 failure, so the send task stores every attempt. Statuses:
 
 - SUCCESS: the broker acknowledged the publish (MQTT PUBACK), or the server answered 2xx;
-- FAILED: the other side answered and refused this message (a PUBACK failure code, HTTP 3xx/4xx);
+- FAILED: the other side answered and refused this message for good (a PUBACK failure code other
+  than "Quota exceeded", HTTP 3xx, 4xx other than 408 and 429): it counts towards dead letters;
 - ERROR: it could not be reached or cannot take messages now (refused connection, DNS, TLS,
-  credentials, HTTP 5xx or 429);
-- TIMEOUT: no answer within the configured time.
+  credentials, HTTP 5xx, 408 or 429, PUBACK "Quota exceeded"), with the server's Retry-After
+  when it gave one: the message is tried again after a backoff;
+- TIMEOUT: no answer within the configured time (tried again after a backoff).
 
 Every message carries its id, so a receiver can drop the duplicates that at-least-once delivery
 can make: MQTT v5 user property ``message_id`` (and ``device_id``), HTTP headers ``X-Message-Id``
@@ -19,6 +21,8 @@ Each messenger also has ``check()``: a reachability test that sends no message, 
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import http.client
 import logging
 import re
@@ -74,10 +78,31 @@ def _reason(exc: BaseException | str) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _response(message: schema.Message, status: Status, content: str) -> schema.Response:
+def _response(
+    message: schema.Message, status: Status, content: str, retry_after_s: float | None = None
+) -> schema.Response:
     # A receiver's answer may hold any character; the store keeps text without control ones.
     content = limits.clean_text(content[:2000])
-    return schema.Response(message_id=message.id, status=status, content=content)
+    return schema.Response(
+        message_id=message.id, status=status, content=content, retry_after_s=retry_after_s
+    )
+
+
+def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """An HTTP Retry-After (delay seconds, or an HTTP date) in seconds from now; None when
+    absent or unreadable (the backoff alone then decides)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
 # MQTT
@@ -300,6 +325,13 @@ class MqttMessenger:
                 Status.TIMEOUT,
                 f"{self.where}: no PUBACK within {self.timeout_s:g} s (topic {self.topic})",
             )
+        if reason.is_failure and str(reason) == "Quota exceeded":
+            # The broker's limit for now, not a verdict on this message.
+            return _response(
+                message,
+                Status.ERROR,
+                f"{self.where} cannot take messages now on {self.topic}: {reason}",
+            )
         if reason.is_failure:
             return _response(
                 message,
@@ -412,31 +444,53 @@ class HttpMessenger:
         except urllib.error.HTTPError as exc:  # the server answered, but not 2xx
             with exc:
                 body = exc.read(4096) if exc.fp is not None else b""
-            # 5xx and 429: the server cannot take messages now; other codes refuse this one.
-            kind = Status.ERROR if exc.code >= 500 or exc.code == 429 else Status.FAILED
-            return _response(message, kind, f"HTTP {exc.code} {exc.reason}: {_snippet(body)}")
+            # 5xx, 408 and 429: the server cannot take messages now; other codes refuse this one.
+            temporary = exc.code >= 500 or exc.code in (408, 429)
+            retry_after = retry_after_seconds(exc.headers.get("Retry-After")) if temporary else None
+            text = f"HTTP {exc.code} {exc.reason}: {_snippet(body)}"
+            if retry_after is not None:
+                text += f" (Retry-After {retry_after:g} s)"
+            kind = Status.ERROR if temporary else Status.FAILED
+            return _response(message, kind, text, retry_after)
         except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
             kind, text = self._failure(exc)
             return _response(message, kind, text)
         return _response(message, Status.SUCCESS, f"HTTP {status}: {_snippet(body)}")
 
     def check(self) -> CheckResult:
-        """An OPTIONS request: any answer below 500 shows the server is there, and OPTIONS makes
-        no message (unlike a POST)."""
+        """An OPTIONS request, which makes no message (a POST would). Any HTTP answer shows the
+        server is there; what fails the check is what says POSTs will fail too: an ``Allow``
+        header without POST, or a server error. A 501 or 405 only says the server does not do
+        OPTIONS (Python's http.server is one), not that it refuses POSTs."""
         try:
             with self._request("OPTIONS", None, {}) as reply:
-                status = reply.status
+                status, allow = reply.status, reply.headers.get("Allow")
         except urllib.error.HTTPError as exc:
             exc.close()
-            status = exc.code
+            status, allow = exc.code, exc.headers.get("Allow")
         except (OSError, http.client.HTTPException) as exc:
             return CheckResult(self.name, False, self._failure(exc)[1])
-        if status >= 500:
+        allowed = {m.strip().upper() for m in allow.split(",")} if allow else None
+        if allowed is not None and "POST" not in allowed:
+            return CheckResult(
+                self.name,
+                False,
+                f"{self.url}: the server does not take POST here (HTTP {status}, Allow: "
+                f"{allow}): check messaging.http_url",
+            )
+        if status >= 500 and status != 501:
             return CheckResult(
                 self.name,
                 False,
                 f"{self.url}: answered OPTIONS with HTTP {status}: the server is failing "
                 "(see its log)",
+            )
+        if status in (405, 501):
+            return CheckResult(
+                self.name,
+                True,
+                f"{self.url}: answered OPTIONS with HTTP {status} (it does not do OPTIONS, "
+                "which says nothing of POST); nothing was posted",
             )
         return CheckResult(
             self.name, True, f"{self.url}: answered OPTIONS with HTTP {status}; nothing was posted"

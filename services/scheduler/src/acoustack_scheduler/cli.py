@@ -208,7 +208,11 @@ def show_status(args: argparse.Namespace) -> int:
         print(f"last message sent: {_when(sent.received_at)} (message {sent.message_id})")
     else:
         print("last message sent: none")
-    print(f"unsent messages: {reply.unsent_messages}")
+    outbox = reply.outbox
+    print(
+        f"unsent messages: {reply.unsent_messages} (due {outbox.due}, backing off "
+        f"{outbox.backing_off}, dead letters {outbox.dead}; acoustack messages)"
+    )
     print(f"free disk: {reply.free_disk_gb:.1f} GB")
     return 0
 
