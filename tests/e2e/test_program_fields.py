@@ -855,6 +855,56 @@ def messaging_mqtt_timeout(device: Device, silent_server) -> None:
     assert "within 1 s" in response.content
 
 
+def _refused_by_http(device: Device, http_sink, **fields: Any) -> float:
+    """Only the HTTP sink, which refuses every message for good (400), with these fields set."""
+    device.set("messaging.mqtt_host", "")
+    for name, value in fields.items():
+        device.set(f"messaging.{name}", value)
+    return device.set("messaging.http_url", f"{http_sink.url}/reject")
+
+
+def _tried_since(
+    device: Device, at: float, state, timeout_s: float = 20, refusals: int | None = None
+) -> list:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [
+            e
+            for e in device.store.list_messages(state, limit=1000)
+            if e.message.last_attempt_at.ToDatetime(dt.UTC).timestamp() >= at
+            and refusals in (None, e.message.refusals)
+        ]
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"no message {state} after a try since the change"
+        time.sleep(0.25)
+
+
+def _waits_s(entries: list) -> list[float]:
+    now = time.time()
+    return [e.message.next_attempt_at.ToDatetime(dt.UTC).timestamp() - now for e in entries]
+
+
+def messaging_retry_backoff(device: Device, http_sink) -> None:
+    at = _refused_by_http(device, http_sink, retry_backoff_s=1000)
+    waits = _waits_s(_tried_since(device, at, schema.MessageState.BACKING_OFF))
+    assert all(400 < w <= 1000 for w in waits), waits  # [1/2, 1] x 1000 s, not the default 60
+
+
+def messaging_retry_backoff_max(device: Device, http_sink) -> None:
+    at = _refused_by_http(device, http_sink, retry_backoff_s=1000, retry_backoff_max_s=2)
+    waits = _waits_s(_tried_since(device, at, schema.MessageState.BACKING_OFF))
+    assert all(w <= 2 for w in waits), waits
+
+
+def messaging_dead_after_refusals(device: Device, http_sink) -> None:
+    at = _refused_by_http(device, http_sink, dead_after_refusals=1)  # the default is 3
+    # A message first tried after the change dies at its first refusal.
+    dead = _tried_since(device, at, schema.MessageState.DEAD, refusals=1)
+    assert dead[0].last_response.content.startswith("HTTP 400 Bad Request")
+    assert http_sink.posts()  # really sent and refused
+
+
 def summary_interval(device: Device) -> None:
     device.set("summary.interval_s", RUN_S)
     summary = device.wait_arrival(lambda payload: payload.get("kind") == "summary")
@@ -976,6 +1026,9 @@ ROWS: dict[str, Callable[..., None]] = {
     "messaging.interval_s": messaging_interval,
     "messaging.max_per_run": messaging_max_per_run,
     "messaging.order": messaging_order,
+    "messaging.retry_backoff_s": messaging_retry_backoff,
+    "messaging.retry_backoff_max_s": messaging_retry_backoff_max,
+    "messaging.dead_after_refusals": messaging_dead_after_refusals,
     "messaging.http_url": messaging_http_url,
     "messaging.http_content_type": messaging_http_content_type,
     "messaging.http_timeout_s": messaging_http_timeout,
