@@ -171,6 +171,13 @@ class Device:
             text = before if isinstance(before, str) else json.dumps(before)
             assert cli.main(["config", "set", "--field", dotted, text, *self.control]) == 0
 
+    def secret(self, name: str, value: str) -> None:
+        """A secret the messenger can be pointed at, as compose or k3s would mount it."""
+        self.stack.secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        path = self.stack.secrets_dir / name
+        path.write_text(value)
+        path.chmod(0o600)
+
     def run_task(self, name: str) -> None:
         assert cli.main(["task", "run", name, *self.control]) == 0
 
@@ -784,6 +791,9 @@ def messaging_mqtt_topic(device: Device) -> None:
 
 
 def _own_broker(device: Device, own_broker, listener: Broker, **fields: Any) -> Subscriber:
+    """The test's broker, which takes alice with the password in the secret mqtt_password (what
+    messaging.mqtt_password_secret names by default)."""
+    device.secret("mqtt_password", own_broker.password)
     watcher = Subscriber(
         own_broker.plain, device.topic, username=own_broker.username, password=own_broker.password
     )
@@ -803,7 +813,7 @@ def wait_response_saying(device: Device, since: float, words: str, timeout_s=30)
 
 
 def messaging_mqtt_username(device: Device, own_broker) -> None:
-    watcher = _own_broker(device, own_broker, own_broker.plain, mqtt_password=own_broker.password)
+    watcher = _own_broker(device, own_broker, own_broker.plain)
     try:
         device.wait_arrival(lambda payload: "model_output_id" in payload, watcher)
         at = device.set("messaging.mqtt_username", "mallory")
@@ -812,23 +822,28 @@ def messaging_mqtt_username(device: Device, own_broker) -> None:
         watcher.close()
 
 
-def messaging_mqtt_password(device: Device, own_broker) -> None:
+def messaging_mqtt_password_secret(device: Device, own_broker) -> None:
     at = time.time()
-    watcher = _own_broker(device, own_broker, own_broker.plain, mqtt_password="wrong")
+    device.secret("old_mqtt_password", "not-the-password")
+    watcher = _own_broker(
+        device, own_broker, own_broker.plain, mqtt_password_secret="old_mqtt_password"
+    )
     try:
         refused = wait_response_saying(device, at, "refused the connection")
-        assert "messaging.mqtt_password" in refused.content
-        device.set("messaging.mqtt_password", own_broker.password)
+        assert "messaging.mqtt_password_secret" in refused.content
+        device.set("messaging.mqtt_password_secret", "mqtt_password")
         device.wait_arrival(lambda payload: "model_output_id" in payload, watcher)
+        # The configuration names the secret; neither the CLI nor the messenger's log prints it.
+        assert own_broker.password not in json.dumps(device.config())
+        log = (device.stack.work / "logs" / "messenger.log").read_text(errors="replace")
+        assert own_broker.password not in log
     finally:
         watcher.close()
 
 
 def messaging_mqtt_tls(device: Device, own_broker) -> None:
     at = time.time()
-    watcher = _own_broker(
-        device, own_broker, own_broker.tls, mqtt_password=own_broker.password, mqtt_timeout_s=2
-    )
+    watcher = _own_broker(device, own_broker, own_broker.tls, mqtt_timeout_s=2)
     try:
         wait_response_saying(device, at, "messaging.mqtt_tls")  # plain MQTT to a TLS port
         device.set("messaging.mqtt_tls", True)
@@ -839,8 +854,7 @@ def messaging_mqtt_tls(device: Device, own_broker) -> None:
 
 def messaging_mqtt_transport(device: Device, own_broker) -> None:
     watcher = _own_broker(
-        device, own_broker, own_broker.websockets,
-        mqtt_password=own_broker.password, mqtt_transport="websockets",
+        device, own_broker, own_broker.websockets, mqtt_transport="websockets",
     )  # fmt: skip
     try:
         device.wait_arrival(lambda payload: "model_output_id" in payload, watcher)
@@ -1036,7 +1050,7 @@ ROWS: dict[str, Callable[..., None]] = {
     "messaging.mqtt_port": messaging_mqtt_port,
     "messaging.mqtt_topic": messaging_mqtt_topic,
     "messaging.mqtt_username": messaging_mqtt_username,
-    "messaging.mqtt_password": messaging_mqtt_password,
+    "messaging.mqtt_password_secret": messaging_mqtt_password_secret,
     "messaging.mqtt_tls": messaging_mqtt_tls,
     "messaging.mqtt_transport": messaging_mqtt_transport,
     "messaging.mqtt_timeout_s": messaging_mqtt_timeout,

@@ -57,3 +57,22 @@ def test_a_bad_value_names_the_field_and_changes_nothing(store, tmp_path):
         store.set("detection.threshold", "high")
     assert store.get("recording.duration_s") == 3.0
     assert store.applied == [] and not (tmp_path / "program.json").exists()
+
+
+def test_a_password_never_enters_the_configuration_nor_its_errors(store, tmp_path):
+    """The configuration is printed (`config get`) and sent with every task: it names a secret
+    (messaging.mqtt_password_secret), and a password offered to it is refused unechoed."""
+    with pytest.raises(InvalidArgumentError) as refused:
+        store.set("messaging.mqtt_password", "hunter2")
+    assert "no field 'messaging.mqtt_password'" in str(refused.value)
+    assert "mqtt_password_secret" in str(refused.value) and "hunter2" not in str(refused.value)
+    assert store.get("messaging.mqtt_password_secret") == "mqtt_password"
+    # A configuration kept by an older version, with the password in it: refused at start,
+    # saying where the password goes, without printing it.
+    with pytest.raises(InvalidArgumentError) as old:
+        DetectionProgram().parse_config({"messaging": {"mqtt_password": "hunter2"}})
+    assert str(old.value).startswith(
+        "messaging: Value error, mqtt_password is no longer a field: a password does not live"
+    )
+    assert "compose/secrets.env" in str(old.value) and "hunter2" not in str(old.value)
+    assert "hunter2" not in json.dumps(store.get())

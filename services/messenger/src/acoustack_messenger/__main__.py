@@ -29,7 +29,11 @@ def main() -> int:
     # The device id comes from storage, which owns it; this process needs it for the MQTT check.
     identity = StoreClient(settings.storage_target).learned_identity(settings.data_dir)
     server = start_server(
-        [self_check_service.register(lambda config: self_check(config, identity.get))],
+        [
+            self_check_service.register(
+                lambda config: self_check(config, identity.get, settings.secrets_dir)
+            )
+        ],
         address=f"{settings.grpc_host}:{settings.grpc_port}",
         max_workers=4,
     )

@@ -33,6 +33,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Protocol
 
 from paho.mqtt import client as mqtt
@@ -44,12 +45,14 @@ from acoustack import __version__, limits, schema
 from acoustack.errors import InvalidArgumentError
 from acoustack.program_config import MessagingConfig
 from acoustack.self_check import CheckResult
+from acoustack_messenger.secret_files import read_secret
 
 log = logging.getLogger(__name__)
 
 Status = schema.ResponseStatus
 SNIPPET_CHARS = 200
 USER_AGENT = f"acoustack-messenger/{__version__}"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where compose secrets and k3s Secret volumes go
 
 
 class CheckableMessenger(Protocol):
@@ -117,9 +120,10 @@ class _MqttUnreachable(Exception):
 
 
 _CONNECT_HINTS = {
-    "Bad user name or password": "check messaging.mqtt_username and messaging.mqtt_password",
-    "Not authorized": "check messaging.mqtt_username and messaging.mqtt_password, and the "
-    "broker's ACL for this client id",
+    "Bad user name or password": "check messaging.mqtt_username and the secret "
+    "messaging.mqtt_password_secret names",
+    "Not authorized": "check messaging.mqtt_username and the secret messaging.mqtt_password_secret "
+    "names, and the broker's ACL for this client id",
     "Client identifier not valid": "the broker refuses this client id (the device id)",
     "Unsupported protocol version": "the broker must speak MQTT v5",
 }
@@ -505,9 +509,12 @@ def availability_topic(config: MessagingConfig, device_id: str) -> str:
     return f"{config.mqtt_topic}/availability/{device_id}"
 
 
-def build_messengers(config: MessagingConfig, device_id: str) -> list[CheckableMessenger]:
+def build_messengers(
+    config: MessagingConfig, device_id: str, secrets_dir: Path = DEFAULT_SECRETS_DIR
+) -> list[CheckableMessenger]:
     """The messengers a messaging section asks for: HTTP when http_url is set, MQTT when
-    mqtt_host is; none when neither is (messages then stay in the outbox).
+    mqtt_host is; none when neither is (messages then stay in the outbox). The MQTT password is
+    the secret ``mqtt_password_secret`` names, in ``secrets_dir``, when a user name is set.
 
     Raises InvalidArgumentError naming the field when a value cannot work.
     """
@@ -522,6 +529,11 @@ def build_messengers(config: MessagingConfig, device_id: str) -> list[CheckableM
             )
         )
     if config.mqtt_host:
+        password = ""
+        if config.mqtt_username and config.mqtt_password_secret:
+            password = read_secret(
+                secrets_dir, config.mqtt_password_secret, "messaging.mqtt_password_secret"
+            )
         messengers.append(
             MqttMessenger(
                 config.mqtt_host,
@@ -529,7 +541,7 @@ def build_messengers(config: MessagingConfig, device_id: str) -> list[CheckableM
                 config.mqtt_topic,
                 device_id,
                 username=config.mqtt_username,
-                password=config.mqtt_password,
+                password=password,
                 tls=config.mqtt_tls,
                 transport=config.mqtt_transport,
                 timeout_s=config.mqtt_timeout_s,

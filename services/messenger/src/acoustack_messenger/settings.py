@@ -27,6 +27,13 @@ class MessengerSettings(BrokerSettings, StorageClientSettings):
         Path,
         Field(description="persistent data volume: the device id learned, the disk in heartbeats"),
     ] = Path("/data")
+    secrets_dir: Annotated[
+        Path,
+        Field(
+            description="where the secrets the program's messaging section names are files "
+            "(compose secrets, a k3s Secret volume)"
+        ),
+    ] = Path("/run/secrets")
     shutdown_grace_s: Annotated[
         float, Field(gt=0, description="time the task in progress is given on SIGTERM")
     ] = 60.0

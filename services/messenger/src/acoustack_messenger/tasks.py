@@ -45,7 +45,11 @@ from acoustack.tasks import (
 )
 from acoustack_messenger import device_status
 from acoustack_messenger.delivery import Backoff
-from acoustack_messenger.messengers import CheckableMessenger, build_messengers
+from acoustack_messenger.messengers import (
+    DEFAULT_SECRETS_DIR,
+    CheckableMessenger,
+    build_messengers,
+)
 from acoustack_messenger.outbox import Outbox
 from acoustack_messenger.summaries import DetectionSummariser
 
@@ -74,10 +78,16 @@ class MessengerContext:
     """
 
     def __init__(
-        self, storage_target: str, data_dir: Path, *, store: StoreClient | None = None
+        self,
+        storage_target: str,
+        data_dir: Path,
+        *,
+        store: StoreClient | None = None,
+        secrets_dir: Path = DEFAULT_SECRETS_DIR,
     ) -> None:
         self.storage_target = storage_target
         self.data_dir = Path(data_dir)
+        self.secrets_dir = Path(secrets_dir)
         self._store = store
         self._store_pid = os.getpid() if store is not None else None
         self._identity: LearnedIdentity | None = None
@@ -104,7 +114,7 @@ class MessengerContext:
         key = config.model_dump_json()
         if key != self._messaging_key:
             self.close_messengers()
-            self._messengers = build_messengers(config, self.device_id)
+            self._messengers = build_messengers(config, self.device_id, self.secrets_dir)
             self._messaging_key = key
             self._said.discard(NO_MESSENGER)
         return self._messengers

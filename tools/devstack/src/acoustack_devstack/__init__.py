@@ -89,6 +89,10 @@ class DevStack:
             config[section] = {**config.get(section, {}), **values}
         return config
 
+    @property
+    def secrets_dir(self) -> Path:
+        return self.work / "secrets"
+
     def data_dir(self, service: str) -> Path:
         """Each service's own data volume, as in compose: nothing is shared by accident."""
         return self.work / "data" / service
@@ -126,6 +130,9 @@ class DevStack:
                 "MESSENGER_GRPC_HOST": "127.0.0.1",
                 "MESSENGER_GRPC_PORT": str(self.ports.messenger),
                 "MESSENGER_DATA_DIR": str(self.data_dir("messenger")),
+                # The secrets the messaging section names, one file each (e.g. mqtt_password),
+                # as compose and k3s mount them at /run/secrets.
+                "MESSENGER_SECRETS_DIR": str(self.secrets_dir),
             },
             "recorder": {
                 "RECORDER_BROKER_URL": self.broker_url,
