@@ -234,3 +234,16 @@ def test_no_password_is_in_the_manifests(device_stacks):
             m["name"]: m["mountPath"] for m in main_container(docs, "messenger")["volumeMounts"]
         }
         assert mounts[volume["name"]] == "/run/secrets"
+
+
+def test_every_service_is_scraped_where_it_serves_its_metrics(device_stacks):
+    for docs in device_stacks:
+        for name, (settings_class, prefix) in SETTINGS.items():
+            settings = settings_class.load(prefix, container_env(docs, main_container(docs, name)))
+            template = workload(docs, name)["spec"]["template"]
+            annotations = template["metadata"]["annotations"]
+            assert annotations["prometheus.io/scrape"] == "true", name
+            assert int(annotations["prometheus.io/port"]) == settings.metrics_port > 0, name
+            ports = {p["name"]: p["containerPort"] for p in main_container(docs, name)["ports"]}
+            assert ports["metrics"] == settings.metrics_port, name
+            assert settings.metrics_dir is not None, name  # the pool processes' counts are summed

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
-from acoustack import convert, schema
+from acoustack import convert, prometheus, schema
 from acoustack.clients import StoreClient
 from acoustack.errors import AlreadyExistsError
 from acoustack.v1 import store_pb2 as spb
@@ -98,6 +98,7 @@ class Outbox:
                     )
         self.store.store_response(response, outcome)
         self.statuses[response.status.value] += 1
+        prometheus.MESSAGE_RESPONSES.labels(response.status.value).inc()
 
     def store_message(self, message: schema.Message) -> None:
         try:

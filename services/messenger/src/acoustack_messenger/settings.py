@@ -11,12 +11,17 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from acoustack.config import TIME_LIMITS_MOVED, BrokerSettings, StorageClientSettings
+from acoustack.config import (
+    TIME_LIMITS_MOVED,
+    BrokerSettings,
+    MetricsSettings,
+    StorageClientSettings,
+)
 
 PREFIX = "MESSENGER"
 
 
-class MessengerSettings(BrokerSettings, StorageClientSettings):
+class MessengerSettings(BrokerSettings, StorageClientSettings, MetricsSettings):
     grpc_host: Annotated[
         str, Field(description="address the SelfCheck and health services listen on")
     ] = "0.0.0.0"

@@ -959,6 +959,18 @@ class PostgresStore:
             ).fetchone()
         return OutboxCounts(**row)
 
+    def recordings_by_status(self) -> tuple[dict[str, int], dt.datetime | None]:
+        """How many recordings are in each status, and when the newest one ended."""
+        with self._tx() as conn:
+            counts = conn.execute(
+                "SELECT status, count(*) AS n FROM recordings GROUP BY status"
+            ).fetchall()
+            newest = conn.execute(
+                """SELECT started_at + make_interval(secs => duration_s) AS ended_at
+                   FROM recordings ORDER BY started_at DESC LIMIT 1"""
+            ).fetchone()
+        return {row["status"]: row["n"] for row in counts}, newest["ended_at"] if newest else None
+
     def list_messages(
         self,
         state: schema.MessageState | None,

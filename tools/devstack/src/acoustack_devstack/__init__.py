@@ -50,6 +50,8 @@ class DevStack:
     detector_concurrency: int = 2
     # Overrides of any service's environment (a test pointing one elsewhere).
     extra_environment: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Each service's Prometheus port (`<SERVICE>_METRICS_PORT`); a service not named has none.
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -157,6 +159,12 @@ class DevStack:
                 "SCHEDULER_DISK_PATH": str(self.work),
             },
         }
+        for service, environment in environments.items():
+            # Its worker processes' counts for /metrics, as compose keeps them (emptied at start).
+            environment["PROMETHEUS_MULTIPROC_DIR"] = str(self.work / "metrics" / service)
+            if service in self.metrics_ports:
+                environment[f"{service.upper()}_METRICS_HOST"] = "127.0.0.1"
+                environment[f"{service.upper()}_METRICS_PORT"] = str(self.metrics_ports[service])
         for service, overrides in self.extra_environment.items():
             environments[service].update(overrides)
         return environments
