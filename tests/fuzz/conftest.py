@@ -214,11 +214,28 @@ def store_seeds(client) -> dict[str, list]:
                         message_id=message.id, status=schema.ResponseStatus.ERROR, content="down"
                     )
                 )
-            )
+            ),
+            spb.StoreResponseRequest(
+                response=convert.response_to_proto(
+                    schema.Response(
+                        message_id=message.id, status=schema.ResponseStatus.FAILED, content="400"
+                    )
+                ),
+                outcome=spb.TryOutcome(refused=True, retry_in_s=0, dead_after_refusals=1),
+            ),
         ],
         "ListResponses": [
             spb.ListResponsesRequest(message_id=str(message.id), status=pb.RESPONSE_STATUS_FAILED),
             spb.ListResponsesRequest(limit=5),
+        ],
+        "CountMessages": [spb.CountMessagesRequest()],
+        "ListMessages": [
+            spb.ListMessagesRequest(state=pb.MESSAGE_STATE_DEAD, limit=10),
+            spb.ListMessagesRequest(order=spb.SORT_ORDER_NEWEST_FIRST),
+        ],
+        "RetryMessages": [
+            spb.RetryMessagesRequest(message_ids=[str(message.id)]),
+            spb.RetryMessagesRequest(all_dead=True),
         ],
     }
     return {f"{name}.{method}": requests for method, requests in seeds.items()}
@@ -548,6 +565,8 @@ def scheduler_fuzz_target(rabbitmq, storage_target, database_url, tmp_path):
             control_pb2.GetConfigRequest(field="recording.duration_s"),
             control_pb2.GetConfigRequest(),
         ],
+        f"{name}.GetOutbox": [control_pb2.GetOutboxRequest(dead_limit=10)],
+        f"{name}.RetryMessages": [control_pb2.ControlRetryMessagesRequest(all_dead=True)],
         f"{name}.SetConfig": [
             control_pb2.SetConfigRequest(field="recording.duration_s", value="5"),
             control_pb2.SetConfigRequest(field="detection.threshold", value="0.3"),

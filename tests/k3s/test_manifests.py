@@ -64,6 +64,33 @@ def find(docs, kind: str, name: str) -> dict:
     return matches[0]
 
 
+# The Secret a device is given before its first start (k3s/README.md): made from the file
+# scripts/secrets.sh writes, as `kubectl create secret generic --from-env-file` would.
+CREDENTIALS = "acoustack-credentials"
+_secrets: dict[str, str] = {}
+
+
+def made_secrets(tmp_dir: Path) -> dict[str, str]:
+    path = tmp_dir / "secrets.env"
+    made = subprocess.run(
+        ["bash", str(K3S.parent / "scripts" / "secrets.sh")],
+        env={"SECRETS_FILE": str(path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    return dict(
+        line.split("=", 1) for line in path.read_text().splitlines() if not line.startswith("#")
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def credentials(tmp_path_factory) -> dict[str, str]:
+    _secrets.update(made_secrets(tmp_path_factory.mktemp("secrets")))
+    return _secrets
+
+
 def container_env(docs, container: dict) -> dict[str, str]:
     """The environment the kubelet would give ``container``: references resolved, $(VAR) expanded."""
     env: dict[str, str] = {}
@@ -75,8 +102,11 @@ def container_env(docs, container: dict) -> dict[str, str]:
             value = str(find(docs, "ConfigMap", ref["name"])["data"][ref["key"]])
         else:
             ref = item["valueFrom"]["secretKeyRef"]
-            encoded = find(docs, "Secret", ref["name"])["data"][ref["key"]]
-            value = base64.b64decode(encoded).decode()
+            if ref["name"] == CREDENTIALS:  # made on the device, never in the manifests
+                value = _secrets[ref["key"]]
+            else:
+                encoded = find(docs, "Secret", ref["name"])["data"][ref["key"]]
+                value = base64.b64decode(encoded).decode()
         env[item["name"]] = value
     return env
 
@@ -121,7 +151,10 @@ def test_every_service_accepts_the_settings_its_pod_gets(device_stacks):
             if hasattr(settings, "broker_url"):
                 broker = urlsplit(settings.broker_url)
                 service_port(docs, f"{broker.hostname}:{broker.port}")
-                assert (broker.username, broker.password) == ("acoustack", "acoustack")
+                assert (broker.username, broker.password) == (
+                    "acoustack",
+                    _secrets["RABBITMQ_PASSWORD"],
+                )
         database = urlsplit(
             StorageSettings.load(
                 "STORAGE", container_env(docs, main_container(docs, "storage"))
@@ -186,3 +219,31 @@ def test_each_fleet_device_runs_its_whole_stack_on_its_own_node():
         for w in workloads:
             selector = w["spec"]["template"]["spec"].get("nodeSelector")
             assert selector == {"acoustack-device": device}, (namespace, w["metadata"]["name"])
+
+
+def test_no_password_is_in_the_manifests(device_stacks):
+    """The credentials Secret is made on the device (k3s/README.md), not shipped: a rendered
+    overlay holds no Secret, and the messenger reads the MQTT password as a file from it."""
+    for docs in device_stacks:
+        assert [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"] == []
+        spec = workload(docs, "messenger")["spec"]["template"]["spec"]
+        [volume] = [v for v in spec["volumes"] if "secret" in v]
+        assert volume["secret"]["secretName"] == CREDENTIALS
+        assert volume["secret"]["items"] == [{"key": "MQTT_PASSWORD", "path": "mqtt_password"}]
+        mounts = {
+            m["name"]: m["mountPath"] for m in main_container(docs, "messenger")["volumeMounts"]
+        }
+        assert mounts[volume["name"]] == "/run/secrets"
+
+
+def test_every_service_is_scraped_where_it_serves_its_metrics(device_stacks):
+    for docs in device_stacks:
+        for name, (settings_class, prefix) in SETTINGS.items():
+            settings = settings_class.load(prefix, container_env(docs, main_container(docs, name)))
+            template = workload(docs, name)["spec"]["template"]
+            annotations = template["metadata"]["annotations"]
+            assert annotations["prometheus.io/scrape"] == "true", name
+            assert int(annotations["prometheus.io/port"]) == settings.metrics_port > 0, name
+            ports = {p["name"]: p["containerPort"] for p in main_container(docs, name)["ports"]}
+            assert ports["metrics"] == settings.metrics_port, name
+            assert settings.metrics_dir is not None, name  # the pool processes' counts are summed

@@ -212,5 +212,17 @@ def test_compose_defaults_live_once_in_the_env_file():
     )
     fallbacks = re.findall(r"\$\{[A-Z_]+:-[^}]*\}", compose)
     assert not fallbacks, f"compose.yaml repeats defaults of compose/.env: {fallbacks}"
-    used = set(re.findall(r"\$\{([A-Z_]+)", compose))
-    assert used <= set(defaults), f"not in compose/.env: {sorted(used - set(defaults))}"
+    used = set(re.findall(r"\$\{([A-Z_]+)", compose)) | set(
+        re.findall(r"^\s+environment: ([A-Z_]+)$", compose, re.MULTILINE)  # compose secrets
+    )
+    known = set(defaults) | SECRET_KEYS
+    assert used <= known, f"not in compose/.env or the secrets: {sorted(used - known)}"
+    assert not SECRET_KEYS & set(defaults), "a password in compose/.env"
+
+
+# The passwords scripts/secrets.sh makes (its KEYS line).
+SECRET_KEYS = set(
+    re.search(r'^KEYS="([^"]+)"$', (REPO / "scripts" / "secrets.sh").read_text(), re.MULTILINE)
+    .group(1)
+    .split()
+)

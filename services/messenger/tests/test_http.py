@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from acoustack import schema
 from acoustack.errors import InvalidArgumentError
 from acoustack.program_config import MessagingConfig
-from acoustack_messenger.messengers import HttpMessenger, build_messengers
+from acoustack_messenger.messengers import HttpMessenger, build_messengers, retry_after_seconds
 
 Status = schema.ResponseStatus
 
@@ -113,3 +117,88 @@ def test_build_messengers_follows_the_messaging_section(http_sink):
 def test_a_bad_url_is_refused_naming_the_field(url):
     with pytest.raises(InvalidArgumentError, match=r"^messaging\.http_url: "):
         build_messengers(MessagingConfig(http_url=url), "d")
+
+
+def test_408_and_429_are_temporary_and_429_brings_its_retry_after(http_sink):
+    busy = HttpMessenger(f"{http_sink.url}/busy").send_message(message())
+    assert busy.status is Status.ERROR and busy.retry_after_s == 120
+    assert busy.content == "HTTP 429 Too Many Requests: slow down (Retry-After 120 s)"
+    late = HttpMessenger(f"{http_sink.url}/late").send_message(message())
+    assert late.status is Status.ERROR and late.retry_after_s is None
+    assert late.content.startswith("HTTP 408 Request Timeout")
+    refused = HttpMessenger(f"{http_sink.url}/reject").send_message(message())
+    assert refused.status is Status.FAILED and refused.retry_after_s is None
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date():
+    now = dt.datetime(2026, 6, 1, 21, 0, tzinfo=dt.UTC)
+    assert retry_after_seconds("30", now) == 30
+    assert retry_after_seconds("Mon, 01 Jun 2026 21:02:00 GMT", now) == 120
+    assert retry_after_seconds("Mon, 01 Jun 2026 20:00:00 GMT", now) == 0  # already past
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds("-5", now) is None
+    assert retry_after_seconds(None, now) is None
+
+
+class PostOnly(BaseHTTPRequestHandler):
+    """Python's own http.server with do_POST alone: OPTIONS is answered 501 by the library."""
+
+    def log_message(self, *_args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class GetOnly(PostOnly):
+    """Says, as an Allow header, that it takes no POST."""
+
+    def do_POST(self) -> None:
+        self.send_response(405)
+        self.send_header("Allow", "GET, HEAD")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_OPTIONS = do_POST
+
+
+def serve(handler) -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/in"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def post_only_server() -> Iterator[str]:
+    yield from serve(PostOnly)
+
+
+@pytest.fixture
+def get_only_server() -> Iterator[str]:
+    yield from serve(GetOnly)
+
+
+def test_a_server_without_options_passes_the_check_when_it_takes_posts(post_only_server):
+    messenger = HttpMessenger(post_only_server)
+    verdict = messenger.check()
+    assert verdict.ok, verdict.detail
+    assert verdict.detail == (
+        f"{post_only_server}: answered OPTIONS with HTTP 501 (it does not do OPTIONS, which "
+        "says nothing of POST); nothing was posted"
+    )
+    assert messenger.send_message(message()).status is Status.SUCCESS
+
+
+def test_a_server_that_says_it_takes_no_post_fails_the_check(get_only_server):
+    verdict = HttpMessenger(get_only_server).check()
+    assert not verdict.ok
+    assert verdict.detail == (
+        f"{get_only_server}: the server does not take POST here (HTTP 405, Allow: GET, HEAD): "
+        "check messaging.http_url"
+    )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from acoustack import schema
-from acoustack.errors import InvalidArgumentError
+from acoustack.errors import InvalidArgumentError, validation_message
 from acoustack.program_config import MessagingConfig
 from acoustack_messenger.messengers import MqttMessenger, build_messengers
 
@@ -134,9 +137,11 @@ def test_credentials_are_used_and_bad_ones_named(own_broker, topic):
     response = bad.send_message(message())
     assert response.status is Status.ERROR
     assert "refused the connection" in response.content
-    assert "messaging.mqtt_username and messaging.mqtt_password" in response.content
+    assert "messaging.mqtt_username and the secret messaging.mqtt_password_secret names" in (
+        response.content
+    )
     verdict = bad.check()
-    assert not verdict.ok and "mqtt_password" in verdict.detail
+    assert not verdict.ok and "mqtt_password_secret" in verdict.detail
     bad.close()
 
 
@@ -165,7 +170,17 @@ def test_tls_with_the_brokers_ca_and_a_plain_client_on_a_tls_port(own_broker, to
     untrusted.close()
 
 
-def test_tls_from_the_messaging_section_uses_the_system_trust_store(own_broker, topic, monkeypatch):
+def secrets_dir(tmp_path: Path, own_broker) -> Path:
+    """The messenger's secrets directory, as compose and k3s mount it: one file per secret."""
+    folder = tmp_path / "secrets"
+    folder.mkdir(exist_ok=True)
+    (folder / "mqtt_password").write_text(own_broker.password + "\n")
+    return folder
+
+
+def test_tls_from_the_messaging_section_uses_the_system_trust_store(
+    own_broker, topic, monkeypatch, tmp_path
+):
     monkeypatch.setenv("SSL_CERT_FILE", str(own_broker.ca_file))  # OpenSSL's own variable
     config = MessagingConfig(
         mqtt_host=own_broker.tls.host,
@@ -173,27 +188,25 @@ def test_tls_from_the_messaging_section_uses_the_system_trust_store(own_broker, 
         mqtt_topic=topic,
         mqtt_tls=True,
         mqtt_username=own_broker.username,
-        mqtt_password=own_broker.password,
         mqtt_timeout_s=5,
     )
-    [messenger] = build_messengers(config, "device-7")
+    [messenger] = build_messengers(config, "device-7", secrets_dir(tmp_path, own_broker))
     try:
         assert messenger.send_message(message()).status is Status.SUCCESS
     finally:
         messenger.close()
 
 
-def test_websockets_transport(own_broker, topic):
+def test_websockets_transport(own_broker, topic, tmp_path):
     config = MessagingConfig(
         mqtt_host=own_broker.websockets.host,
         mqtt_port=own_broker.websockets.port,
         mqtt_topic=topic,
         mqtt_transport="websockets",
         mqtt_username=own_broker.username,
-        mqtt_password=own_broker.password,
         mqtt_timeout_s=5,
     )
-    [messenger] = build_messengers(config, "device-7")
+    [messenger] = build_messengers(config, "device-7", secrets_dir(tmp_path, own_broker))
     try:
         response = messenger.send_message(message())
         assert response.status is Status.SUCCESS, response.content
@@ -206,3 +219,51 @@ def test_websockets_transport(own_broker, topic):
 def test_a_topic_with_wildcards_is_refused_naming_the_field():
     with pytest.raises(InvalidArgumentError, match=r"messaging\.mqtt_topic: 'bats/#'"):
         build_messengers(MessagingConfig(mqtt_host="broker", mqtt_topic="bats/#"), "d")
+
+
+def test_the_password_is_the_secret_the_section_names_and_never_logged(
+    own_broker, topic, tmp_path, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    folder = secrets_dir(tmp_path, own_broker)
+    (folder / "old_password").write_text("not-the-password")
+    config = MessagingConfig(
+        mqtt_host=own_broker.plain.host,
+        mqtt_port=own_broker.plain.port,
+        mqtt_topic=topic,
+        mqtt_username=own_broker.username,
+        mqtt_password_secret="old_password",
+        mqtt_timeout_s=5,
+    )
+    [wrong] = build_messengers(config, "device-7", folder)
+    assert "refused the connection" in wrong.send_message(message()).content
+    wrong.close()
+    [right] = build_messengers(
+        config.model_copy(update={"mqtt_password_secret": "mqtt_password"}), "device-7", folder
+    )
+    assert right.send_message(message()).status is Status.SUCCESS
+    assert right.check().ok
+    right.close()
+    assert own_broker.password not in caplog.text
+    # A secret that is not there is named, with where it comes from, before anything is sent.
+    with pytest.raises(InvalidArgumentError) as missing:
+        build_messengers(config.model_copy(update={"mqtt_password_secret": "mqtt"}), "d", folder)
+    assert str(missing.value).startswith(
+        f"messaging.mqtt_password_secret: no secret 'mqtt' in {folder} (compose: MQTT_PASSWORD in "
+        "compose/secrets.env"
+    )
+    # Without a user name no password is read: an anonymous broker needs no secret.
+    anonymous = config.model_copy(update={"mqtt_username": "", "mqtt_password_secret": "mqtt"})
+    [messenger] = build_messengers(anonymous, "d", folder)
+    messenger.close()
+
+
+def test_a_password_in_the_configuration_is_refused_naming_where_it_goes():
+    with pytest.raises(ValidationError) as refused:
+        MessagingConfig.model_validate({"mqtt_host": "h", "mqtt_password": "hunter2"})
+    text = validation_message(refused.value, "program_config.messaging")  # as errors say it
+    assert "hunter2" not in text
+    assert text.startswith("program_config.messaging: Value error, mqtt_password is no longer a")
+    assert "messaging.mqtt_password_secret" in text and "compose/secrets.env" in text
+    with pytest.raises(ValidationError, match="mqtt_password_secret"):
+        MessagingConfig(mqtt_password_secret="../etc/passwd")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from acoustack.tasks import generate_send_messages_task
 from acoustack.testing import factories
 from acoustack.v1 import types_pb2 as pb
 from acoustack_messenger import device_status
+from acoustack_messenger.delivery import Backoff
 from acoustack_messenger.messengers import HttpMessenger
 from acoustack_messenger.outbox import Outbox
 from acoustack_messenger.summaries import DetectionSummariser
@@ -69,7 +71,7 @@ def test_send_messages_drains_the_outbox_through_http_and_mqtt(
         }
     }
     result = tasks["send_messages"](program_config=config)
-    assert result == {"responses": {"success": 6}, "stopped_early": ""}
+    assert result == {"responses": {"success": 6}, "stopped_early": "", "dead_letters": []}
     assert store.get_unsent_messages() == []
     for m in messages:
         assert statuses(store, m) == [pb.RESPONSE_STATUS_SUCCESS] * 2
@@ -97,19 +99,133 @@ def test_each_run_sends_at_most_max_per_run_in_the_configured_order(
     assert len(store.get_unsent_messages()) == 1
 
 
-def test_refused_messages_stay_in_the_outbox_and_every_attempt_is_kept(tasks, store, http_sink):
-    messages = fill_outbox(store, 3)
-    config = {"messaging": {"http_url": f"{http_sink.url}/reject"}}
-    for _ in range(2):
+def posted_ids(http_sink) -> list[str]:
+    return [p.headers["X-Message-Id"] for p in http_sink.posts()]
+
+
+def test_poison_ahead_of_the_outbox_never_blocks_the_messages_behind_it(tasks, store, http_sink):
+    """3 x max_per_run messages the server refuses for good, then good ones: each poison message
+    is tried once, by three runs, and the next run sends the good ones; the poison waits for its
+    backoff and is not sent again meanwhile (before, it was sent at every run, for ever)."""
+    per_run = 3
+    poison = [
+        schema.Message(content=json.dumps({"poison": n}), created_at=T0 + dt.timedelta(seconds=n))
+        for n in range(3 * per_run)
+    ]
+    good = [
+        schema.Message(
+            content=json.dumps({"n": n}), created_at=T0 + dt.timedelta(minutes=1, seconds=n)
+        )
+        for n in range(per_run)
+    ]
+    for m in poison + good:
+        store.store_message(m)
+    config = {"messaging": {"http_url": f"{http_sink.url}/picky", "max_per_run": per_run}}
+    for _ in range(3):
         result = tasks["send_messages"](program_config=config)
-        assert result["responses"] == {"failed": 3}  # a refusal is this message's: go on
-    assert len(store.get_unsent_messages()) == 3
-    for m in messages:
-        responses = store.list_responses(m.id)
-        assert [r.status for r in responses] == [pb.RESPONSE_STATUS_FAILED] * 2
-        assert responses[0].content.startswith("HTTP 400 Bad Request")
-    [unsent] = store.get_unsent_messages(1)
-    assert unsent.attempts == 2
+        assert result["responses"] == {"failed": per_run}
+    assert posted_ids(http_sink) == [str(m.id) for m in poison]  # each once, oldest first
+    result = tasks["send_messages"](program_config=config)
+    assert result["responses"] == {"success": per_run}
+    assert posted_ids(http_sink)[-per_run:] == [str(m.id) for m in good]
+    for _ in range(3):  # nothing is due now: the poison waits for its backoff
+        assert tasks["send_messages"](program_config=config)["responses"] == {}
+    assert len(http_sink.posts()) == 4 * per_run
+    counts = store.count_messages()
+    assert (counts.due, counts.backing_off, counts.sent, counts.dead) == (
+        0,
+        3 * per_run,
+        per_run,
+        0,
+    )
+    waiting = store.list_messages(schema.MessageState.BACKING_OFF)
+    now = dt.datetime.now(dt.UTC)
+    for entry in waiting:  # about retry_backoff_s (60 s by default), with jitter
+        wait = entry.message.next_attempt_at.ToDatetime(tzinfo=dt.UTC) - now
+        assert dt.timedelta(seconds=25) < wait <= dt.timedelta(seconds=60)
+        assert entry.last_response.content == "HTTP 400 Bad Request: poison refused"
+    assert len({e.message.next_attempt_at.ToNanoseconds() for e in waiting}) > 1  # jittered
+
+
+def test_a_message_refused_dead_after_refusals_times_is_a_dead_letter(
+    tasks, store, http_sink, caplog
+):
+    [message] = fill_outbox(store, 1)
+    config = {
+        "messaging": {
+            "http_url": f"{http_sink.url}/reject",
+            "retry_backoff_s": 1,
+            "dead_after_refusals": 2,
+        }
+    }
+    assert tasks["send_messages"](program_config=config)["dead_letters"] == []
+    assert tasks["send_messages"](program_config=config)["responses"] == {}  # waiting
+    time.sleep(1.05)
+    caplog.set_level(logging.WARNING, logger="acoustack_messenger")
+    result = tasks["send_messages"](program_config=config)
+    assert result == {
+        "responses": {"failed": 1},
+        "stopped_early": "",
+        "dead_letters": [str(message.id)],
+    }
+    time.sleep(1.05)
+    assert tasks["send_messages"](program_config=config)["responses"] == {}  # never again
+    assert len(http_sink.posts()) == 2
+    [dead] = store.list_messages(schema.MessageState.DEAD)
+    assert (dead.message.id, dead.message.refusals) == (str(message.id), 2)
+    assert dead.last_response.content == 'HTTP 400 Bad Request: {"error": "missing field"}'
+    assert f"message {message.id} is a dead letter after 2 refusal(s)" in caplog.text
+    # Retried by hand, it is sent at the next run.
+    store.retry_messages([message.id])
+    assert tasks["send_messages"](program_config=config)["responses"] == {"failed": 1}
+
+
+@pytest.mark.parametrize("path", ["/fail", "/late", "/busy"])
+def test_temporary_failures_back_off_and_never_make_a_dead_letter(tasks, store, http_sink, path):
+    fill_outbox(store, 1)
+    config = {
+        "messaging": {
+            "http_url": f"{http_sink.url}{path}",
+            "retry_backoff_s": 1,
+            "dead_after_refusals": 1,
+        }
+    }
+    assert tasks["send_messages"](program_config=config)["responses"] == {"error": 1}
+    assert tasks["send_messages"](program_config=config)["responses"] == {}
+    counts = store.count_messages()
+    assert (counts.backing_off, counts.dead) == (1, 0)
+    wait = counts.next_attempt_at.ToDatetime(tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)
+    if path == "/busy":  # Retry-After: 120 is honoured over the 1 s backoff
+        assert dt.timedelta(seconds=110) < wait <= dt.timedelta(seconds=120)
+    else:
+        assert wait <= dt.timedelta(seconds=1)
+
+
+def test_the_backoff_doubles_with_each_failed_try_in_a_row(tasks, store, closed_port):
+    fill_outbox(store, 1)
+    config = {"messaging": {"http_url": f"http://127.0.0.1:{closed_port}/in", "retry_backoff_s": 1}}
+
+    def wait_s() -> float:
+        [entry] = store.list_messages(schema.MessageState.BACKING_OFF)
+        due = entry.message.next_attempt_at.ToDatetime(tzinfo=dt.UTC)
+        return (due - dt.datetime.now(dt.UTC)).total_seconds()
+
+    assert tasks["send_messages"](program_config=config)["responses"] == {"error": 1}
+    first = wait_s()
+    time.sleep(first + 0.05)
+    assert tasks["send_messages"](program_config=config)["responses"] == {"error": 1}
+    assert 0.3 < first <= 1.0 and 0.9 < wait_s() <= 2.0  # [1/2, 1] x 1 s, then x 2 s
+    [entry] = store.list_messages(schema.MessageState.BACKING_OFF)
+    assert (entry.message.failed_tries, entry.message.refusals) == (2, 0)
+
+
+def test_the_jittered_wait_stays_within_half_and_all_of_its_capped_doubling():
+    backoff = Backoff(first_s=60, max_s=3600, dead_after_refusals=3)
+    rng = random.Random(12)
+    for failed_tries, ceiling in [(0, 60), (1, 120), (5, 1920), (6, 3600), (500, 3600)]:
+        waits = [backoff.wait_s(failed_tries, rng) for _ in range(200)]
+        assert all(ceiling / 2 <= w <= ceiling for w in waits)
+        assert max(waits) - min(waits) > ceiling / 4  # spread, not one value
 
 
 def test_an_unreachable_server_ends_the_run_after_one_attempt(tasks, store, closed_port):
@@ -120,7 +236,8 @@ def test_an_unreachable_server_ends_the_run_after_one_attempt(tasks, store, clos
     assert result["stopped_early"] == "no messenger reached its server; 2 message(s) wait"
     assert statuses(store, messages[0]) == [pb.RESPONSE_STATUS_ERROR]
     assert statuses(store, messages[1]) == statuses(store, messages[2]) == []
-    assert len(store.get_unsent_messages()) == 3
+    counts = store.count_messages()  # the one tried backs off; the others were not tried
+    assert (counts.due, counts.backing_off) == (2, 1)
 
 
 def test_one_reachable_messenger_keeps_the_run_going(tasks, store, http_sink, closed_port):

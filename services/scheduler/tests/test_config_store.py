@@ -80,3 +80,22 @@ def test_a_floor_that_would_stop_recording_before_retention_acts_is_refused(stor
     # Turning the floor off is the user's choice, and then the recorder's own floor is the last word.
     assert store.set("file_management.keep_free_mb", "0") == 0
     assert store.set("recording.min_free_disk_mb", "2000") == 2000
+
+
+def test_a_password_never_enters_the_configuration_nor_its_errors(store, tmp_path):
+    """The configuration is printed (`config get`) and sent with every task: it names a secret
+    (messaging.mqtt_password_secret), and a password offered to it is refused unechoed."""
+    with pytest.raises(InvalidArgumentError) as refused:
+        store.set("messaging.mqtt_password", "hunter2")
+    assert "no field 'messaging.mqtt_password'" in str(refused.value)
+    assert "mqtt_password_secret" in str(refused.value) and "hunter2" not in str(refused.value)
+    assert store.get("messaging.mqtt_password_secret") == "mqtt_password"
+    # A configuration kept by an older version, with the password in it: refused at start,
+    # saying where the password goes, without printing it.
+    with pytest.raises(InvalidArgumentError) as old:
+        DetectionProgram().parse_config({"messaging": {"mqtt_password": "hunter2"}})
+    assert str(old.value).startswith(
+        "messaging: Value error, mqtt_password is no longer a field: a password does not live"
+    )
+    assert "compose/secrets.env" in str(old.value) and "hunter2" not in str(old.value)
+    assert "hunter2" not in json.dumps(store.get())

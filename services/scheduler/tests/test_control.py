@@ -221,3 +221,75 @@ def test_tasks_are_listed_and_run_and_checks_give_a_verdict(control, capsys):
     )
     assert cli.main(["check", "--control", target]) == 0
     assert "storage                      ok  reachable" in capsys.readouterr().out
+
+
+def test_the_cli_shows_the_outbox_and_retries_dead_letters(control, capsys):
+    from acoustack.v1 import store_pb2
+
+    store, target = control.store, control.target
+    t0 = dt.datetime(2026, 6, 1, 21, 0, tzinfo=dt.UTC)
+    messages = [
+        schema.Message(content=f'{{"n": {n}}}', created_at=t0 + dt.timedelta(seconds=n))
+        for n in range(4)
+    ]
+    for m in messages:
+        store.store_message(m)
+    for m, status, text in [
+        (messages[0], schema.ResponseStatus.FAILED, "HTTP 400 Bad Request: missing field"),
+        (messages[1], schema.ResponseStatus.FAILED, "HTTP 413 Payload Too Large: too big"),
+        (messages[2], schema.ResponseStatus.ERROR, "HTTP 503 Service Unavailable: "),
+    ]:
+        store.store_response(
+            schema.Response(message_id=m.id, status=status, content=text),
+            store_pb2.TryOutcome(
+                refused=status is schema.ResponseStatus.FAILED,
+                retry_in_s=600,
+                dead_after_refusals=1,
+            ),
+        )
+    assert cli.main(["messages", "--control", target]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("outbox: 1 due, 1 backing off (next try 20")
+    assert out[0].endswith(", 2 dead letter(s), 0 sent")
+    assert out[1] == "dead letters (the newest 2 of 2):"
+    assert out[2].startswith(f"  {messages[1].id}  dead since ")  # newest death first
+    assert out[3].endswith("): HTTP 413 Payload Too Large: too big")
+    assert "1 refusal(s) in 1 attempt(s)" in out[4]
+    assert out[5].startswith("      last response (failed, ")
+    assert out[5].endswith("): HTTP 400 Bad Request: missing field")
+    assert cli.main(["messages", "--json", "--dead-limit", "1", "--control", target]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["counts"] == {
+        "due": "1",
+        "backing_off": "1",
+        "dead": "2",
+        "next_attempt_at": shown["counts"]["next_attempt_at"],
+    }
+    [dead] = shown["dead_letters"]
+    assert dead["message"]["id"] == str(messages[1].id)
+    assert dead["message"]["state"] == "MESSAGE_STATE_DEAD"
+    assert dead["last_response"]["content"] == "HTTP 413 Payload Too Large: too big"
+    # Retry one by id, then all that are left.
+    assert cli.main(["messages", "retry", str(messages[0].id), "--control", target]) == 0
+    assert capsys.readouterr().out == (
+        f"1 message(s) due again at the next messaging run\n  {messages[0].id}\n"
+    )
+    assert cli.main(["messages", "retry", "--all-dead", "--json", "--control", target]) == 0
+    assert json.loads(capsys.readouterr().out) == {"message_ids": [str(messages[1].id)]}
+    assert [m.id for m in store.get_unsent_messages()] == [str(m.id) for m in messages[:2]] + [
+        str(messages[3].id)
+    ]
+    # Mistakes: named, nothing changed.
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["messages", "retry", "--control", target])
+    assert usage.value.code == 2
+    assert "name the message ids to send again, or --all-dead" in capsys.readouterr().err
+    unknown = "0b7c6f1e-3f0e-4f57-9b53-1d5a6f0f8a11"
+    assert cli.main(["messages", "retry", unknown, "--control", target]) == 1
+    assert f"message_ids: no message {unknown}" in capsys.readouterr().err
+    with pytest.raises(grpc.RpcError) as bad:
+        control.stub.GetOutbox(control_pb2.GetOutboxRequest(dead_limit=5000), timeout=10)
+    assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad.value.details() == "dead_limit: 5000 is not within 0..1000"
+    status = control.stub.GetStatus(control_pb2.GetStatusRequest(), timeout=10)
+    assert (status.unsent_messages, status.outbox.due, status.outbox.backing_off) == (4, 3, 1)

@@ -63,7 +63,13 @@ CONTRACT_QUERIES = {
     "outputs by deployment": f"SELECT id FROM model_outputs WHERE deployment_id = {AN_ID}",
     "outputs by score": "SELECT id FROM model_outputs WHERE max_detection_score >= 0.9",
     "outputs by tag": "SELECT id FROM model_outputs WHERE tag_index @> ARRAY['species']",
-    "unsent messages": "SELECT id FROM messages WHERE sent_at IS NULL ORDER BY priority DESC, created_at",
+    "due messages": (
+        "SELECT id FROM messages WHERE sent_at IS NULL AND dead_at IS NULL "
+        "AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY priority DESC, created_at"
+    ),
+    "dead letters": (
+        "SELECT id FROM messages WHERE sent_at IS NULL AND dead_at IS NOT NULL ORDER BY dead_at"
+    ),
     "responses of a message": f"SELECT * FROM responses WHERE message_id = {AN_ID}",
     "active deployment": "SELECT * FROM deployments WHERE ended_at IS NULL",
 }

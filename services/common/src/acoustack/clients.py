@@ -319,9 +319,40 @@ class StoreClient(GrpcClient):
             self.call(self.stub.GetUnsentMessages, request, name="GetUnsentMessages").messages
         )
 
-    def store_response(self, response: schema.Response | pb.Response) -> None:
-        request = spb.StoreResponseRequest(response=_proto(response, convert.response_to_proto))
+    def store_response(
+        self, response: schema.Response | pb.Response, outcome: spb.TryOutcome | None = None
+    ) -> None:
+        """Keep a response; ``outcome`` with the last one of a try that had no success."""
+        request = spb.StoreResponseRequest(
+            response=_proto(response, convert.response_to_proto), outcome=outcome
+        )
         self.call(self.stub.StoreResponse, request, name="StoreResponse")
+
+    def count_messages(self) -> pb.OutboxCounts:
+        request = spb.CountMessagesRequest()
+        return self.call(self.stub.CountMessages, request, name="CountMessages").counts
+
+    def list_messages(
+        self,
+        state: schema.MessageState | None = None,
+        *,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[pb.MessageEntry]:
+        request = spb.ListMessagesRequest(
+            state=convert.message_state_to_proto(state),
+            limit=limit,
+            order=spb.SORT_ORDER_NEWEST_FIRST if newest_first else spb.SORT_ORDER_OLDEST_FIRST,
+        )
+        return list(self.call(self.stub.ListMessages, request, name="ListMessages").entries)
+
+    def retry_messages(
+        self, message_ids: Iterable[uuid.UUID | str] = (), *, all_dead: bool = False
+    ) -> list[str]:
+        request = spb.RetryMessagesRequest(
+            message_ids=[str(i) for i in message_ids], all_dead=all_dead
+        )
+        return list(self.call(self.stub.RetryMessages, request, name="RetryMessages").message_ids)
 
     def list_responses(
         self,

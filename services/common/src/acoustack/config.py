@@ -113,6 +113,25 @@ class StorageClientSettings(Settings):
 TIME_LIMITS_MOVED = "a task's time limits are part of its contract (acoustack.names)"
 
 
+class MetricsSettings(Settings):
+    """Every service's Prometheus exporter (acoustack.prometheus): one port each."""
+
+    metrics_host: Annotated[
+        str, Field(description="address the Prometheus exporter listens on")
+    ] = "0.0.0.0"
+    metrics_port: Annotated[
+        int, Field(ge=0, le=65535, description="port of /metrics (Prometheus); 0: none")
+    ] = 0
+    metrics_dir: Annotated[
+        Path | None,
+        env_field(
+            "PROMETHEUS_MULTIPROC_DIR",
+            "where the service's worker processes keep their counts for /metrics (emptied at "
+            "start; prometheus-client's multiprocess mode); unset: one process only",
+        ),
+    ] = None
+
+
 class TemporaryAreaSettings(Settings):
     """For the services that write or empty the temporary area (recorder, storage): one name each,
     the same in both."""

@@ -40,6 +40,25 @@ _RESPONSE_STATUS = {
 }
 _RESPONSE_STATUS_BACK = {v: k for k, v in _RESPONSE_STATUS.items()}
 
+_MESSAGE_STATE = {
+    schema.MessageState.DUE: pb.MESSAGE_STATE_DUE,
+    schema.MessageState.BACKING_OFF: pb.MESSAGE_STATE_BACKING_OFF,
+    schema.MessageState.SENT: pb.MESSAGE_STATE_SENT,
+    schema.MessageState.DEAD: pb.MESSAGE_STATE_DEAD,
+}
+_MESSAGE_STATE_BACK = {v: k for k, v in _MESSAGE_STATE.items()}
+
+
+def message_state_to_proto(state: schema.MessageState | None) -> int:
+    return _MESSAGE_STATE[state] if state is not None else pb.MESSAGE_STATE_UNSPECIFIED
+
+
+def message_state_from_proto(value: int) -> schema.MessageState | None:
+    """None for UNSPECIFIED; an unknown number is returned as is so validation names it."""
+    if value == pb.MESSAGE_STATE_UNSPECIFIED:
+        return None
+    return _MESSAGE_STATE_BACK.get(value, value)  # type: ignore[return-value]
+
 
 def recording_status_to_proto(status: schema.RecordingStatus) -> int:
     return _RECORDING_STATUS[status]
@@ -161,9 +180,21 @@ def model_output_to_proto(o: schema.ModelOutput) -> pb.ModelOutput:
 
 
 def message_to_proto(m: schema.Message) -> pb.Message:
-    msg = pb.Message(id=str(m.id), content=m.content, priority=m.priority, attempts=m.attempts)
+    msg = pb.Message(
+        id=str(m.id),
+        content=m.content,
+        priority=m.priority,
+        attempts=m.attempts,
+        failed_tries=m.failed_tries,
+        refusals=m.refusals,
+        last_status=_RESPONSE_STATUS[m.last_status] if m.last_status else 0,
+        state=message_state_to_proto(m.state),
+    )
     _set_time(msg.created_at, m.created_at)
     _set_time(msg.last_attempt_at, m.last_attempt_at)
+    _set_time(msg.next_attempt_at, m.next_attempt_at)
+    _set_time(msg.sent_at, m.sent_at)
+    _set_time(msg.dead_at, m.dead_at)
     return msg
 
 
@@ -172,6 +203,8 @@ def response_to_proto(r: schema.Response) -> pb.Response:
         message_id=str(r.message_id), status=_RESPONSE_STATUS[r.status], content=r.content
     )
     _set_time(msg.received_at, r.received_at)
+    if r.retry_after_s is not None:
+        msg.retry_after_s = r.retry_after_s
     return msg
 
 
@@ -256,11 +289,18 @@ def model_output_dict(msg: pb.ModelOutput) -> dict[str, Any]:
 
 
 def message_dict(msg: pb.Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"priority": msg.priority, "attempts": msg.attempts}
+    out: dict[str, Any] = {
+        "priority": msg.priority,
+        "attempts": msg.attempts,
+        "failed_tries": msg.failed_tries,
+        "refusals": msg.refusals,
+    }
     _put(out, "id", msg.id)
     _put(out, "content", msg.content)
-    _put(out, "created_at", datetime_from_proto(msg, "created_at"))
-    _put(out, "last_attempt_at", datetime_from_proto(msg, "last_attempt_at"))
+    for name in ("created_at", "last_attempt_at", "next_attempt_at", "sent_at", "dead_at"):
+        _put(out, name, datetime_from_proto(msg, name))
+    _put(out, "last_status", response_status_from_proto(msg.last_status))
+    _put(out, "state", message_state_from_proto(msg.state))
     return out
 
 
@@ -270,6 +310,8 @@ def response_dict(msg: pb.Response) -> dict[str, Any]:
     if msg.status != pb.RESPONSE_STATUS_UNSPECIFIED:
         out["status"] = _RESPONSE_STATUS_BACK.get(msg.status, msg.status)
     _put(out, "received_at", datetime_from_proto(msg, "received_at"))
+    if msg.HasField("retry_after_s"):
+        out["retry_after_s"] = msg.retry_after_s
     return out
 
 

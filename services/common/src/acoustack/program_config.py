@@ -316,6 +316,19 @@ class FileManagementConfig(Section):
 
 
 class MessagingConfig(Section):
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password_in_the_configuration(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mqtt_password" in data:
+            raise ValueError(
+                "mqtt_password is no longer a field: a password does not live in the program "
+                "configuration (acoustack config get would print it). Put it in the secret "
+                "messaging.mqtt_password_secret names (compose: MQTT_PASSWORD in "
+                "compose/secrets.env; k3s: the acoustack-credentials Secret) and remove "
+                "messaging.mqtt_password"
+            )
+        return data
+
     interval_s: Annotated[float, Field(gt=0, description="how often the outbox is sent")] = 120.0
     max_per_run: Annotated[
         int, Field(ge=1, le=10_000, description="most messages sent per run")
@@ -323,6 +336,34 @@ class MessagingConfig(Section):
     order: Annotated[
         Literal["oldest-first", "newest-first"], Field(description="which messages go first")
     ] = "oldest-first"
+    retry_backoff_s: Annotated[
+        float,
+        Field(
+            ge=1,
+            le=86_400,
+            description="a message whose try failed waits about this long before the next, "
+            "doubling with each failed try (with jitter)",
+        ),
+    ] = 60.0
+    retry_backoff_max_s: Annotated[
+        float,
+        Field(
+            ge=1,
+            le=604_800,
+            description="the longest wait between two tries of a message (a receiver's "
+            "Retry-After may ask for longer)",
+        ),
+    ] = 3600.0
+    dead_after_refusals: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1000,
+            description="a message refused for good (HTTP 4xx other than 408 and 429, an MQTT "
+            "PUBACK refusal) this many times becomes a dead letter: kept, never tried again "
+            "unless retried (acoustack messages retry)",
+        ),
+    ] = 3
     http_url: Annotated[
         str, Field(description="HTTP endpoint messages are POSTed to; empty: none")
     ] = ""
@@ -338,7 +379,18 @@ class MessagingConfig(Section):
         "acoustack/messages"
     )
     mqtt_username: Annotated[str, Field(description="MQTT user name; empty: anonymous")] = ""
-    mqtt_password: Annotated[str, Field(description="MQTT password")] = ""
+    # Only the name of a secret: the configuration is printed (`acoustack config get`) and sent
+    # with every task, so a password never lives in it.
+    mqtt_password_secret: Annotated[
+        str,
+        Field(
+            pattern=r"^([A-Za-z0-9_-][A-Za-z0-9_.-]{0,99})?$",
+            description="the secret holding the MQTT password, used with mqtt_username: a file "
+            "of this name in the messenger's secrets directory (MESSENGER_SECRETS_DIR, "
+            "/run/secrets; compose and k3s put MQTT_PASSWORD there as mqtt_password); empty: "
+            "no password",
+        ),
+    ] = "mqtt_password"
     mqtt_tls: Annotated[bool, Field(description="connect to the MQTT broker over TLS")] = False
     mqtt_transport: Annotated[
         Literal["tcp", "websockets"], Field(description="MQTT over plain TCP or WebSockets")

@@ -233,13 +233,28 @@ class Message(Schema):
     priority: Int32 = 0
     attempts: Annotated[int, Field(ge=0, le=_INT32_MAX)] = 0
     last_attempt_at: UTCDatetime | None = None
+    # The delivery state, kept by the store (docs/messaging.md, "Retries and dead letters").
+    failed_tries: Annotated[int, Field(ge=0, le=_INT32_MAX)] = 0
+    refusals: Annotated[int, Field(ge=0, le=_INT32_MAX)] = 0
+    next_attempt_at: UTCDatetime | None = None
+    sent_at: UTCDatetime | None = None
+    dead_at: UTCDatetime | None = None
+    last_status: ResponseStatus | None = None
+    state: MessageState | None = None
 
 
 class ResponseStatus(enum.StrEnum):
     SUCCESS = "success"
-    FAILED = "failed"
-    ERROR = "error"
-    TIMEOUT = "timeout"
+    FAILED = "failed"  # refused for good: counts towards dead letters
+    ERROR = "error"  # temporary: retried with backoff
+    TIMEOUT = "timeout"  # temporary
+
+
+class MessageState(enum.StrEnum):
+    DUE = "due"
+    BACKING_OFF = "backing_off"
+    SENT = "sent"
+    DEAD = "dead"
 
 
 class Response(Schema):
@@ -247,6 +262,8 @@ class Response(Schema):
     status: ResponseStatus
     content: Text(0, limits.RESPONSE_CHARS) = ""
     received_at: UTCDatetime = Field(default_factory=utc_now)
+    # The receiver's Retry-After in seconds, when it gave one; not stored.
+    retry_after_s: Annotated[float, Field(ge=0)] | None = None
 
 
 class Metric(Schema):

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from acoustack import prometheus
 from acoustack import self_check as self_check_service
 from acoustack.config import load_service_settings
 from acoustack.errors import AcoustackError
@@ -28,6 +29,10 @@ log = logging.getLogger("acoustack_detector")
 
 def main() -> int:
     settings = load_service_settings(DetectorSettings, PREFIX, "acoustack-detector")
+    prometheus.prepare_metrics_dir(settings.metrics_dir)
+    prometheus.start_exporter(
+        settings.metrics_port, settings.metrics_host, metrics_dir=settings.metrics_dir
+    )
     bundled = LazyModel(lambda: load_bundled(settings))
     try:
         from acoustack_detector.batdetect2.config import load_metadata, model_folder

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from acoustack import convert, schema
+from acoustack import convert, prometheus, schema
 from acoustack.clients import StoreClient
 from acoustack.components import (
     DetectionThresholdMessageBuilder,
@@ -71,6 +71,33 @@ class OutputWithMessages:
         return self.store.store_model_output(self.output, self.messages)
 
 
+class TimedModel:
+    """The model, its run timed for acoustack_inference_seconds."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    name = property(lambda self: self.model.name)
+    version = property(lambda self: self.model.version)
+
+    def run(self, recording: schema.Recording) -> schema.ModelOutput:
+        with prometheus.INFERENCE_SECONDS.labels(self.name).time():
+            return self.model.run(recording)
+
+    def check(self) -> None:
+        self.model.check()
+
+
+def species_of(output: schema.ModelOutput) -> list[str]:
+    """Each detection's best ``species`` tag ("unknown" without one)."""
+    found = []
+    for detection in output.detections:
+        tags = [t for t in detection.tags if t.tag.key == "species" and t.tag.value]
+        best = max(tags, key=lambda t: t.confidence, default=None)
+        found.append(best.tag.value if best is not None else "unknown")
+    return found
+
+
 @dataclass
 class DetectionPipeline:
     store: StoreClient
@@ -96,7 +123,7 @@ class DetectionPipeline:
         unit = OutputWithMessages(self.store)
         detect = generate_detection_task(
             unit,
-            self.model,
+            TimedModel(self.model),
             unit,
             logger=log,
             output_cleaners=list(self.output_cleaners),
@@ -108,6 +135,9 @@ class DetectionPipeline:
             return Result(Outcome.FILTERED_OUT, recording.id)
         reply = unit.commit()
         outcome = Outcome.STORED if reply.created else Outcome.ALREADY_STORED
+        if reply.created:
+            for species in species_of(output):
+                prometheus.DETECTIONS.labels(species).inc()
         return Result(
             outcome,
             recording.id,

@@ -14,6 +14,7 @@ from pydantic import Field
 from acoustack.config import (
     TIME_LIMITS_MOVED,
     BrokerSettings,
+    MetricsSettings,
     StorageClientSettings,
     env_field,
     program_field,
@@ -22,7 +23,7 @@ from acoustack.config import (
 PREFIX = "DETECTOR"
 
 
-class DetectorSettings(BrokerSettings, StorageClientSettings):
+class DetectorSettings(BrokerSettings, StorageClientSettings, MetricsSettings):
     model_dir: Annotated[
         Path | None,
         env_field("ACOUSTACK_MODEL_DIR", "the exported BatDetect2 (unset: build/model)"),

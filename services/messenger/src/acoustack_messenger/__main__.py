@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from acoustack import prometheus
 from acoustack import self_check as self_check_service
 from acoustack.clients import StoreClient
 from acoustack.config import load_service_settings
@@ -21,6 +22,10 @@ log = logging.getLogger("acoustack_messenger")
 
 def main() -> int:
     settings = load_service_settings(MessengerSettings, PREFIX, "acoustack-messenger")
+    prometheus.prepare_metrics_dir(settings.metrics_dir)
+    prometheus.start_exporter(
+        settings.metrics_port, settings.metrics_host, metrics_dir=settings.metrics_dir
+    )
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # heartbeats report its disk
     except OSError as exc:
@@ -29,7 +34,11 @@ def main() -> int:
     # The device id comes from storage, which owns it; this process needs it for the MQTT check.
     identity = StoreClient(settings.storage_target).learned_identity(settings.data_dir)
     server = start_server(
-        [self_check_service.register(lambda config: self_check(config, identity.get))],
+        [
+            self_check_service.register(
+                lambda config: self_check(config, identity.get, settings.secrets_dir)
+            )
+        ],
         address=f"{settings.grpc_host}:{settings.grpc_port}",
         max_workers=4,
     )

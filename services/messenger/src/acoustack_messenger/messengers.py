@@ -4,10 +4,12 @@ Each ``send_message`` returns an ``acoustack.schema.Response`` and never raises 
 failure, so the send task stores every attempt. Statuses:
 
 - SUCCESS: the broker acknowledged the publish (MQTT PUBACK), or the server answered 2xx;
-- FAILED: the other side answered and refused this message (a PUBACK failure code, HTTP 3xx/4xx);
+- FAILED: the other side answered and refused this message for good (a PUBACK failure code other
+  than "Quota exceeded", HTTP 3xx, 4xx other than 408 and 429): it counts towards dead letters;
 - ERROR: it could not be reached or cannot take messages now (refused connection, DNS, TLS,
-  credentials, HTTP 5xx or 429);
-- TIMEOUT: no answer within the configured time.
+  credentials, HTTP 5xx, 408 or 429, PUBACK "Quota exceeded"), with the server's Retry-After
+  when it gave one: the message is tried again after a backoff;
+- TIMEOUT: no answer within the configured time (tried again after a backoff).
 
 Every message carries its id, so a receiver can drop the duplicates that at-least-once delivery
 can make: MQTT v5 user property ``message_id`` (and ``device_id``), HTTP headers ``X-Message-Id``
@@ -19,6 +21,8 @@ Each messenger also has ``check()``: a reachability test that sends no message, 
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import http.client
 import logging
 import re
@@ -29,6 +33,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Protocol
 
 from paho.mqtt import client as mqtt
@@ -40,12 +45,14 @@ from acoustack import __version__, limits, schema
 from acoustack.errors import InvalidArgumentError
 from acoustack.program_config import MessagingConfig
 from acoustack.self_check import CheckResult
+from acoustack_messenger.secret_files import read_secret
 
 log = logging.getLogger(__name__)
 
 Status = schema.ResponseStatus
 SNIPPET_CHARS = 200
 USER_AGENT = f"acoustack-messenger/{__version__}"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where compose secrets and k3s Secret volumes go
 
 
 class CheckableMessenger(Protocol):
@@ -74,10 +81,31 @@ def _reason(exc: BaseException | str) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _response(message: schema.Message, status: Status, content: str) -> schema.Response:
+def _response(
+    message: schema.Message, status: Status, content: str, retry_after_s: float | None = None
+) -> schema.Response:
     # A receiver's answer may hold any character; the store keeps text without control ones.
     content = limits.clean_text(content[:2000])
-    return schema.Response(message_id=message.id, status=status, content=content)
+    return schema.Response(
+        message_id=message.id, status=status, content=content, retry_after_s=retry_after_s
+    )
+
+
+def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """An HTTP Retry-After (delay seconds, or an HTTP date) in seconds from now; None when
+    absent or unreadable (the backoff alone then decides)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
 # MQTT
@@ -92,9 +120,10 @@ class _MqttUnreachable(Exception):
 
 
 _CONNECT_HINTS = {
-    "Bad user name or password": "check messaging.mqtt_username and messaging.mqtt_password",
-    "Not authorized": "check messaging.mqtt_username and messaging.mqtt_password, and the "
-    "broker's ACL for this client id",
+    "Bad user name or password": "check messaging.mqtt_username and the secret "
+    "messaging.mqtt_password_secret names",
+    "Not authorized": "check messaging.mqtt_username and the secret messaging.mqtt_password_secret "
+    "names, and the broker's ACL for this client id",
     "Client identifier not valid": "the broker refuses this client id (the device id)",
     "Unsupported protocol version": "the broker must speak MQTT v5",
 }
@@ -300,6 +329,13 @@ class MqttMessenger:
                 Status.TIMEOUT,
                 f"{self.where}: no PUBACK within {self.timeout_s:g} s (topic {self.topic})",
             )
+        if reason.is_failure and str(reason) == "Quota exceeded":
+            # The broker's limit for now, not a verdict on this message.
+            return _response(
+                message,
+                Status.ERROR,
+                f"{self.where} cannot take messages now on {self.topic}: {reason}",
+            )
         if reason.is_failure:
             return _response(
                 message,
@@ -412,31 +448,53 @@ class HttpMessenger:
         except urllib.error.HTTPError as exc:  # the server answered, but not 2xx
             with exc:
                 body = exc.read(4096) if exc.fp is not None else b""
-            # 5xx and 429: the server cannot take messages now; other codes refuse this one.
-            kind = Status.ERROR if exc.code >= 500 or exc.code == 429 else Status.FAILED
-            return _response(message, kind, f"HTTP {exc.code} {exc.reason}: {_snippet(body)}")
+            # 5xx, 408 and 429: the server cannot take messages now; other codes refuse this one.
+            temporary = exc.code >= 500 or exc.code in (408, 429)
+            retry_after = retry_after_seconds(exc.headers.get("Retry-After")) if temporary else None
+            text = f"HTTP {exc.code} {exc.reason}: {_snippet(body)}"
+            if retry_after is not None:
+                text += f" (Retry-After {retry_after:g} s)"
+            kind = Status.ERROR if temporary else Status.FAILED
+            return _response(message, kind, text, retry_after)
         except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
             kind, text = self._failure(exc)
             return _response(message, kind, text)
         return _response(message, Status.SUCCESS, f"HTTP {status}: {_snippet(body)}")
 
     def check(self) -> CheckResult:
-        """An OPTIONS request: any answer below 500 shows the server is there, and OPTIONS makes
-        no message (unlike a POST)."""
+        """An OPTIONS request, which makes no message (a POST would). Any HTTP answer shows the
+        server is there; what fails the check is what says POSTs will fail too: an ``Allow``
+        header without POST, or a server error. A 501 or 405 only says the server does not do
+        OPTIONS (Python's http.server is one), not that it refuses POSTs."""
         try:
             with self._request("OPTIONS", None, {}) as reply:
-                status = reply.status
+                status, allow = reply.status, reply.headers.get("Allow")
         except urllib.error.HTTPError as exc:
             exc.close()
-            status = exc.code
+            status, allow = exc.code, exc.headers.get("Allow")
         except (OSError, http.client.HTTPException) as exc:
             return CheckResult(self.name, False, self._failure(exc)[1])
-        if status >= 500:
+        allowed = {m.strip().upper() for m in allow.split(",")} if allow else None
+        if allowed is not None and "POST" not in allowed:
+            return CheckResult(
+                self.name,
+                False,
+                f"{self.url}: the server does not take POST here (HTTP {status}, Allow: "
+                f"{allow}): check messaging.http_url",
+            )
+        if status >= 500 and status != 501:
             return CheckResult(
                 self.name,
                 False,
                 f"{self.url}: answered OPTIONS with HTTP {status}: the server is failing "
                 "(see its log)",
+            )
+        if status in (405, 501):
+            return CheckResult(
+                self.name,
+                True,
+                f"{self.url}: answered OPTIONS with HTTP {status} (it does not do OPTIONS, "
+                "which says nothing of POST); nothing was posted",
             )
         return CheckResult(
             self.name, True, f"{self.url}: answered OPTIONS with HTTP {status}; nothing was posted"
@@ -451,9 +509,12 @@ def availability_topic(config: MessagingConfig, device_id: str) -> str:
     return f"{config.mqtt_topic}/availability/{device_id}"
 
 
-def build_messengers(config: MessagingConfig, device_id: str) -> list[CheckableMessenger]:
+def build_messengers(
+    config: MessagingConfig, device_id: str, secrets_dir: Path = DEFAULT_SECRETS_DIR
+) -> list[CheckableMessenger]:
     """The messengers a messaging section asks for: HTTP when http_url is set, MQTT when
-    mqtt_host is; none when neither is (messages then stay in the outbox).
+    mqtt_host is; none when neither is (messages then stay in the outbox). The MQTT password is
+    the secret ``mqtt_password_secret`` names, in ``secrets_dir``, when a user name is set.
 
     Raises InvalidArgumentError naming the field when a value cannot work.
     """
@@ -468,6 +529,11 @@ def build_messengers(config: MessagingConfig, device_id: str) -> list[CheckableM
             )
         )
     if config.mqtt_host:
+        password = ""
+        if config.mqtt_username and config.mqtt_password_secret:
+            password = read_secret(
+                secrets_dir, config.mqtt_password_secret, "messaging.mqtt_password_secret"
+            )
         messengers.append(
             MqttMessenger(
                 config.mqtt_host,
@@ -475,7 +541,7 @@ def build_messengers(config: MessagingConfig, device_id: str) -> list[CheckableM
                 config.mqtt_topic,
                 device_id,
                 username=config.mqtt_username,
-                password=config.mqtt_password,
+                password=password,
                 tls=config.mqtt_tls,
                 transport=config.mqtt_transport,
                 timeout_s=config.mqtt_timeout_s,

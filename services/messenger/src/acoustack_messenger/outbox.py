@@ -1,7 +1,9 @@
 """The outbox as the send task template sees it: a MessageStore over the storage service.
 
-One run takes at most ``limit`` unsent messages in the configured order. Storage keeps a message
-unsent until one of its responses is a success, and keeps every response.
+One run takes at most ``limit`` due messages in the configured order. Storage keeps a message
+unsent until one of its responses is a success, and keeps every response. The last response of a
+try without a success carries its outcome (``acoustack_messenger.delivery``): the message waits
+before its next try, and one refused for good too often becomes a dead letter.
 
 A run stops early, leaving the rest for the next run, when
 - every messenger failed to reach its server for the message just tried (ERROR or TIMEOUT):
@@ -17,9 +19,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
-from acoustack import convert, schema
+from acoustack import convert, prometheus, schema
 from acoustack.clients import StoreClient
 from acoustack.errors import AlreadyExistsError
+from acoustack.v1 import store_pb2 as spb
+from acoustack_messenger.delivery import Backoff, judge
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +39,20 @@ class Outbox:
         newest_first: bool = False,
         messengers: int = 1,
         deadline: float | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.store = store
         self.limit = limit
         self.newest_first = newest_first
         self.messengers = messengers
         self.deadline = deadline  # time.monotonic() after which no new message is started
+        self.backoff = backoff or Backoff()
         self.statuses: Counter[str] = Counter()  # responses of this run by status
         self.stopped_early = ""
         self.stored: list[str] = []  # ids of the messages this run put in the outbox
-        self._last_statuses: list[schema.ResponseStatus] = []
+        self.dead_letters: list[str] = []  # ids of the messages this run gave up on
+        self._message: schema.Message | None = None  # the one being tried
+        self._responses: list[schema.Response] = []  # its responses so far
 
     def get_unsent_messages(self) -> Iterator[schema.Message]:
         """A generator rather than a list, so the run can stop between two messages."""
@@ -52,11 +60,12 @@ class Outbox:
         for index, proto in enumerate(page):
             if index and self._should_stop(len(page) - index):
                 return
-            self._last_statuses = []
-            yield convert.message_from_proto(proto)
+            self._responses = []
+            self._message = convert.message_from_proto(proto)
+            yield self._message
 
     def _should_stop(self, left: int) -> bool:
-        last = self._last_statuses
+        last = [r.status for r in self._responses]
         if len(last) >= self.messengers and all(s in UNREACHED for s in last):
             self.stopped_early = f"no messenger reached its server; {left} message(s) wait"
         elif self.deadline is not None and time.monotonic() >= self.deadline:
@@ -66,9 +75,30 @@ class Outbox:
         return bool(self.stopped_early)
 
     def store_response(self, response: schema.Response) -> None:
-        self.store.store_response(response)
-        self._last_statuses.append(response.status)
+        self._responses.append(response)
+        outcome = None
+        message = self._message
+        if message is not None and len(self._responses) == self.messengers:
+            verdict = judge(message, self._responses, self.backoff)
+            if verdict is not None:
+                outcome = spb.TryOutcome(
+                    refused=verdict.refused,
+                    retry_in_s=verdict.retry_in_s,
+                    dead_after_refusals=self.backoff.dead_after_refusals,
+                )
+                if verdict.dead:
+                    self.dead_letters.append(str(message.id))
+                    log.warning(
+                        "outbox: message %s is a dead letter after %d refusal(s), the last: %s "
+                        "(acoustack messages retry %s sends it again)",
+                        message.id,
+                        message.refusals + 1,
+                        response.content,
+                        message.id,
+                    )
+        self.store.store_response(response, outcome)
         self.statuses[response.status.value] += 1
+        prometheus.MESSAGE_RESPONSES.labels(response.status.value).inc()
 
     def store_message(self, message: schema.Message) -> None:
         try:

@@ -11,12 +11,17 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from acoustack.config import TIME_LIMITS_MOVED, BrokerSettings, StorageClientSettings
+from acoustack.config import (
+    TIME_LIMITS_MOVED,
+    BrokerSettings,
+    MetricsSettings,
+    StorageClientSettings,
+)
 
 PREFIX = "MESSENGER"
 
 
-class MessengerSettings(BrokerSettings, StorageClientSettings):
+class MessengerSettings(BrokerSettings, StorageClientSettings, MetricsSettings):
     grpc_host: Annotated[
         str, Field(description="address the SelfCheck and health services listen on")
     ] = "0.0.0.0"
@@ -27,6 +32,13 @@ class MessengerSettings(BrokerSettings, StorageClientSettings):
         Path,
         Field(description="persistent data volume: the device id learned, the disk in heartbeats"),
     ] = Path("/data")
+    secrets_dir: Annotated[
+        Path,
+        Field(
+            description="where the secrets the program's messaging section names are files "
+            "(compose secrets, a k3s Secret volume)"
+        ),
+    ] = Path("/run/secrets")
     shutdown_grace_s: Annotated[
         float, Field(gt=0, description="time the task in progress is given on SIGTERM")
     ] = 60.0

@@ -1,8 +1,8 @@
 """The messenger's Celery tasks on queue `default`, each run through its task template.
 
 - ``acoustack.send_messages`` (``SendMessagesArguments``): sends up to ``messaging.max_per_run``
-  unsent messages (``messaging.order``) through every configured messenger and stores each
-  response;
+  due messages (``messaging.order``) through every configured messenger and stores each
+  response, with the outcome of each try that had no success (its backoff, a dead letter);
 - ``acoustack.heartbeat`` (``HeartbeatArguments``): device id, time, the device's status and
   metrics, sent straight through the messengers (not via the outbox: a late heartbeat says
   nothing);
@@ -44,7 +44,12 @@ from acoustack.tasks import (
     generate_summariser_task,
 )
 from acoustack_messenger import device_status
-from acoustack_messenger.messengers import CheckableMessenger, build_messengers
+from acoustack_messenger.delivery import Backoff
+from acoustack_messenger.messengers import (
+    DEFAULT_SECRETS_DIR,
+    CheckableMessenger,
+    build_messengers,
+)
 from acoustack_messenger.outbox import Outbox
 from acoustack_messenger.summaries import DetectionSummariser
 
@@ -73,10 +78,16 @@ class MessengerContext:
     """
 
     def __init__(
-        self, storage_target: str, data_dir: Path, *, store: StoreClient | None = None
+        self,
+        storage_target: str,
+        data_dir: Path,
+        *,
+        store: StoreClient | None = None,
+        secrets_dir: Path = DEFAULT_SECRETS_DIR,
     ) -> None:
         self.storage_target = storage_target
         self.data_dir = Path(data_dir)
+        self.secrets_dir = Path(secrets_dir)
         self._store = store
         self._store_pid = os.getpid() if store is not None else None
         self._identity: LearnedIdentity | None = None
@@ -103,7 +114,7 @@ class MessengerContext:
         key = config.model_dump_json()
         if key != self._messaging_key:
             self.close_messengers()
-            self._messengers = build_messengers(config, self.device_id)
+            self._messengers = build_messengers(config, self.device_id, self.secrets_dir)
             self._messaging_key = key
             self._said.discard(NO_MESSENGER)
         return self._messengers
@@ -186,11 +197,16 @@ def register_tasks(app: Celery, context: MessengerContext) -> dict[str, Any]:
             newest_first=messaging.order == "newest-first",
             messengers=len(messengers),
             deadline=_run_deadline(task, max(messaging.http_timeout_s, messaging.mqtt_timeout_s)),
+            backoff=Backoff.of(messaging),
         )
         generate_send_messages_task(outbox, messengers, logger=log)()
         if outbox.statuses:
             log.info("send_messages: responses %s", dict(outbox.statuses))
-        return {"responses": dict(outbox.statuses), "stopped_early": outbox.stopped_early}
+        return {
+            "responses": dict(outbox.statuses),
+            "stopped_early": outbox.stopped_early,
+            "dead_letters": outbox.dead_letters,
+        }
 
     def heartbeat(task: Any, arguments: HeartbeatArguments) -> dict[str, Any]:
         found = _messengers_for(context, arguments)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import secrets
 import shutil
 import socket
 import subprocess
@@ -176,7 +177,8 @@ class Recorded:
 class HttpSink:
     """An HTTP server in a thread. Paths: /ok → 201, /fail → 500, /reject → 400,
     /slow → answers after ``slow_s``, /redirect → 302, /garbled → 400 with control characters in
-    its body; every request is recorded."""
+    its body, /picky → 400 to a body holding "poison" and 201 to others, /busy → 429 with
+    ``Retry-After: 120``, /late → 408; every request is recorded."""
 
     url: str
     requests: list[Recorded] = field(default_factory=list)
@@ -203,13 +205,15 @@ def http_sink() -> Iterator[HttpSink]:
             self.end_headers()
             self.wfile.write(body)
 
-        def _record(self) -> None:
+        def _record(self) -> Recorded:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            sink.requests.append(Recorded(self.command, self.path, dict(self.headers), body))
+            recorded = Recorded(self.command, self.path, dict(self.headers), body)
+            sink.requests.append(recorded)
+            return recorded
 
         def do_POST(self) -> None:
-            self._record()
+            recorded = self._record()
             if self.path == "/fail":
                 self._answer(500, b"<html>\n  database   is down\n</html>")
             elif self.path == "/reject":
@@ -221,6 +225,12 @@ def http_sink() -> Iterator[HttpSink]:
                 self._answer(302, b"", {"Location": "/ok"})
             elif self.path == "/garbled":
                 self._answer(400, b"no\x00 \x1b[31mway\x7f")
+            elif self.path == "/picky" and b"poison" in recorded.body:
+                self._answer(400, b"poison refused")
+            elif self.path == "/busy":
+                self._answer(429, b"slow down", {"Retry-After": "120"})
+            elif self.path == "/late":
+                self._answer(408, b"")
             else:
                 self._answer(201, b'{"stored": true}')
 
@@ -257,7 +267,8 @@ class OwnBroker:
     websockets: Broker
     ca_file: Path
     username: str = "alice"
-    password: str = "wonderland"
+    # Made per run: no password lives in a committed file, a test broker's neither.
+    password: str = field(default_factory=lambda: secrets.token_hex(12))
 
 
 def _run(*args: str, cwd: Path) -> None:

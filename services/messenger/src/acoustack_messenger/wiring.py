@@ -25,7 +25,9 @@ def run_worker(settings: MessengerSettings) -> int:
     enforced. The context opens nothing until a task runs, so every channel and connection is
     made in the child, after the fork."""
     app = create_app(settings.broker_url)
-    context = MessengerContext(settings.storage_target, settings.data_dir)
+    context = MessengerContext(
+        settings.storage_target, settings.data_dir, secrets_dir=settings.secrets_dir
+    )
     register_tasks(app, context)
 
     @worker_process_shutdown.connect(weak=False)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import socket
 import sys
 
+from acoustack import prometheus
 from acoustack.config import load_service_settings
 from acoustack.errors import ConfigError
 from acoustack.program_config import RecordingConfig
@@ -36,6 +37,10 @@ def port_is_free(port: int) -> bool:
 
 def main() -> int:
     settings = load_service_settings(RecorderSettings, PREFIX, "acoustack-recorder")
+    prometheus.prepare_metrics_dir(settings.metrics_dir)
+    prometheus.start_exporter(
+        settings.metrics_port, settings.metrics_host, metrics_dir=settings.metrics_dir
+    )
     try:
         # A bad source setting fails here, before anything starts (at the default rate: the
         # program's own comes with the first task).

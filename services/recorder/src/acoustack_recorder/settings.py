@@ -13,6 +13,7 @@ from pydantic import Field
 
 from acoustack.config import (
     BrokerSettings,
+    MetricsSettings,
     StorageClientSettings,
     TemporaryAreaSettings,
     program_field,
@@ -21,7 +22,9 @@ from acoustack.config import (
 PREFIX = "RECORDER"
 
 
-class RecorderSettings(BrokerSettings, StorageClientSettings, TemporaryAreaSettings):
+class RecorderSettings(
+    BrokerSettings, StorageClientSettings, TemporaryAreaSettings, MetricsSettings
+):
     source: Annotated[
         Literal["auto", "replay", "microphone", "synthetic"],
         Field(

@@ -19,7 +19,7 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_shutdown
 
-from acoustack import schema
+from acoustack import prometheus, schema
 from acoustack.celery_app import register_task, send
 from acoustack.names import DetectArguments, RecordArguments, Task
 from acoustack.program_config import RecordingConfig
@@ -85,6 +85,7 @@ def register_record_task(
             # The device hung past the slot's limit: say so; the pool's hard limit ends the rest.
             log.error("record: the recording took longer than its time limit; abandoned")
             raise
+        prometheus.RECORDINGS.labels(result.outcome.name.lower()).inc()
         level = logging.WARNING if result.outcome.value == "failed" else logging.INFO
         log.log(level, "record: %s %s", result.outcome.value, result.reason)
         return {

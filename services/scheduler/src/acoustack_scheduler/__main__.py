@@ -8,9 +8,12 @@ import logging
 import sys
 import threading
 
+from acoustack import prometheus
+from acoustack.celery_app import queue_stats
 from acoustack.config import load_service_settings
 from acoustack.errors import AcoustackError
 from acoustack.grpc_server import start_server, wait_for_termination
+from acoustack_scheduler import exported_metrics
 from acoustack_scheduler.programs import load_program
 from acoustack_scheduler.servicer import register
 from acoustack_scheduler.settings import PREFIX, SchedulerSettings
@@ -28,6 +31,13 @@ def main() -> int:
         print(f"acoustack-scheduler: {settings.config_file}: {exc}", file=sys.stderr)
         return 2
     scheduler = Scheduler(settings, program, config)
+    prometheus.prepare_metrics_dir(settings.metrics_dir)
+    prometheus.start_exporter(
+        settings.metrics_port,
+        settings.metrics_host,
+        metrics_dir=settings.metrics_dir,
+        collectors=[exported_metrics.collector(lambda: queue_stats(scheduler.app))],
+    )
     server = start_server(
         [register(scheduler.servicer())], address=f"{settings.grpc_host}:{settings.grpc_port}"
     )

@@ -178,11 +178,22 @@ class QueueFlusher(Flusher):
         queued = self._drained(Queue.DEFAULT)
         if queued:
             return queued
-        unsent = self.store.get_unsent_messages(limit=10_000)
-        if not unsent:
+        # Only due messages are waited for: one backing off after a failed try is not tried
+        # again before its time, however often a run is asked for.
+        due = self.store.count_messages().due
+        if not due:
             return None
         self._resend(Task.SEND_MESSAGES, resend_after_s)
-        return f"{len(unsent)} message(s) unsent"
+        return f"{due} message(s) unsent"
+
+    def _outbox_waiting(self) -> str | None:
+        counts = self.store.count_messages()
+        parts = []
+        if counts.backing_off:
+            parts.append(f"{counts.backing_off} message(s) backing off after failed tries")
+        if counts.dead:
+            parts.append(f"{counts.dead} dead letter(s)")
+        return ", ".join(parts) + " (acoustack messages)" if parts else None
 
     def _send(self, task: Task) -> None:
         self.app.send_task(task.value, **self.send_arguments(task))
@@ -205,7 +216,8 @@ class QueueFlusher(Flusher):
         if left:
             report.left.append(f"file management: {left}")
         if not self.can_send():
-            unsent = len(self.store.get_unsent_messages(limit=10_000))
+            counts = self.store.count_messages()
+            unsent = counts.due + counts.backing_off + counts.dead
             report.steps.append(
                 f"messaging: no destination configured; {unsent} message(s) stay in the outbox"
             )
@@ -215,4 +227,6 @@ class QueueFlusher(Flusher):
         report.steps.append("messaging: " + (left or "done"))
         if left:
             report.left.append(f"messaging: {left}")
+        elif waiting := self._outbox_waiting():
+            report.left.append(f"messaging: {waiting}")
         return report

@@ -98,6 +98,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     run.set_defaults(handler=run_task)
 
+    messages = commands.add_parser(
+        "messages",
+        parents=[common],
+        help="the outbox by delivery state and its dead letters; retry them",
+    )
+    messages.add_argument(
+        "--dead-limit", type=int, default=20, help="the newest dead letters shown (0..1000)"
+    )
+    messages.set_defaults(handler=show_messages)
+    message_actions = messages.add_subparsers(dest="action", metavar="ACTION")
+    retry = message_actions.add_parser(
+        "retry", parents=[common], help="send dead letters (or messages backing off) again"
+    )
+    retry.add_argument("message_ids", nargs="*", metavar="ID", help="message ids")
+    retry.add_argument("--all-dead", action="store_true", help="every dead letter")
+    retry.set_defaults(handler=retry_messages, usage_error=retry.error)
+
     config = commands.add_parser("config", help="the program's configuration")
     config_actions = config.add_subparsers(dest="action", metavar="ACTION", required=True)
     get = config_actions.add_parser(
@@ -208,7 +225,11 @@ def show_status(args: argparse.Namespace) -> int:
         print(f"last message sent: {_when(sent.received_at)} (message {sent.message_id})")
     else:
         print("last message sent: none")
-    print(f"unsent messages: {reply.unsent_messages}")
+    outbox = reply.outbox
+    print(
+        f"unsent messages: {reply.unsent_messages} (due {outbox.due}, backing off "
+        f"{outbox.backing_off}, dead letters {outbox.dead}; acoustack messages)"
+    )
     print(f"free disk: {reply.free_disk_gb:.1f} GB")
     print(
         f"retention: {retention_line(reply.retention) if reply.HasField('retention') else 'not run yet'}"
@@ -310,4 +331,60 @@ def set_config(args: argparse.Namespace) -> int:
     )
     value = json.loads(reply.value_json)
     print(json.dumps(value) if args.json else f"{args.field} = {json.dumps(value)}")
+    return 0
+
+
+_STATUS_NAMES = {1: "success", 2: "failed", 3: "error", 4: "timeout"}
+
+
+def show_messages(args: argparse.Namespace) -> int:
+    reply = _call(args, "GetOutbox", control_pb2.GetOutboxRequest(dead_limit=args.dead_limit))
+    if args.json:
+        _print_json(reply)
+        return 0
+    counts = reply.counts
+    next_try = (
+        f" (next try {_when(counts.next_attempt_at)})" if counts.HasField("next_attempt_at") else ""
+    )
+    print(
+        f"outbox: {counts.due} due, {counts.backing_off} backing off{next_try}, "
+        f"{counts.dead} dead letter(s), {counts.sent} sent"
+    )
+    if not counts.dead:
+        return 0
+    shown = len(reply.dead_letters)
+    print(f"dead letters (the newest {shown} of {counts.dead}):")
+    for entry in reply.dead_letters:
+        m = entry.message
+        print(
+            f"  {m.id}  dead since {_when(m.dead_at)}, created {_when(m.created_at)}, "
+            f"{m.refusals} refusal(s) in {m.attempts} attempt(s)"
+        )
+        if entry.HasField("last_response"):
+            r = entry.last_response
+            status = _STATUS_NAMES.get(r.status, str(r.status))
+            print(f"      last response ({status}, {_when(r.received_at)}): {r.content}")
+    print(
+        "send one again: acoustack messages retry ID    all of them: acoustack messages retry "
+        "--all-dead"
+    )
+    return 0
+
+
+def retry_messages(args: argparse.Namespace) -> int:
+    if not args.message_ids and not args.all_dead:
+        args.usage_error(
+            "name the message ids to send again, or --all-dead (acoustack messages lists the "
+            "dead letters)"
+        )
+    request = control_pb2.ControlRetryMessagesRequest(
+        message_ids=args.message_ids, all_dead=args.all_dead
+    )
+    reply = _call(args, "RetryMessages", request)
+    if args.json:
+        _print_json(reply)
+        return 0
+    print(f"{len(reply.message_ids)} message(s) due again at the next messaging run")
+    for message_id in reply.message_ids:
+        print(f"  {message_id}")
     return 0

@@ -18,6 +18,7 @@ from acoustack.grpc_server import rpc_errors
 from acoustack.v1 import check_pb2, control_pb2, control_pb2_grpc
 from acoustack_scheduler.config_store import ConfigStore
 from acoustack_scheduler.lifecycle import CheckResult, Lifecycle
+from acoustack_scheduler.outbox import OutboxControl
 from acoustack_scheduler.status import StatusReporter
 from acoustack_scheduler.task_runner import TaskRunner
 
@@ -47,11 +48,13 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         status: StatusReporter,
         tasks: TaskRunner | None = None,
         config: ConfigStore | None = None,
+        outbox: OutboxControl | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.status = status
         self.tasks = tasks
         self.config = config
+        self.outbox = outbox or OutboxControl(status.store)
 
     @rpc_errors
     def StartDeployment(self, request, context):
@@ -131,6 +134,15 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     def SetConfig(self, request, context):
         value = self._config().set(request.field, request.value)
         return control_pb2.SetConfigResponse(value_json=json.dumps(value))
+
+    @rpc_errors
+    def GetOutbox(self, request, context):
+        return self.outbox.overview(request.dead_limit)
+
+    @rpc_errors
+    def RetryMessages(self, request, context):
+        retried = self.outbox.retry(list(request.message_ids), all_dead=request.all_dead)
+        return control_pb2.ControlRetryMessagesResponse(message_ids=retried)
 
 
 def register(servicer: ControlServicer) -> Callable[[grpc.Server], str]:

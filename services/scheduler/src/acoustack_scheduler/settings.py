@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from acoustack.config import BrokerSettings, StorageClientSettings, program_field
+from acoustack.config import BrokerSettings, MetricsSettings, StorageClientSettings, program_field
 
 PREFIX = "SCHEDULER"
 
@@ -25,7 +25,7 @@ def parse_services(text: str) -> dict[str, str]:
     return services
 
 
-class SchedulerSettings(BrokerSettings, StorageClientSettings):
+class SchedulerSettings(BrokerSettings, StorageClientSettings, MetricsSettings):
     program: Annotated[
         str, Field(description="default, connected, detection, or package.module:ProgramClass")
     ] = "detection"

@@ -62,7 +62,8 @@ class StatusReporter:
             for output in entry.model_outputs:
                 if output.id == hits[0].model_output_id:
                     reply.last_model_output.CopyFrom(output)
-        reply.unsent_messages = len(self.store.get_unsent_messages(limit=10_000))
+        reply.outbox.CopyFrom(self.store.count_messages())
+        reply.unsent_messages = reply.outbox.due + reply.outbox.backing_off + reply.outbox.dead
         sent = self.store.list_responses(status=schema.ResponseStatus.SUCCESS, limit=1)
         if sent:
             reply.last_message_sent.CopyFrom(sent[0])

@@ -11,10 +11,12 @@ import logging
 import sys
 import threading
 
+from acoustack import prometheus
 from acoustack.config import load_service_settings
 from acoustack.errors import FailedPreconditionError, UnavailableError
 from acoustack.grpc_server import wait_for_termination
 from acoustack.worker_process import start_worker_process, supervise
+from acoustack_storage import exported_metrics
 from acoustack_storage.settings import PREFIX, StorageSettings
 from acoustack_storage.wiring import (
     WORKER_STOP_GRACE_S,
@@ -31,6 +33,13 @@ log = logging.getLogger("acoustack_storage")
 def main() -> int:
     settings = load_service_settings(StorageSettings, PREFIX, "acoustack-storage")
     store = open_repository(settings)
+    prometheus.prepare_metrics_dir(settings.metrics_dir)
+    prometheus.start_exporter(
+        settings.metrics_port,
+        settings.metrics_host,
+        metrics_dir=settings.metrics_dir,
+        collectors=[exported_metrics.collector(store)],
+    )
     try:
         wait_and_migrate(store, settings.database_wait_s)
         server = serve(settings, store)

@@ -140,7 +140,60 @@ _RECORDING_COLUMNS = (
     "id, deployment_id, device_id, source_id, path, started_at, duration_s, capture_samplerate_hz, "
     "channels, time_expansion, status, failure_reason, created_at"
 )
-_MESSAGE_COLUMNS = "id, content, created_at, priority, attempts, last_attempt_at"
+# A message's state as of the database's clock, the same clock next_attempt_at is set by.
+_MESSAGE_STATE = """CASE WHEN {p}sent_at IS NOT NULL THEN 'sent'
+    WHEN {p}dead_at IS NOT NULL THEN 'dead'
+    WHEN {p}next_attempt_at > now() THEN 'backing_off' ELSE 'due' END"""
+_MESSAGE_DUE = (
+    "{p}sent_at IS NULL AND {p}dead_at IS NULL "
+    "AND ({p}next_attempt_at IS NULL OR {p}next_attempt_at <= now())"
+)
+
+
+def _message_columns(prefix: str = "") -> str:
+    names = (
+        "id, content, created_at, priority, attempts, last_attempt_at, failed_tries, refusals, "
+        "next_attempt_at, sent_at, dead_at, last_status"
+    )
+    listed = ", ".join(prefix + name for name in names.split(", "))
+    return f"{listed}, {_MESSAGE_STATE.format(p=prefix)} AS state"
+
+
+_MESSAGE_COLUMNS = _message_columns()
+_RESPONSE_COLUMNS = "id, message_id, status, content, received_at"
+# The longest wait a try's outcome may ask for: a week (a Retry-After beyond is a server's bug).
+MAX_RETRY_IN_S = 7 * 24 * 3600.0
+MAX_DEAD_AFTER_REFUSALS = 1000
+
+
+@dataclass(frozen=True)
+class TryOutcome:
+    """How a try (every messenger asked once) without a success ended: a refusal for good, or a
+    temporary failure; due again in ``retry_in_s``."""
+
+    refused: bool
+    retry_in_s: float
+    dead_after_refusals: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.retry_in_s <= MAX_RETRY_IN_S:  # also refuses NaN
+            raise InvalidArgumentError(
+                f"outcome.retry_in_s: {self.retry_in_s} is not within 0..{MAX_RETRY_IN_S:g}"
+            )
+        if not 1 <= self.dead_after_refusals <= MAX_DEAD_AFTER_REFUSALS:
+            raise InvalidArgumentError(
+                f"outcome.dead_after_refusals: {self.dead_after_refusals} is not within "
+                f"1..{MAX_DEAD_AFTER_REFUSALS}"
+            )
+
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    due: int
+    backing_off: int
+    dead: int
+    sent: int
+    next_attempt_at: dt.datetime | None  # the soonest among those backing off
 
 
 Record = TypeVar("Record", bound=BaseModel)
@@ -944,26 +997,34 @@ class PostgresStore:
     def get_unsent_messages(
         self, limit: int, *, newest_first: bool = False
     ) -> list[schema.Message]:
+        """The messages that are due: unsent, not dead letters, past their next attempt."""
         order = "DESC" if newest_first else "ASC"
         with self._tx() as conn:
             rows = conn.execute(
-                f"""SELECT {_MESSAGE_COLUMNS} FROM messages WHERE sent_at IS NULL
+                f"""SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {_MESSAGE_DUE.format(p="")}
                     ORDER BY priority DESC, created_at {order}, id LIMIT %s""",
                 (effective_limit(limit),),
             ).fetchall()
         return _readable(schema.Message, "messages", rows)
 
-    def store_response(self, response: schema.Response) -> None:
+    def store_response(self, response: schema.Response, outcome: TryOutcome | None = None) -> None:
+        """Keep a response (a success marks its message sent); with ``outcome``, the end of a
+        try without a success: the message waits ``retry_in_s``, and a refusal that reaches
+        ``dead_after_refusals`` makes it a dead letter. A message already sent or dead keeps
+        its state."""
         with self._tx() as conn:
             updated = conn.execute(
                 """UPDATE messages SET
                        attempts = attempts + 1,
                        last_attempt_at = GREATEST(last_attempt_at, %(at)s),
-                       sent_at = CASE WHEN %(ok)s THEN COALESCE(sent_at, %(at)s) ELSE sent_at END
+                       sent_at = CASE WHEN %(ok)s THEN COALESCE(sent_at, %(at)s) ELSE sent_at END,
+                       last_status = CASE WHEN last_attempt_at IS NULL OR %(at)s >= last_attempt_at
+                                          THEN %(status)s ELSE last_status END
                    WHERE id = %(id)s RETURNING id""",
                 {
                     "at": response.received_at,
                     "ok": response.status is schema.ResponseStatus.SUCCESS,
+                    "status": response.status.value,
                     "id": response.message_id,
                 },
             ).fetchone()
@@ -979,6 +1040,131 @@ class PostgresStore:
                     response.received_at,
                 ),
             )
+            if outcome is not None:
+                conn.execute(
+                    """UPDATE messages SET
+                           failed_tries = failed_tries + 1,
+                           refusals = refusals + CASE WHEN %(refused)s THEN 1 ELSE 0 END,
+                           next_attempt_at = now() + make_interval(secs => %(retry_in_s)s),
+                           dead_at = CASE WHEN %(refused)s AND refusals + 1 >= %(dead_after)s
+                                          THEN now() END
+                       WHERE id = %(id)s AND sent_at IS NULL AND dead_at IS NULL""",
+                    {
+                        "refused": outcome.refused,
+                        "retry_in_s": outcome.retry_in_s,
+                        "dead_after": outcome.dead_after_refusals,
+                        "id": response.message_id,
+                    },
+                )
+
+    def count_messages(self) -> OutboxCounts:
+        backing_off = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at > now()"
+        with self._tx() as conn:
+            row = conn.execute(
+                f"""SELECT
+                        count(*) FILTER (WHERE {_MESSAGE_DUE.format(p="")}) AS due,
+                        count(*) FILTER (WHERE {backing_off}) AS backing_off,
+                        count(*) FILTER (WHERE sent_at IS NULL AND dead_at IS NOT NULL) AS dead,
+                        count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent,
+                        min(next_attempt_at) FILTER (WHERE {backing_off}) AS next_attempt_at
+                    FROM messages"""
+            ).fetchone()
+        return OutboxCounts(**row)
+
+    def recordings_by_status(self) -> tuple[dict[str, int], dt.datetime | None]:
+        """How many recordings are in each status, and when the newest one ended."""
+        with self._tx() as conn:
+            counts = conn.execute(
+                "SELECT status, count(*) AS n FROM recordings GROUP BY status"
+            ).fetchall()
+            newest = conn.execute(
+                """SELECT started_at + make_interval(secs => duration_s) AS ended_at
+                   FROM recordings ORDER BY started_at DESC LIMIT 1"""
+            ).fetchone()
+        return {row["status"]: row["n"] for row in counts}, newest["ended_at"] if newest else None
+
+    def list_messages(
+        self,
+        state: schema.MessageState | None,
+        limit: int,
+        *,
+        newest_first: bool = False,
+    ) -> list[tuple[schema.Message, schema.Response | None]]:
+        """One state's messages (None: every unsent one), each with its newest response; by
+        creation time, dead letters by when they died."""
+        where = {
+            None: "m.sent_at IS NULL",
+            schema.MessageState.DUE: _MESSAGE_DUE.format(p="m."),
+            schema.MessageState.BACKING_OFF: (
+                "m.sent_at IS NULL AND m.dead_at IS NULL AND m.next_attempt_at > now()"
+            ),
+            schema.MessageState.SENT: "m.sent_at IS NOT NULL",
+            schema.MessageState.DEAD: "m.sent_at IS NULL AND m.dead_at IS NOT NULL",
+        }[state]
+        by = "m.dead_at" if state is schema.MessageState.DEAD else "m.created_at"
+        order = "DESC" if newest_first else "ASC"
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"""SELECT {_message_columns("m.")}, r.id AS r_id, r.message_id AS r_message_id,
+                           r.status AS r_status, r.content AS r_content,
+                           r.received_at AS r_received_at
+                    FROM messages m LEFT JOIN LATERAL (
+                        SELECT {_RESPONSE_COLUMNS} FROM responses WHERE message_id = m.id
+                        ORDER BY received_at DESC, id DESC LIMIT 1) r ON true
+                    WHERE {where} ORDER BY {by} {order}, m.id LIMIT %s""",
+                (effective_limit(limit),),
+            ).fetchall()
+        found = []
+        for row in rows:
+            reply = {k[2:]: row.pop(k) for k in list(row) if k.startswith("r_")}
+            messages = _readable(schema.Message, "messages", [row])
+            if not messages:
+                continue
+            responses = (
+                _readable(schema.Response, "responses", [reply], name_only=("id",))
+                if reply["id"] is not None
+                else []
+            )
+            found.append((messages[0], responses[0] if responses else None))
+        return found
+
+    def retry_messages(
+        self, message_ids: Sequence[uuid.UUID], *, all_dead: bool = False
+    ) -> list[uuid.UUID]:
+        """Make these messages (and with ``all_dead`` every dead letter) due now, their
+        refusals and backoff forgotten; their responses stay. All or none: an unknown id is
+        NOT_FOUND, a sent message FAILED_PRECONDITION."""
+        if not message_ids and not all_dead:
+            raise InvalidArgumentError(
+                "message_ids: name at least one message, or ask for all_dead"
+            )
+        with self._tx() as conn:
+            wanted = list(dict.fromkeys(message_ids))
+            rows = conn.execute(
+                "SELECT id, sent_at FROM messages WHERE id = ANY(%s) FOR UPDATE", (wanted,)
+            ).fetchall()
+            known = {row["id"]: row["sent_at"] for row in rows}
+            for message_id in wanted:
+                if message_id not in known:
+                    raise NotFoundError(f"message_ids: no message {message_id}")
+                if known[message_id] is not None:
+                    raise FailedPreconditionError(
+                        f"message_ids: message {message_id} was sent at "
+                        f"{known[message_id].isoformat()}; there is nothing to retry"
+                    )
+            if all_dead:
+                dead = conn.execute(
+                    """SELECT id FROM messages WHERE sent_at IS NULL AND dead_at IS NOT NULL
+                       ORDER BY dead_at, id FOR UPDATE"""
+                ).fetchall()
+                wanted += [row["id"] for row in dead if row["id"] not in known]
+            conn.execute(
+                """UPDATE messages SET dead_at = NULL, refusals = 0, failed_tries = 0,
+                       next_attempt_at = NULL
+                   WHERE id = ANY(%s)""",
+                (wanted,),
+            )
+        return wanted
 
     def list_responses(
         self,
@@ -1004,7 +1190,7 @@ class PostgresStore:
             else:
                 order, tail = "received_at DESC, id DESC", " LIMIT %s"
             query = (
-                "SELECT id, message_id, status, content, received_at FROM responses"
+                f"SELECT {_RESPONSE_COLUMNS} FROM responses"
                 + (" WHERE " + " AND ".join(where) if where else "")
                 + f" ORDER BY {order}{tail}"
             )

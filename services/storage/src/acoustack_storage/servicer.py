@@ -30,6 +30,7 @@ from acoustack_storage.repository import (
     PostgresStore,
     RecordingFilter,
     StoredRecording,
+    TryOutcome,
 )
 from acoustack_storage.retention import retention_state
 
@@ -280,7 +281,14 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         if not request.HasField("response"):
             raise InvalidArgumentError("response: required")
         response = _validate(lambda: convert.response_from_proto(request.response), "response")
-        self.store.store_response(response)
+        outcome = None
+        if request.HasField("outcome"):
+            outcome = TryOutcome(
+                refused=request.outcome.refused,
+                retry_in_s=request.outcome.retry_in_s,
+                dead_after_refusals=request.outcome.dead_after_refusals,
+            )
+        self.store.store_response(response, outcome)
         return spb.StoreResponseResponse()
 
     @rpc_errors
@@ -298,6 +306,38 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         return spb.ListResponsesResponse(
             responses=[convert.response_to_proto(r) for r in responses]
         )
+
+    @rpc_errors
+    def CountMessages(self, request, context):
+        counts = self.store.count_messages()
+        reply = spb.CountMessagesResponse()
+        reply.counts.due = counts.due
+        reply.counts.backing_off = counts.backing_off
+        reply.counts.dead = counts.dead
+        reply.counts.sent = counts.sent
+        if counts.next_attempt_at is not None:
+            reply.counts.next_attempt_at.FromDatetime(counts.next_attempt_at)
+        return reply
+
+    @rpc_errors
+    def ListMessages(self, request, context):
+        state = convert.message_state_from_proto(request.state)
+        if state is not None and not isinstance(state, schema.MessageState):
+            raise InvalidArgumentError(f"state: {request.state} is not a MessageState")
+        reply = spb.ListMessagesResponse()
+        for message, response in self.store.list_messages(
+            state, request.limit, newest_first=_newest_first(request)
+        ):
+            entry = reply.entries.add(message=convert.message_to_proto(message))
+            if response is not None:
+                entry.last_response.CopyFrom(convert.response_to_proto(response))
+        return reply
+
+    @rpc_errors
+    def RetryMessages(self, request, context):
+        ids = [_uuid(value, f"message_ids.{n}") for n, value in enumerate(request.message_ids)]
+        retried = self.store.retry_messages(ids, all_dead=request.all_dead)
+        return spb.RetryMessagesResponse(message_ids=[str(i) for i in retried])
 
 
 def register(servicer: StoreServicer) -> Callable[[grpc.Server], str]:

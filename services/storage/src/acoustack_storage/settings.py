@@ -7,12 +7,12 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from acoustack.config import TIME_LIMITS_MOVED, TemporaryAreaSettings
+from acoustack.config import TIME_LIMITS_MOVED, MetricsSettings, TemporaryAreaSettings
 
 PREFIX = "STORAGE"
 
 
-class StorageSettings(TemporaryAreaSettings):
+class StorageSettings(TemporaryAreaSettings, MetricsSettings):
     database_url: Annotated[
         str,
         Field(

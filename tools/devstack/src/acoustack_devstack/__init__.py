@@ -50,6 +50,8 @@ class DevStack:
     detector_concurrency: int = 2
     # Overrides of any service's environment (a test pointing one elsewhere).
     extra_environment: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Each service's Prometheus port (`<SERVICE>_METRICS_PORT`); a service not named has none.
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -89,6 +91,10 @@ class DevStack:
             config[section] = {**config.get(section, {}), **values}
         return config
 
+    @property
+    def secrets_dir(self) -> Path:
+        return self.work / "secrets"
+
     def data_dir(self, service: str) -> Path:
         """Each service's own data volume, as in compose: nothing is shared by accident."""
         return self.work / "data" / service
@@ -126,6 +132,9 @@ class DevStack:
                 "MESSENGER_GRPC_HOST": "127.0.0.1",
                 "MESSENGER_GRPC_PORT": str(self.ports.messenger),
                 "MESSENGER_DATA_DIR": str(self.data_dir("messenger")),
+                # The secrets the messaging section names, one file each (e.g. mqtt_password),
+                # as compose and k3s mount them at /run/secrets.
+                "MESSENGER_SECRETS_DIR": str(self.secrets_dir),
             },
             "recorder": {
                 "RECORDER_BROKER_URL": self.broker_url,
@@ -150,6 +159,12 @@ class DevStack:
                 "SCHEDULER_DISK_PATH": str(self.work),
             },
         }
+        for service, environment in environments.items():
+            # Its worker processes' counts for /metrics, as compose keeps them (emptied at start).
+            environment["PROMETHEUS_MULTIPROC_DIR"] = str(self.work / "metrics" / service)
+            if service in self.metrics_ports:
+                environment[f"{service.upper()}_METRICS_HOST"] = "127.0.0.1"
+                environment[f"{service.upper()}_METRICS_PORT"] = str(self.metrics_ports[service])
         for service, overrides in self.extra_environment.items():
             environments[service].update(overrides)
         return environments

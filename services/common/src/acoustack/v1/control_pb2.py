@@ -26,7 +26,7 @@ from acoustack.v1 import check_pb2 as acoustack_dot_v1_dot_check__pb2
 from acoustack.v1 import types_pb2 as acoustack_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61\x63oustack/v1/control.proto\x12\x0c\x61\x63oustack.v1\x1a\x18\x61\x63oustack/v1/check.proto\x1a\x18\x61\x63oustack/v1/types.proto\"\x8c\x01\n\x1d\x43ontrolStartDeploymentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\x08latitude\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tlongitude\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bskip_checks\x18\x04 \x01(\x08\x42\x0b\n\t_latitudeB\x0c\n\n_longitude\"y\n\x1e\x43ontrolStartDeploymentResponse\x12,\n\ndeployment\x18\x01 \x01(\x0b\x32\x18.acoustack.v1.Deployment\x12)\n\x06\x63hecks\x18\x02 \x03(\x0b\x32\x19.acoustack.v1.CheckResult\"7\n\x1c\x43ontrolStopDeploymentRequest\x12\x17\n\x0f\x66lush_timeout_s\x18\x01 \x01(\x01\"v\n\x1d\x43ontrolStopDeploymentResponse\x12,\n\ndeployment\x18\x01 \x01(\x0b\x32\x18.acoustack.v1.Deployment\x12\x13\n\x0b\x66lush_steps\x18\x02 \x03(\t\x12\x12\n\nflush_left\x18\x03 \x03(\t\"\x12\n\x10GetStatusRequest\"=\n\rServiceStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0e\n\x06health\x18\x03 \x01(\t\"W\n\x0bQueueStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07waiting\x18\x02 \x01(\x05\x12\x0f\n\x07workers\x18\x03 \x01(\x05\x12\x18\n\x10\x65xpected_workers\x18\x04 \x01(\x05\"\xd0\x03\n\x11GetStatusResponse\x12\x0f\n\x07program\x18\x01 \x01(\t\x12,\n\ndeployment\x18\x02 \x01(\x0b\x32\x18.acoustack.v1.Deployment\x12-\n\x08services\x18\x03 \x03(\x0b\x32\x1b.acoustack.v1.ServiceStatus\x12)\n\x06queues\x18\x04 \x03(\x0b\x32\x19.acoustack.v1.QueueStatus\x12/\n\x0elast_recording\x18\x05 \x01(\x0b\x32\x17.acoustack.v1.Recording\x12\x34\n\x11last_model_output\x18\x06 \x01(\x0b\x32\x19.acoustack.v1.ModelOutput\x12\x17\n\x0funsent_messages\x18\x07 \x01(\x05\x12\x14\n\x0c\x66ree_disk_gb\x18\x08 \x01(\x01\x12\x31\n\x11last_message_sent\x18\t \x01(\x0b\x32\x16.acoustack.v1.Response\x12\x15\n\rdevice_status\x18\n \x01(\t\x12\x11\n\tdevice_id\x18\x0b \x01(\t\x12/\n\tretention\x18\x0c \x01(\x0b\x32\x1c.acoustack.v1.RetentionState\"\x12\n\x10RunChecksRequest\">\n\x11RunChecksResponse\x12)\n\x06\x63hecks\x18\x01 \x03(\x0b\x32\x19.acoustack.v1.CheckResult\"\x12\n\x10ListTasksRequest\"[\n\x08TaskInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x03 \x01(\t\x12\x12\n\ninterval_s\x18\x04 \x01(\x01\x12\x10\n\x08offset_s\x18\x05 \x01(\x01\":\n\x11ListTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.acoustack.v1.TaskInfo\"J\n\x0eRunTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07profile\x18\x02 \x01(\x08\x12\x19\n\x11profile_timeout_s\x18\x03 \x01(\x01\"G\n\x0fRunTaskResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x14\n\x0cprofile_json\x18\x03 \x01(\t\"!\n\x10GetConfigRequest\x12\r\n\x05\x66ield\x18\x01 \x01(\t\"\'\n\x11GetConfigResponse\x12\x12\n\nvalue_json\x18\x01 \x01(\t\"0\n\x10SetConfigRequest\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\'\n\x11SetConfigResponse\x12\x12\n\nvalue_json\x18\x01 \x01(\t2\xb0\x05\n\x07\x43ontrol\x12l\n\x0fStartDeployment\x12+.acoustack.v1.ControlStartDeploymentRequest\x1a,.acoustack.v1.ControlStartDeploymentResponse\x12i\n\x0eStopDeployment\x12*.acoustack.v1.ControlStopDeploymentRequest\x1a+.acoustack.v1.ControlStopDeploymentResponse\x12L\n\tGetStatus\x12\x1e.acoustack.v1.GetStatusRequest\x1a\x1f.acoustack.v1.GetStatusResponse\x12L\n\tRunChecks\x12\x1e.acoustack.v1.RunChecksRequest\x1a\x1f.acoustack.v1.RunChecksResponse\x12L\n\tListTasks\x12\x1e.acoustack.v1.ListTasksRequest\x1a\x1f.acoustack.v1.ListTasksResponse\x12\x46\n\x07RunTask\x12\x1c.acoustack.v1.RunTaskRequest\x1a\x1d.acoustack.v1.RunTaskResponse\x12L\n\tGetConfig\x12\x1e.acoustack.v1.GetConfigRequest\x1a\x1f.acoustack.v1.GetConfigResponse\x12L\n\tSetConfig\x12\x1e.acoustack.v1.SetConfigRequest\x1a\x1f.acoustack.v1.SetConfigResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61\x63oustack/v1/control.proto\x12\x0c\x61\x63oustack.v1\x1a\x18\x61\x63oustack/v1/check.proto\x1a\x18\x61\x63oustack/v1/types.proto\"\x8c\x01\n\x1d\x43ontrolStartDeploymentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\x08latitude\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tlongitude\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bskip_checks\x18\x04 \x01(\x08\x42\x0b\n\t_latitudeB\x0c\n\n_longitude\"y\n\x1e\x43ontrolStartDeploymentResponse\x12,\n\ndeployment\x18\x01 \x01(\x0b\x32\x18.acoustack.v1.Deployment\x12)\n\x06\x63hecks\x18\x02 \x03(\x0b\x32\x19.acoustack.v1.CheckResult\"7\n\x1c\x43ontrolStopDeploymentRequest\x12\x17\n\x0f\x66lush_timeout_s\x18\x01 \x01(\x01\"v\n\x1d\x43ontrolStopDeploymentResponse\x12,\n\ndeployment\x18\x01 \x01(\x0b\x32\x18.acoustack.v1.Deployment\x12\x13\n\x0b\x66lush_steps\x18\x02 \x03(\t\x12\x12\n\nflush_left\x18\x03 \x03(\t\"\x12\n\x10GetStatusRequest\"=\n\rServiceStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0e\n\x06health\x18\x03 \x01(\t\"W\n\x0bQueueStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07waiting\x18\x02 \x01(\x05\x12\x0f\n\x07workers\x18\x03 \x01(\x05\x12\x18\n\x10\x65xpected_workers\x18\x04 \x01(\x05\"\xfc\x03\n\x11GetStatusResponse\x12\x0f\n\x07program\x18\x01 \x01(\t\x12,\n\ndeployment\x18\x02 \x01(\x0b\x32\x18.acoustack.v1.Deployment\x12-\n\x08services\x18\x03 \x03(\x0b\x32\x1b.acoustack.v1.ServiceStatus\x12)\n\x06queues\x18\x04 \x03(\x0b\x32\x19.acoustack.v1.QueueStatus\x12/\n\x0elast_recording\x18\x05 \x01(\x0b\x32\x17.acoustack.v1.Recording\x12\x34\n\x11last_model_output\x18\x06 \x01(\x0b\x32\x19.acoustack.v1.ModelOutput\x12\x17\n\x0funsent_messages\x18\x07 \x01(\x05\x12\x14\n\x0c\x66ree_disk_gb\x18\x08 \x01(\x01\x12\x31\n\x11last_message_sent\x18\t \x01(\x0b\x32\x16.acoustack.v1.Response\x12\x15\n\rdevice_status\x18\n \x01(\t\x12\x11\n\tdevice_id\x18\x0b \x01(\t\x12*\n\x06outbox\x18\x0c \x01(\x0b\x32\x1a.acoustack.v1.OutboxCounts\x12/\n\tretention\x18\r \x01(\x0b\x32\x1c.acoustack.v1.RetentionState\"\x12\n\x10RunChecksRequest\">\n\x11RunChecksResponse\x12)\n\x06\x63hecks\x18\x01 \x03(\x0b\x32\x19.acoustack.v1.CheckResult\"\x12\n\x10ListTasksRequest\"[\n\x08TaskInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x03 \x01(\t\x12\x12\n\ninterval_s\x18\x04 \x01(\x01\x12\x10\n\x08offset_s\x18\x05 \x01(\x01\":\n\x11ListTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.acoustack.v1.TaskInfo\"J\n\x0eRunTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07profile\x18\x02 \x01(\x08\x12\x19\n\x11profile_timeout_s\x18\x03 \x01(\x01\"G\n\x0fRunTaskResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x14\n\x0cprofile_json\x18\x03 \x01(\t\"!\n\x10GetConfigRequest\x12\r\n\x05\x66ield\x18\x01 \x01(\t\"\'\n\x11GetConfigResponse\x12\x12\n\nvalue_json\x18\x01 \x01(\t\"0\n\x10SetConfigRequest\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\'\n\x11SetConfigResponse\x12\x12\n\nvalue_json\x18\x01 \x01(\t\"&\n\x10GetOutboxRequest\x12\x12\n\ndead_limit\x18\x01 \x01(\x05\"q\n\x11GetOutboxResponse\x12*\n\x06\x63ounts\x18\x01 \x01(\x0b\x32\x1a.acoustack.v1.OutboxCounts\x12\x30\n\x0c\x64\x65\x61\x64_letters\x18\x02 \x03(\x0b\x32\x1a.acoustack.v1.MessageEntry\"D\n\x1b\x43ontrolRetryMessagesRequest\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\x12\x10\n\x08\x61ll_dead\x18\x02 \x01(\x08\"3\n\x1c\x43ontrolRetryMessagesResponse\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t2\xe6\x06\n\x07\x43ontrol\x12l\n\x0fStartDeployment\x12+.acoustack.v1.ControlStartDeploymentRequest\x1a,.acoustack.v1.ControlStartDeploymentResponse\x12i\n\x0eStopDeployment\x12*.acoustack.v1.ControlStopDeploymentRequest\x1a+.acoustack.v1.ControlStopDeploymentResponse\x12L\n\tGetStatus\x12\x1e.acoustack.v1.GetStatusRequest\x1a\x1f.acoustack.v1.GetStatusResponse\x12L\n\tRunChecks\x12\x1e.acoustack.v1.RunChecksRequest\x1a\x1f.acoustack.v1.RunChecksResponse\x12L\n\tListTasks\x12\x1e.acoustack.v1.ListTasksRequest\x1a\x1f.acoustack.v1.ListTasksResponse\x12\x46\n\x07RunTask\x12\x1c.acoustack.v1.RunTaskRequest\x1a\x1d.acoustack.v1.RunTaskResponse\x12L\n\tGetConfig\x12\x1e.acoustack.v1.GetConfigRequest\x1a\x1f.acoustack.v1.GetConfigResponse\x12L\n\tSetConfig\x12\x1e.acoustack.v1.SetConfigRequest\x1a\x1f.acoustack.v1.SetConfigResponse\x12L\n\tGetOutbox\x12\x1e.acoustack.v1.GetOutboxRequest\x1a\x1f.acoustack.v1.GetOutboxResponse\x12\x66\n\rRetryMessages\x12).acoustack.v1.ControlRetryMessagesRequest\x1a*.acoustack.v1.ControlRetryMessagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,29 +48,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUEUESTATUS']._serialized_start=622
   _globals['_QUEUESTATUS']._serialized_end=709
   _globals['_GETSTATUSRESPONSE']._serialized_start=712
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1176
-  _globals['_RUNCHECKSREQUEST']._serialized_start=1178
-  _globals['_RUNCHECKSREQUEST']._serialized_end=1196
-  _globals['_RUNCHECKSRESPONSE']._serialized_start=1198
-  _globals['_RUNCHECKSRESPONSE']._serialized_end=1260
-  _globals['_LISTTASKSREQUEST']._serialized_start=1262
-  _globals['_LISTTASKSREQUEST']._serialized_end=1280
-  _globals['_TASKINFO']._serialized_start=1282
-  _globals['_TASKINFO']._serialized_end=1373
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1375
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1433
-  _globals['_RUNTASKREQUEST']._serialized_start=1435
-  _globals['_RUNTASKREQUEST']._serialized_end=1509
-  _globals['_RUNTASKRESPONSE']._serialized_start=1511
-  _globals['_RUNTASKRESPONSE']._serialized_end=1582
-  _globals['_GETCONFIGREQUEST']._serialized_start=1584
-  _globals['_GETCONFIGREQUEST']._serialized_end=1617
-  _globals['_GETCONFIGRESPONSE']._serialized_start=1619
-  _globals['_GETCONFIGRESPONSE']._serialized_end=1658
-  _globals['_SETCONFIGREQUEST']._serialized_start=1660
-  _globals['_SETCONFIGREQUEST']._serialized_end=1708
-  _globals['_SETCONFIGRESPONSE']._serialized_start=1710
-  _globals['_SETCONFIGRESPONSE']._serialized_end=1749
-  _globals['_CONTROL']._serialized_start=1752
-  _globals['_CONTROL']._serialized_end=2440
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1220
+  _globals['_RUNCHECKSREQUEST']._serialized_start=1222
+  _globals['_RUNCHECKSREQUEST']._serialized_end=1240
+  _globals['_RUNCHECKSRESPONSE']._serialized_start=1242
+  _globals['_RUNCHECKSRESPONSE']._serialized_end=1304
+  _globals['_LISTTASKSREQUEST']._serialized_start=1306
+  _globals['_LISTTASKSREQUEST']._serialized_end=1324
+  _globals['_TASKINFO']._serialized_start=1326
+  _globals['_TASKINFO']._serialized_end=1417
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1419
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1477
+  _globals['_RUNTASKREQUEST']._serialized_start=1479
+  _globals['_RUNTASKREQUEST']._serialized_end=1553
+  _globals['_RUNTASKRESPONSE']._serialized_start=1555
+  _globals['_RUNTASKRESPONSE']._serialized_end=1626
+  _globals['_GETCONFIGREQUEST']._serialized_start=1628
+  _globals['_GETCONFIGREQUEST']._serialized_end=1661
+  _globals['_GETCONFIGRESPONSE']._serialized_start=1663
+  _globals['_GETCONFIGRESPONSE']._serialized_end=1702
+  _globals['_SETCONFIGREQUEST']._serialized_start=1704
+  _globals['_SETCONFIGREQUEST']._serialized_end=1752
+  _globals['_SETCONFIGRESPONSE']._serialized_start=1754
+  _globals['_SETCONFIGRESPONSE']._serialized_end=1793
+  _globals['_GETOUTBOXREQUEST']._serialized_start=1795
+  _globals['_GETOUTBOXREQUEST']._serialized_end=1833
+  _globals['_GETOUTBOXRESPONSE']._serialized_start=1835
+  _globals['_GETOUTBOXRESPONSE']._serialized_end=1948
+  _globals['_CONTROLRETRYMESSAGESREQUEST']._serialized_start=1950
+  _globals['_CONTROLRETRYMESSAGESREQUEST']._serialized_end=2018
+  _globals['_CONTROLRETRYMESSAGESRESPONSE']._serialized_start=2020
+  _globals['_CONTROLRETRYMESSAGESRESPONSE']._serialized_end=2071
+  _globals['_CONTROL']._serialized_start=2074
+  _globals['_CONTROL']._serialized_end=2944
 # @@protoc_insertion_point(module_scope)

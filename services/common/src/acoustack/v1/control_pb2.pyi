@@ -71,7 +71,7 @@ class QueueStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., waiting: _Optional[int] = ..., workers: _Optional[int] = ..., expected_workers: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("program", "deployment", "services", "queues", "last_recording", "last_model_output", "unsent_messages", "free_disk_gb", "last_message_sent", "device_status", "device_id", "retention")
+    __slots__ = ("program", "deployment", "services", "queues", "last_recording", "last_model_output", "unsent_messages", "free_disk_gb", "last_message_sent", "device_status", "device_id", "outbox", "retention")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class GetStatusResponse(_message.Message):
     LAST_MESSAGE_SENT_FIELD_NUMBER: _ClassVar[int]
     DEVICE_STATUS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_FIELD_NUMBER: _ClassVar[int]
     RETENTION_FIELD_NUMBER: _ClassVar[int]
     program: str
     deployment: _types_pb2.Deployment
@@ -95,8 +96,9 @@ class GetStatusResponse(_message.Message):
     last_message_sent: _types_pb2.Response
     device_status: str
     device_id: str
+    outbox: _types_pb2.OutboxCounts
     retention: _types_pb2.RetentionState
-    def __init__(self, program: _Optional[str] = ..., deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., services: _Optional[_Iterable[_Union[ServiceStatus, _Mapping]]] = ..., queues: _Optional[_Iterable[_Union[QueueStatus, _Mapping]]] = ..., last_recording: _Optional[_Union[_types_pb2.Recording, _Mapping]] = ..., last_model_output: _Optional[_Union[_types_pb2.ModelOutput, _Mapping]] = ..., unsent_messages: _Optional[int] = ..., free_disk_gb: _Optional[float] = ..., last_message_sent: _Optional[_Union[_types_pb2.Response, _Mapping]] = ..., device_status: _Optional[str] = ..., device_id: _Optional[str] = ..., retention: _Optional[_Union[_types_pb2.RetentionState, _Mapping]] = ...) -> None: ...
+    def __init__(self, program: _Optional[str] = ..., deployment: _Optional[_Union[_types_pb2.Deployment, _Mapping]] = ..., services: _Optional[_Iterable[_Union[ServiceStatus, _Mapping]]] = ..., queues: _Optional[_Iterable[_Union[QueueStatus, _Mapping]]] = ..., last_recording: _Optional[_Union[_types_pb2.Recording, _Mapping]] = ..., last_model_output: _Optional[_Union[_types_pb2.ModelOutput, _Mapping]] = ..., unsent_messages: _Optional[int] = ..., free_disk_gb: _Optional[float] = ..., last_message_sent: _Optional[_Union[_types_pb2.Response, _Mapping]] = ..., device_status: _Optional[str] = ..., device_id: _Optional[str] = ..., outbox: _Optional[_Union[_types_pb2.OutboxCounts, _Mapping]] = ..., retention: _Optional[_Union[_types_pb2.RetentionState, _Mapping]] = ...) -> None: ...
 
 class RunChecksRequest(_message.Message):
     __slots__ = ()
@@ -177,3 +179,31 @@ class SetConfigResponse(_message.Message):
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
     value_json: str
     def __init__(self, value_json: _Optional[str] = ...) -> None: ...
+
+class GetOutboxRequest(_message.Message):
+    __slots__ = ("dead_limit",)
+    DEAD_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    dead_limit: int
+    def __init__(self, dead_limit: _Optional[int] = ...) -> None: ...
+
+class GetOutboxResponse(_message.Message):
+    __slots__ = ("counts", "dead_letters")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    counts: _types_pb2.OutboxCounts
+    dead_letters: _containers.RepeatedCompositeFieldContainer[_types_pb2.MessageEntry]
+    def __init__(self, counts: _Optional[_Union[_types_pb2.OutboxCounts, _Mapping]] = ..., dead_letters: _Optional[_Iterable[_Union[_types_pb2.MessageEntry, _Mapping]]] = ...) -> None: ...
+
+class ControlRetryMessagesRequest(_message.Message):
+    __slots__ = ("message_ids", "all_dead")
+    MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ALL_DEAD_FIELD_NUMBER: _ClassVar[int]
+    message_ids: _containers.RepeatedScalarFieldContainer[str]
+    all_dead: bool
+    def __init__(self, message_ids: _Optional[_Iterable[str]] = ..., all_dead: _Optional[bool] = ...) -> None: ...
+
+class ControlRetryMessagesResponse(_message.Message):
+    __slots__ = ("message_ids",)
+    MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    message_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, message_ids: _Optional[_Iterable[str]] = ...) -> None: ...

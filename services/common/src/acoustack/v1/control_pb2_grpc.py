@@ -77,6 +77,16 @@ class ControlStub:
                 request_serializer=acoustack_dot_v1_dot_control__pb2.SetConfigRequest.SerializeToString,
                 response_deserializer=acoustack_dot_v1_dot_control__pb2.SetConfigResponse.FromString,
                 _registered_method=True)
+        self.GetOutbox = channel.unary_unary(
+                '/acoustack.v1.Control/GetOutbox',
+                request_serializer=acoustack_dot_v1_dot_control__pb2.GetOutboxRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_control__pb2.GetOutboxResponse.FromString,
+                _registered_method=True)
+        self.RetryMessages = channel.unary_unary(
+                '/acoustack.v1.Control/RetryMessages',
+                request_serializer=acoustack_dot_v1_dot_control__pb2.ControlRetryMessagesRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_control__pb2.ControlRetryMessagesResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -135,6 +145,20 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOutbox(self, request, context):
+        """The outbox (`acoustack messages`): counts by delivery state and the dead letters with their
+        last response; and `acoustack messages retry`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryMessages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +201,16 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.SetConfig,
                     request_deserializer=acoustack_dot_v1_dot_control__pb2.SetConfigRequest.FromString,
                     response_serializer=acoustack_dot_v1_dot_control__pb2.SetConfigResponse.SerializeToString,
+            ),
+            'GetOutbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOutbox,
+                    request_deserializer=acoustack_dot_v1_dot_control__pb2.GetOutboxRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_control__pb2.GetOutboxResponse.SerializeToString,
+            ),
+            'RetryMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryMessages,
+                    request_deserializer=acoustack_dot_v1_dot_control__pb2.ControlRetryMessagesRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_control__pb2.ControlRetryMessagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +432,60 @@ class Control:
             '/acoustack.v1.Control/SetConfig',
             acoustack_dot_v1_dot_control__pb2.SetConfigRequest.SerializeToString,
             acoustack_dot_v1_dot_control__pb2.SetConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOutbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Control/GetOutbox',
+            acoustack_dot_v1_dot_control__pb2.GetOutboxRequest.SerializeToString,
+            acoustack_dot_v1_dot_control__pb2.GetOutboxResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Control/RetryMessages',
+            acoustack_dot_v1_dot_control__pb2.ControlRetryMessagesRequest.SerializeToString,
+            acoustack_dot_v1_dot_control__pb2.ControlRetryMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -307,10 +307,22 @@ class GetUnsentMessagesResponse(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[_types_pb2.Message, _Mapping]]] = ...) -> None: ...
 
 class StoreResponseRequest(_message.Message):
-    __slots__ = ("response",)
+    __slots__ = ("response", "outcome")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
     response: _types_pb2.Response
-    def __init__(self, response: _Optional[_Union[_types_pb2.Response, _Mapping]] = ...) -> None: ...
+    outcome: TryOutcome
+    def __init__(self, response: _Optional[_Union[_types_pb2.Response, _Mapping]] = ..., outcome: _Optional[_Union[TryOutcome, _Mapping]] = ...) -> None: ...
+
+class TryOutcome(_message.Message):
+    __slots__ = ("refused", "retry_in_s", "dead_after_refusals")
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    RETRY_IN_S_FIELD_NUMBER: _ClassVar[int]
+    DEAD_AFTER_REFUSALS_FIELD_NUMBER: _ClassVar[int]
+    refused: bool
+    retry_in_s: float
+    dead_after_refusals: int
+    def __init__(self, refused: _Optional[bool] = ..., retry_in_s: _Optional[float] = ..., dead_after_refusals: _Optional[int] = ...) -> None: ...
 
 class StoreResponseResponse(_message.Message):
     __slots__ = ()
@@ -331,3 +343,43 @@ class ListResponsesResponse(_message.Message):
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
     responses: _containers.RepeatedCompositeFieldContainer[_types_pb2.Response]
     def __init__(self, responses: _Optional[_Iterable[_Union[_types_pb2.Response, _Mapping]]] = ...) -> None: ...
+
+class CountMessagesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CountMessagesResponse(_message.Message):
+    __slots__ = ("counts",)
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _types_pb2.OutboxCounts
+    def __init__(self, counts: _Optional[_Union[_types_pb2.OutboxCounts, _Mapping]] = ...) -> None: ...
+
+class ListMessagesRequest(_message.Message):
+    __slots__ = ("state", "limit", "order")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    state: _types_pb2.MessageState
+    limit: int
+    order: SortOrder
+    def __init__(self, state: _Optional[_Union[_types_pb2.MessageState, str]] = ..., limit: _Optional[int] = ..., order: _Optional[_Union[SortOrder, str]] = ...) -> None: ...
+
+class ListMessagesResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.MessageEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[_types_pb2.MessageEntry, _Mapping]]] = ...) -> None: ...
+
+class RetryMessagesRequest(_message.Message):
+    __slots__ = ("message_ids", "all_dead")
+    MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ALL_DEAD_FIELD_NUMBER: _ClassVar[int]
+    message_ids: _containers.RepeatedScalarFieldContainer[str]
+    all_dead: bool
+    def __init__(self, message_ids: _Optional[_Iterable[str]] = ..., all_dead: _Optional[bool] = ...) -> None: ...
+
+class RetryMessagesResponse(_message.Message):
+    __slots__ = ("message_ids",)
+    MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    message_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, message_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -135,6 +135,21 @@ class StoreStub:
                 request_serializer=acoustack_dot_v1_dot_store__pb2.ListResponsesRequest.SerializeToString,
                 response_deserializer=acoustack_dot_v1_dot_store__pb2.ListResponsesResponse.FromString,
                 _registered_method=True)
+        self.CountMessages = channel.unary_unary(
+                '/acoustack.v1.Store/CountMessages',
+                request_serializer=acoustack_dot_v1_dot_store__pb2.CountMessagesRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_store__pb2.CountMessagesResponse.FromString,
+                _registered_method=True)
+        self.ListMessages = channel.unary_unary(
+                '/acoustack.v1.Store/ListMessages',
+                request_serializer=acoustack_dot_v1_dot_store__pb2.ListMessagesRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_store__pb2.ListMessagesResponse.FromString,
+                _registered_method=True)
+        self.RetryMessages = channel.unary_unary(
+                '/acoustack.v1.Store/RetryMessages',
+                request_serializer=acoustack_dot_v1_dot_store__pb2.RetryMessagesRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_store__pb2.RetryMessagesResponse.FromString,
+                _registered_method=True)
 
 
 class StoreServicer:
@@ -268,6 +283,26 @@ class StoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountMessages(self, request, context):
+        """The outbox by delivery state; one state's messages, each with its newest response; messages
+        made due again by hand (dead letters back in the outbox, or one backing off tried sooner).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMessages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryMessages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -365,6 +400,21 @@ def add_StoreServicer_to_server(servicer, server):
                     servicer.ListResponses,
                     request_deserializer=acoustack_dot_v1_dot_store__pb2.ListResponsesRequest.FromString,
                     response_serializer=acoustack_dot_v1_dot_store__pb2.ListResponsesResponse.SerializeToString,
+            ),
+            'CountMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountMessages,
+                    request_deserializer=acoustack_dot_v1_dot_store__pb2.CountMessagesRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_store__pb2.CountMessagesResponse.SerializeToString,
+            ),
+            'ListMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMessages,
+                    request_deserializer=acoustack_dot_v1_dot_store__pb2.ListMessagesRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_store__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'RetryMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryMessages,
+                    request_deserializer=acoustack_dot_v1_dot_store__pb2.RetryMessagesRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_store__pb2.RetryMessagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -886,6 +936,87 @@ class Store:
             '/acoustack.v1.Store/ListResponses',
             acoustack_dot_v1_dot_store__pb2.ListResponsesRequest.SerializeToString,
             acoustack_dot_v1_dot_store__pb2.ListResponsesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Store/CountMessages',
+            acoustack_dot_v1_dot_store__pb2.CountMessagesRequest.SerializeToString,
+            acoustack_dot_v1_dot_store__pb2.CountMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Store/ListMessages',
+            acoustack_dot_v1_dot_store__pb2.ListMessagesRequest.SerializeToString,
+            acoustack_dot_v1_dot_store__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Store/RetryMessages',
+            acoustack_dot_v1_dot_store__pb2.RetryMessagesRequest.SerializeToString,
+            acoustack_dot_v1_dot_store__pb2.RetryMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

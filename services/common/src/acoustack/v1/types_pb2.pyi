@@ -25,6 +25,14 @@ class PredictionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PREDICTION_TYPE_SEQUENCE: _ClassVar[PredictionType]
     PREDICTION_TYPE_EVENT: _ClassVar[PredictionType]
 
+class MessageState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_STATE_UNSPECIFIED: _ClassVar[MessageState]
+    MESSAGE_STATE_DUE: _ClassVar[MessageState]
+    MESSAGE_STATE_BACKING_OFF: _ClassVar[MessageState]
+    MESSAGE_STATE_SENT: _ClassVar[MessageState]
+    MESSAGE_STATE_DEAD: _ClassVar[MessageState]
+
 class ResponseStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RESPONSE_STATUS_UNSPECIFIED: _ClassVar[ResponseStatus]
@@ -41,6 +49,11 @@ PREDICTION_TYPE_UNSPECIFIED: PredictionType
 PREDICTION_TYPE_PRESENCE: PredictionType
 PREDICTION_TYPE_SEQUENCE: PredictionType
 PREDICTION_TYPE_EVENT: PredictionType
+MESSAGE_STATE_UNSPECIFIED: MessageState
+MESSAGE_STATE_DUE: MessageState
+MESSAGE_STATE_BACKING_OFF: MessageState
+MESSAGE_STATE_SENT: MessageState
+MESSAGE_STATE_DEAD: MessageState
 RESPONSE_STATUS_UNSPECIFIED: ResponseStatus
 RESPONSE_STATUS_SUCCESS: ResponseStatus
 RESPONSE_STATUS_FAILED: ResponseStatus
@@ -154,32 +167,70 @@ class ModelOutput(_message.Message):
     def __init__(self, id: _Optional[str] = ..., recording_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[PredictedTag, _Mapping]]] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("id", "content", "created_at", "priority", "attempts", "last_attempt_at")
+    __slots__ = ("id", "content", "created_at", "priority", "attempts", "last_attempt_at", "failed_tries", "refusals", "next_attempt_at", "sent_at", "dead_at", "last_status", "state")
     ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     LAST_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_TRIES_FIELD_NUMBER: _ClassVar[int]
+    REFUSALS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    DEAD_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     id: str
     content: str
     created_at: _timestamp_pb2.Timestamp
     priority: int
     attempts: int
     last_attempt_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., content: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., attempts: _Optional[int] = ..., last_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    failed_tries: int
+    refusals: int
+    next_attempt_at: _timestamp_pb2.Timestamp
+    sent_at: _timestamp_pb2.Timestamp
+    dead_at: _timestamp_pb2.Timestamp
+    last_status: ResponseStatus
+    state: MessageState
+    def __init__(self, id: _Optional[str] = ..., content: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., attempts: _Optional[int] = ..., last_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failed_tries: _Optional[int] = ..., refusals: _Optional[int] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_status: _Optional[_Union[ResponseStatus, str]] = ..., state: _Optional[_Union[MessageState, str]] = ...) -> None: ...
+
+class MessageEntry(_message.Message):
+    __slots__ = ("message", "last_response")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    message: Message
+    last_response: Response
+    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ..., last_response: _Optional[_Union[Response, _Mapping]] = ...) -> None: ...
+
+class OutboxCounts(_message.Message):
+    __slots__ = ("due", "backing_off", "dead", "sent", "next_attempt_at")
+    DUE_FIELD_NUMBER: _ClassVar[int]
+    BACKING_OFF_FIELD_NUMBER: _ClassVar[int]
+    DEAD_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    due: int
+    backing_off: int
+    dead: int
+    sent: int
+    next_attempt_at: _timestamp_pb2.Timestamp
+    def __init__(self, due: _Optional[int] = ..., backing_off: _Optional[int] = ..., dead: _Optional[int] = ..., sent: _Optional[int] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("message_id", "status", "content", "received_at")
+    __slots__ = ("message_id", "status", "content", "received_at", "retry_after_s")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_S_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     status: ResponseStatus
     content: str
     received_at: _timestamp_pb2.Timestamp
-    def __init__(self, message_id: _Optional[str] = ..., status: _Optional[_Union[ResponseStatus, str]] = ..., content: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    retry_after_s: float
+    def __init__(self, message_id: _Optional[str] = ..., status: _Optional[_Union[ResponseStatus, str]] = ..., content: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retry_after_s: _Optional[float] = ...) -> None: ...
 
 class RetentionState(_message.Message):
     __slots__ = ("last_run_at", "destination", "max_age_days", "keep_free_mb", "keep_best_per_species", "free_mb", "short_of_free_mb", "kept_as_best", "window_s", "deleted_for_age", "deleted_for_space", "highest_deleted_score")
