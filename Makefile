@@ -35,7 +35,12 @@ lint: sync ## ruff, buf lint, and the stub drift check
 test-servers: ## start (or install) the Postgres and RabbitMQ the tests talk to
 	bash scripts/ensure-test-servers.sh
 
-test: sync test-servers docker model ## run every test against real Postgres, RabbitMQ, Mosquitto, Docker and the ONNX model (with a short fuzz run)
+.PHONY: chromium
+
+chromium: ## install Debian's chromium when missing (the dashboard's browser test drives it)
+	bash scripts/ensure-chromium.sh
+
+test: sync test-servers docker model chromium ## run every test against real Postgres, RabbitMQ, Mosquitto, Docker and the ONNX model (with a short fuzz run)
 	$(RUN) pytest
 
 # The long fuzz run: FUZZ_CALLS calls per server, at most FUZZ_SECONDS each; FUZZ_SEED repeats a

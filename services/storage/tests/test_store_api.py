@@ -474,3 +474,50 @@ def test_responses_need_a_known_message_and_a_status(client):
         client.store_response(pb.Response(message_id=str(message.id)))
     with pytest.raises(InvalidArgumentError, match="message.content: Field required"):
         client.store_message(pb.Message(id=str(uuid.uuid4())))
+
+
+def test_detections_come_in_pages_that_cover_every_hit_once(client, deployment):
+    # Three recordings of 7 detections each (two of them at the same start): pages of 5, both
+    # orders, give every detection once and in the listing's order.
+    recordings = [
+        factories.recording(deployment.id, started_at=T0 + dt.timedelta(minutes=m))
+        for m in (0, 5, 5)
+    ]
+    for r in recordings:
+        client.store_recording(r)
+        client.store_model_output(
+            schema.ModelOutput(
+                recording_id=r.id,
+                model_name="batdetect2",
+                detections=[
+                    schema.Detection(
+                        box=schema.BoundingBox(
+                            start_time_s=0.1 * (i % 4), end_time_s=0.5, low_freq_hz=2e4,
+                            high_freq_hz=5e4,
+                        ),
+                        detection_score=0.5,
+                    )
+                    for i in range(7)
+                ],
+            )
+        )  # fmt: skip
+    for order in (spb.SORT_ORDER_NEWEST_FIRST, spb.SORT_ORDER_OLDEST_FIRST):
+        everything = client.list_detections(order=order, limit=100)
+        assert len(everything) == 21
+        paged, token, pages = [], "", 0
+        while True:
+            hits, token = client.list_detections_page(order=order, limit=5, page_token=token)
+            paged.extend(hits)
+            pages += 1
+            if not token:
+                break
+        assert pages == 5
+        assert [h.detection.id for h in paged] == [h.detection.id for h in everything]
+    # The last page's size exactly: no token for a page with nothing after it.
+    hits, token = client.list_detections_page(limit=21)
+    assert len(hits) == 21 and token == ""
+
+
+def test_a_page_token_the_store_never_gave_is_refused_by_name(client):
+    with pytest.raises(InvalidArgumentError, match="page_token"):
+        client.list_detections(page_token="not-a-token")

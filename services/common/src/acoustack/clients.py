@@ -287,11 +287,17 @@ class StoreClient(GrpcClient):
         return self.call(self.stub.StoreModelOutput, request, name="StoreModelOutput")
 
     def list_detections(self, **filters: Any) -> list[spb.DetectionHit]:
+        return self.list_detections_page(**filters)[0]
+
+    def list_detections_page(self, **filters: Any) -> tuple[list[spb.DetectionHit], str]:
+        """One page of hits and the next page's token (empty: the last page). Filters as in
+        ListDetectionsRequest; times may be datetimes."""
         for key in ("started_from", "started_to"):
             if isinstance(filters.get(key), dt.datetime):
                 filters[key] = convert.timestamp(filters[key])
         request = spb.ListDetectionsRequest(**filters)
-        return list(self.call(self.stub.ListDetections, request, name="ListDetections").hits)
+        reply = self.call(self.stub.ListDetections, request, name="ListDetections")
+        return list(reply.hits), reply.next_page_token
 
     # outbox
     def store_message(self, message: schema.Message | pb.Message) -> spb.StoreMessageResponse:

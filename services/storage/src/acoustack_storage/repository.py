@@ -14,7 +14,10 @@ warning naming it; asked for by id, it is DATA_LOSS. Migration 0003 repairs them
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -96,6 +99,8 @@ class DetectionFilter:
     deployment_id: uuid.UUID | None = None
     limit: int = DEFAULT_LIMIT
     newest_first: bool = False
+    # A previous page's next_page_token: only hits past it in this order.
+    page_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,41 @@ class DetectionHit:
     model_output_id: uuid.UUID
     model_name: str
     recording_started_at: dt.datetime
+    # The detection's place in its model output, which makes the listing's order total.
+    index: int = 0
+
+    def sort_key(self) -> tuple[dt.datetime, float, str, str, int]:
+        d = self.detection
+        box_start = d.box.start_time_s if d.HasField("box") else -1.0
+        return (self.recording_started_at, box_start, d.id, str(self.model_output_id), self.index)
+
+
+def page_token(hit: DetectionHit) -> str:
+    """Where the next page starts: the last hit's place in the listing's order."""
+    started_at, box_start, detection_id, output_id, index = hit.sort_key()
+    text = json.dumps([started_at.isoformat(), box_start, detection_id, output_id, index])
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def read_page_token(token: str) -> tuple[dt.datetime, float, str, str, int]:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        started_at, box_start, detection_id, output_id, index = json.loads(text)
+        key = (
+            dt.datetime.fromisoformat(started_at),
+            float(box_start),
+            str(detection_id),
+            str(uuid.UUID(output_id)),
+            int(index),
+        )
+        if key[0].tzinfo is None:
+            raise ValueError("no time zone")
+        return key
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error, OverflowError):
+        raise InvalidArgumentError(
+            f"page_token: {quote(token)} is not a token a listing gave; "
+            "ask for the first page again without it"
+        ) from None
 
 
 _DEPLOYMENT_COLUMNS = "id, name, latitude, longitude, started_at, ended_at"
@@ -727,7 +767,11 @@ class PostgresStore:
             )
 
     def list_detections(self, query: DetectionFilter) -> list[DetectionHit]:
-        """Detections matching every condition, ordered by recording start then call start.
+        return self.list_detections_page(query)[0]
+
+    def list_detections_page(self, query: DetectionFilter) -> tuple[list[DetectionHit], str]:
+        """Detections matching every condition, ordered by recording start then call start (at
+        most ``query.limit``), and the token of the next page (empty: no more match).
 
         The outputs' index columns narrow the candidates (time, model, deployment, score range,
         tag); each candidate's detections are then checked one by one.
@@ -750,7 +794,13 @@ class PostgresStore:
         ):
             raise InvalidArgumentError("min_score: greater than max_score, so nothing could match")
         limit = effective_limit(query.limit)
+        after = read_page_token(query.page_token) if query.page_token else None
+        # One more than asked for: whether it exists says if there is a next page.
+        wanted = limit + 1
         where, params = ["detection_count > 0"], []
+        if after is not None:
+            where.append(f"recording_started_at {'<=' if query.newest_first else '>='} %s")
+            params.append(after[0])
         if query.started_from is not None:
             where.append("recording_started_at >= %s")
             params.append(query.started_from)
@@ -786,29 +836,27 @@ class PostgresStore:
             for row in cursor.execute(sql, params):
                 # Stop once the limit is reached, but only at the end of a recording-start group,
                 # so the final sort sees every detection of the last recording it keeps.
-                if len(hits) >= limit and row["recording_started_at"] != group_start:
+                if len(hits) >= wanted and row["recording_started_at"] != group_start:
                     break
                 group_start = row["recording_started_at"]
                 output = _output_document(row["id"], row["document"])
                 if output is None:
                     continue
-                for d in output.detections:
-                    if _detection_matches(d, query):
-                        hits.append(
-                            DetectionHit(
-                                d, row["recording_id"], row["id"],
-                                row["model_name"], row["recording_started_at"],
-                            )
-                        )  # fmt: skip
-        hits.sort(
-            key=lambda h: (
-                h.recording_started_at,
-                h.detection.box.start_time_s if h.detection.HasField("box") else -1.0,
-                str(h.detection.id),
-            ),
-            reverse=query.newest_first,
-        )
-        return hits[:limit]
+                for index, d in enumerate(output.detections):
+                    if not _detection_matches(d, query):
+                        continue
+                    hit = DetectionHit(
+                        d, row["recording_id"], row["id"],
+                        row["model_name"], row["recording_started_at"], index,
+                    )  # fmt: skip
+                    if after is not None and (
+                        hit.sort_key() >= after if query.newest_first else hit.sort_key() <= after
+                    ):
+                        continue
+                    hits.append(hit)
+        hits.sort(key=DetectionHit.sort_key, reverse=query.newest_first)
+        more = len(hits) > limit
+        return hits[:limit], page_token(hits[limit - 1]) if more else ""
 
     # --- outbox -----------------------------------------------------------------------------
 

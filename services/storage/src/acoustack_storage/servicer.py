@@ -239,9 +239,10 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             deployment_id=_uuid(request.deployment_id, "deployment_id", required=False),
             limit=request.limit,
             newest_first=_newest_first(request),
+            page_token=request.page_token,
         )
-        hits = self.store.list_detections(query)
-        reply = spb.ListDetectionsResponse()
+        hits, next_page_token = self.store.list_detections_page(query)
+        reply = spb.ListDetectionsResponse(next_page_token=next_page_token)
         for hit in hits:
             reply.hits.add(
                 detection=hit.detection,

@@ -223,7 +223,7 @@ class StoreModelOutputResponse(_message.Message):
     def __init__(self, model_output_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class ListDetectionsRequest(_message.Message):
-    __slots__ = ("started_from", "started_to", "model_name", "min_score", "max_score", "tag_key", "tag_value", "deployment_id", "limit", "order")
+    __slots__ = ("started_from", "started_to", "model_name", "min_score", "max_score", "tag_key", "tag_value", "deployment_id", "limit", "order", "page_token")
     STARTED_FROM_FIELD_NUMBER: _ClassVar[int]
     STARTED_TO_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +234,7 @@ class ListDetectionsRequest(_message.Message):
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     started_from: _timestamp_pb2.Timestamp
     started_to: _timestamp_pb2.Timestamp
     model_name: str
@@ -244,7 +245,8 @@ class ListDetectionsRequest(_message.Message):
     deployment_id: str
     limit: int
     order: SortOrder
-    def __init__(self, started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_name: _Optional[str] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., tag_key: _Optional[str] = ..., tag_value: _Optional[str] = ..., deployment_id: _Optional[str] = ..., limit: _Optional[int] = ..., order: _Optional[_Union[SortOrder, str]] = ...) -> None: ...
+    page_token: str
+    def __init__(self, started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_name: _Optional[str] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., tag_key: _Optional[str] = ..., tag_value: _Optional[str] = ..., deployment_id: _Optional[str] = ..., limit: _Optional[int] = ..., order: _Optional[_Union[SortOrder, str]] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class DetectionHit(_message.Message):
     __slots__ = ("detection", "recording_id", "model_output_id", "model_name", "recording_started_at")
@@ -261,10 +263,12 @@ class DetectionHit(_message.Message):
     def __init__(self, detection: _Optional[_Union[_types_pb2.Detection, _Mapping]] = ..., recording_id: _Optional[str] = ..., model_output_id: _Optional[str] = ..., model_name: _Optional[str] = ..., recording_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListDetectionsResponse(_message.Message):
-    __slots__ = ("hits",)
+    __slots__ = ("hits", "next_page_token")
     HITS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[DetectionHit]
-    def __init__(self, hits: _Optional[_Iterable[_Union[DetectionHit, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[DetectionHit, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class StoreMessageRequest(_message.Message):
     __slots__ = ("message",)

@@ -1,0 +1,311 @@
+"""What each page shows, gathered from storage and the scheduler over their gRPC contracts and
+from the recordings volume: plain functions over the clients, no HTTP in here."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acoustack.clients import GrpcClient, RetryPolicy, StoreClient
+from acoustack.errors import InvalidArgumentError, NotFoundError, quote
+from acoustack.v1 import control_pb2, control_pb2_grpc
+from acoustack.v1 import store_pb2 as spb
+from acoustack.v1 import types_pb2 as pb
+from acoustack_dashboard import audio, spectrogram
+
+# The tag key the bundled BatDetect2 (and acoupi's models) put the species under.
+SPECIES_TAG_KEY = "species"
+PAGE_SIZE = 50
+CSV_PAGE_SIZE = 2000
+
+
+class ControlClient(GrpcClient):
+    """The scheduler's Control API (proto/acoustack/v1/control.proto)."""
+
+    def __init__(self, target: str, **kwargs: Any) -> None:
+        kwargs.setdefault("retry", RetryPolicy(budget_s=3.0))
+        super().__init__(target, **kwargs)
+        self.stub = control_pb2_grpc.ControlStub(self.channel)
+
+    def status(self) -> control_pb2.GetStatusResponse:
+        return self.call(self.stub.GetStatus, control_pb2.GetStatusRequest(), name="GetStatus")
+
+    def start_deployment(
+        self, name: str, latitude: float | None, longitude: float | None, skip_checks: bool
+    ) -> control_pb2.ControlStartDeploymentResponse:
+        request = control_pb2.ControlStartDeploymentRequest(
+            name=name, latitude=latitude, longitude=longitude, skip_checks=skip_checks
+        )
+        return self.call(self.stub.StartDeployment, request, name="StartDeployment")
+
+    def stop_deployment(self) -> control_pb2.ControlStopDeploymentResponse:
+        request = control_pb2.ControlStopDeploymentRequest()
+        return self.call(self.stub.StopDeployment, request, name="StopDeployment")
+
+
+def when(timestamp: Any) -> dt.datetime | None:
+    """A proto Timestamp as an aware datetime (None when unset)."""
+    if timestamp is None or (timestamp.seconds == 0 and timestamp.nanos == 0):
+        return None
+    return timestamp.ToDatetime(tzinfo=dt.UTC)
+
+
+def best_tag(tags: Any) -> tuple[str, float]:
+    """The most confident species (else any tag) and its confidence."""
+    ranked = sorted(tags, key=lambda t: (t.tag.key != SPECIES_TAG_KEY, -t.confidence))
+    return (ranked[0].tag.value, ranked[0].confidence) if ranked else ("", 0.0)
+
+
+def device_uptime_s(proc_uptime: Path = Path("/proc/uptime")) -> float | None:
+    try:
+        return float(proc_uptime.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def overview(control: ControlClient) -> dict[str, Any]:
+    status = control.status()
+    last_detection = None
+    output = status.last_model_output
+    if output.id and output.detections:
+        top = max(output.detections, key=lambda d: d.detection_score)
+        label, _ = best_tag(top.tags)
+        last_detection = {
+            "recording_id": output.recording_id,
+            "label": label or output.model_name,
+            "score": top.detection_score,
+            "count": len(output.detections),
+            "at": when(output.created_at),
+        }
+    return {
+        "status": status,
+        "verdict": status.device_status or "unknown",
+        "ok": status.device_status == "ok",
+        "deployment": status.deployment if status.deployment.id else None,
+        "deployment_started": when(status.deployment.started_at),
+        "last_recording": status.last_recording if status.last_recording.id else None,
+        "last_recording_at": when(status.last_recording.started_at),
+        "last_detection": last_detection,
+        "last_message": status.last_message_sent if status.last_message_sent.message_id else None,
+        "last_message_at": when(status.last_message_sent.received_at),
+        "uptime_s": device_uptime_s(),
+    }
+
+
+@dataclass
+class DetectionQuery:
+    """The detections page's filters, as the user typed them; ``parse`` checks each by name."""
+
+    species: str = ""
+    started_from: dt.datetime | None = None
+    started_to: dt.datetime | None = None
+    min_score: float | None = None
+    deployment_id: str = ""
+    page: str = ""
+    form: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, args: dict[str, str]) -> DetectionQuery:
+        query = cls(
+            form={k: args.get(k, "") for k in ("species", "from", "to", "min_score", "deployment")}
+        )
+        query.species = args.get("species", "").strip()
+        query.started_from = _time_field(args.get("from", ""), "from")
+        query.started_to = _time_field(args.get("to", ""), "to")
+        score = args.get("min_score", "").strip()
+        if score:
+            try:
+                query.min_score = float(score)
+            except ValueError:
+                raise InvalidArgumentError(f"min_score: {quote(score)} is not a number") from None
+            if not 0.0 <= query.min_score <= 1.0:
+                raise InvalidArgumentError(f"min_score: {score} is outside 0..1")
+        deployment = args.get("deployment", "").strip()
+        if deployment:
+            try:
+                query.deployment_id = str(uuid.UUID(deployment))
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"deployment: {quote(deployment)} is not a deployment id"
+                ) from None
+        if query.started_from and query.started_to and query.started_from >= query.started_to:
+            raise InvalidArgumentError("from: must be before to")
+        query.page = args.get("page", "")
+        return query
+
+    def filters(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"order": spb.SORT_ORDER_NEWEST_FIRST}
+        if self.species:
+            found.update(tag_key=SPECIES_TAG_KEY, tag_value=self.species)
+        if self.started_from:
+            found["started_from"] = self.started_from
+        if self.started_to:
+            found["started_to"] = self.started_to
+        if self.min_score is not None:
+            found["min_score"] = self.min_score
+        if self.deployment_id:
+            found["deployment_id"] = self.deployment_id
+        return found
+
+
+def _time_field(text: str, name: str) -> dt.datetime | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{name}: {quote(text)} is not a time (write 2026-06-01T21:30, in UTC)"
+        ) from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def detection_row(hit: spb.DetectionHit) -> dict[str, Any]:
+    d = hit.detection
+    label, confidence = best_tag(d.tags)
+    box = d.box if d.HasField("box") else None
+    return {
+        "recording_id": hit.recording_id,
+        "detection_id": d.id,
+        "model": hit.model_name,
+        "recording_started_at": when(hit.recording_started_at),
+        "start_s": box.start_time_s if box else None,
+        "end_s": box.end_time_s if box else None,
+        "low_khz": box.low_freq_hz / 1000 if box else None,
+        "high_khz": box.high_freq_hz / 1000 if box else None,
+        "score": d.detection_score,
+        "species": label,
+        "confidence": confidence,
+    }
+
+
+def detections(store: StoreClient, query: DetectionQuery) -> tuple[list[dict[str, Any]], str]:
+    hits, token = store.list_detections_page(
+        **query.filters(), limit=PAGE_SIZE, page_token=query.page
+    )
+    return [detection_row(hit) for hit in hits], token
+
+
+CSV_COLUMNS = (
+    "recording_started_at", "recording_id", "detection_id", "model", "species", "confidence",
+    "score", "start_s", "end_s", "low_khz", "high_khz",
+)  # fmt: skip
+
+
+def detections_csv(store: StoreClient, query: DetectionQuery) -> Iterator[bytes]:
+    """Every detection the filters select, page after page, as CSV."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    token = ""
+    while True:
+        hits, token = store.list_detections_page(
+            **query.filters(), limit=CSV_PAGE_SIZE, page_token=token
+        )
+        for hit in hits:
+            row = detection_row(hit)
+            row["recording_started_at"] = row["recording_started_at"].isoformat()
+            writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
+        if not token:
+            return
+
+
+def recording_id_of(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise NotFoundError(f"no recording has the id {quote(text)}") from None
+
+
+@dataclass
+class RecordingView:
+    recording: pb.Recording
+    outputs: list[pb.ModelOutput]
+    detections: list[dict[str, Any]]
+    layout: spectrogram.Layout | None
+    guano: dict[str, str]
+    file_problem: str  # why there is no audio to show ("" when there is)
+
+    @property
+    def started_at(self) -> dt.datetime | None:
+        return when(self.recording.started_at)
+
+    @property
+    def status_name(self) -> str:
+        return (
+            pb.RecordingStatus.Name(self.recording.status).removeprefix("RECORDING_STATUS_").lower()
+        )
+
+
+def recording_file(recordings_root: Path, recording: pb.Recording) -> Path:
+    """The recording's file, checked to be inside the recordings volume."""
+    return audio.inside(recordings_root, recording.path)
+
+
+def _detections_of(outputs: list[pb.ModelOutput]) -> list[dict[str, Any]]:
+    rows = []
+    for output in outputs:
+        for d in output.detections:
+            label, confidence = best_tag(d.tags)
+            box = d.box if d.HasField("box") else None
+            rows.append(
+                {
+                    "id": d.id,
+                    "model": output.model_name,
+                    "label": label or output.model_name,
+                    "confidence": confidence,
+                    "score": d.detection_score,
+                    "box": box,
+                }
+            )
+    rows.sort(key=lambda r: r["box"].start_time_s if r["box"] else -1.0)
+    return rows
+
+
+def recording_view(store: StoreClient, recordings_root: Path, text_id: str) -> RecordingView:
+    entry = store.get_recording(recording_id_of(text_id), include_model_outputs=True)
+    recording = entry.recording
+    outputs = list(entry.model_outputs)
+    layout, guano, problem = None, {}, ""
+    if recording.status == pb.RECORDING_STATUS_DELETED:
+        problem = "the file was deleted (by file management or retention); the metadata stays"
+    else:
+        try:
+            wav = audio.read_layout(recording_file(recordings_root, recording))
+            capture_rate = recording.capture_samplerate_hz or wav.header_rate_hz
+            layout = spectrogram.layout_for(wav.frames, capture_rate)
+            guano = wav.guano
+        except (NotFoundError, InvalidArgumentError) as exc:
+            problem = str(exc)
+        except audio.PermissionDeniedError as exc:
+            problem = str(exc)
+    return RecordingView(recording, outputs, _detections_of(outputs), layout, guano, problem)
+
+
+def boxes_of(outputs: list[pb.ModelOutput]) -> list[spectrogram.Box]:
+    return [
+        spectrogram.Box(d.box.start_time_s, d.box.end_time_s, d.box.low_freq_hz, d.box.high_freq_hz)
+        for output in outputs
+        for d in output.detections
+        if d.HasField("box")
+    ]
+
+
+def ticks(maximum: float, wanted: int = 8) -> list[float]:
+    """Round values from 0 to ``maximum`` for an axis, about ``wanted`` of them."""
+    if maximum <= 0:
+        return [0.0]
+    raw = maximum / wanted
+    step = next(s * 10.0**e for e in range(-4, 8) for s in (1, 2, 5) if s * 10.0**e >= raw)
+    count = int(maximum / step + 1e-9)
+    return [round(i * step, 6) for i in range(count + 1)]

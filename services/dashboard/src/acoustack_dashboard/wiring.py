@@ -1,0 +1,39 @@
+"""The dashboard's parts, built from its settings: the storage and Control clients, the login
+(password, sessions, throttle), the spectrogram cache, the pages and the web server."""
+
+from __future__ import annotations
+
+from acoustack.clients import StoreClient
+from acoustack_dashboard.auth import load_password
+from acoustack_dashboard.cache import ImageCache
+from acoustack_dashboard.pages import ControlClient
+from acoustack_dashboard.settings import DashboardSettings
+from acoustack_dashboard.views import Views
+from acoustack_dashboard.web import WebServer
+
+
+class Dashboard:
+    def __init__(self, settings: DashboardSettings) -> None:
+        self.settings = settings
+        self.store = StoreClient(settings.storage_target)
+        self.control = ControlClient(settings.control_target)
+        self.views = Views(
+            store=self.store,
+            control=self.control,
+            password=load_password(settings.password, settings.data_dir),
+            recordings_root=settings.recordings_root,
+            cache=ImageCache(
+                settings.data_dir / "spectrograms", settings.spectrogram_cache_mb * 1024 * 1024
+            ),
+            public_pages=settings.public_pages,
+        )
+        self.server = WebServer(self.views.router(), settings.http_host, settings.http_port)
+
+    def start(self) -> Dashboard:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.store.close()
+        self.control.close()
