@@ -14,10 +14,15 @@ import pytest
 
 from acoustack import schema
 from acoustack.clients import RetryPolicy, StoreClient
+from acoustack.grpc_server import start_server
 from acoustack.testing import factories
 from acoustack_dashboard.settings import DashboardSettings
 from acoustack_dashboard.testing import PASSWORD, Client
 from acoustack_dashboard.wiring import Dashboard
+from acoustack_scheduler.programs import load_program
+from acoustack_scheduler.servicer import register
+from acoustack_scheduler.settings import SchedulerSettings
+from acoustack_scheduler.wiring import Scheduler, read_program_config
 
 REPO = Path(__file__).resolve().parents[3]
 AUDIO = REPO / "services" / "detector" / "tests" / "data" / "audio"
@@ -95,11 +100,39 @@ def filed_recording(store_client: StoreClient, recordings_root: Path) -> Filed:
 
 
 @pytest.fixture
-def dashboard(storage_target: str, recordings_root: Path, tmp_path: Path) -> Iterator[Dashboard]:
+def control_target(storage_target: str, rabbitmq, tmp_path: Path) -> Iterator[str]:
+    """The real scheduler's Control API (the detection program) on a loopback port, over this
+    test's storage and the test vhost; its beat is not started, so nothing is recorded."""
+    settings = SchedulerSettings(
+        broker_url=rabbitmq.url,
+        storage_target=storage_target,
+        config_file=tmp_path / "program.json",
+        disk_path=tmp_path,
+    )
+    program = load_program(settings.program)
+    scheduler = Scheduler(settings, program, read_program_config(settings, program))
+    running = start_server([register(scheduler.servicer())], address="127.0.0.1:0")
+    yield f"127.0.0.1:{running.port}"
+    running.stop(0)
+    scheduler.store.close()
+
+
+@pytest.fixture
+def control_target_or_none(request) -> str:
+    """The scheduler when the test asks for one (``control_target``), else an address nothing
+    answers on (its pages then say the scheduler is unavailable)."""
+    if "control_target" in request.fixturenames:
+        return request.getfixturevalue("control_target")
+    return "127.0.0.1:9"
+
+
+@pytest.fixture
+def dashboard(
+    storage_target: str, control_target_or_none: str, recordings_root: Path, tmp_path: Path
+) -> Iterator[Dashboard]:
     settings = DashboardSettings(
         storage_target=storage_target,
-        # No scheduler in these tests: the overview says it is unavailable.
-        control_target="127.0.0.1:9",
+        control_target=control_target_or_none,
         recordings_root=recordings_root,
         data_dir=tmp_path / "dashboard-data",
         password=PASSWORD,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,10 @@ from acoustack_dashboard import audio, spectrogram
 SPECIES_TAG_KEY = "species"
 PAGE_SIZE = 50
 CSV_PAGE_SIZE = 2000
+# Calls that wait for work: the checks (a test recording, the model) and a stop's flush (its
+# default 120 s, as in control.proto).
+LONG_CALL_S = 180.0
+DEFAULT_FLUSH_S = 120.0
 
 
 class ControlClient(GrpcClient):
@@ -36,17 +41,44 @@ class ControlClient(GrpcClient):
     def status(self) -> control_pb2.GetStatusResponse:
         return self.call(self.stub.GetStatus, control_pb2.GetStatusRequest(), name="GetStatus")
 
+    def _long(self, method: Any, timeout_s: float) -> Any:
+        """A call that waits for work (checks, a flush) longer than the client's usual timeout."""
+        return lambda request, timeout: method(request, timeout=max(timeout, timeout_s))
+
     def start_deployment(
         self, name: str, latitude: float | None, longitude: float | None, skip_checks: bool
     ) -> control_pb2.ControlStartDeploymentResponse:
         request = control_pb2.ControlStartDeploymentRequest(
             name=name, latitude=latitude, longitude=longitude, skip_checks=skip_checks
         )
-        return self.call(self.stub.StartDeployment, request, name="StartDeployment")
+        # The checks make a test recording and run the model: allow them a few minutes.
+        method = self._long(self.stub.StartDeployment, LONG_CALL_S)
+        return self.call(method, request, name="StartDeployment")
 
-    def stop_deployment(self) -> control_pb2.ControlStopDeploymentResponse:
-        request = control_pb2.ControlStopDeploymentRequest()
-        return self.call(self.stub.StopDeployment, request, name="StopDeployment")
+    def stop_deployment(
+        self, flush_timeout_s: float = 0.0
+    ) -> control_pb2.ControlStopDeploymentResponse:
+        request = control_pb2.ControlStopDeploymentRequest(flush_timeout_s=flush_timeout_s)
+        wait_s = (flush_timeout_s or DEFAULT_FLUSH_S) + LONG_CALL_S
+        return self.call(
+            self._long(self.stub.StopDeployment, wait_s), request, name="StopDeployment"
+        )
+
+    def config(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The whole program configuration and its JSON Schema."""
+        reply = self.call(self.stub.GetConfig, control_pb2.GetConfigRequest(), name="GetConfig")
+        return json.loads(reply.value_json), json.loads(reply.schema_json or "{}")
+
+    def set_config(self, changes: list[tuple[str, str]]) -> dict[str, Any]:
+        request = control_pb2.SetConfigRequest(
+            changes=[control_pb2.ConfigChange(field=f, value=v) for f, v in changes]
+        )
+        return json.loads(self.call(self.stub.SetConfig, request, name="SetConfig").value_json)
+
+    def run_checks(self) -> list[Any]:
+        # The checks include a test recording: give them the time a recording takes.
+        reply = self.call(self.stub.RunChecks, control_pb2.RunChecksRequest(), name="RunChecks")
+        return list(reply.checks)
 
 
 def when(timestamp: Any) -> dt.datetime | None:
@@ -84,7 +116,7 @@ def overview(control: ControlClient) -> dict[str, Any]:
             "at": when(output.created_at),
         }
     return {
-        "status": status,
+        "device": status,
         "verdict": status.device_status or "unknown",
         "ok": status.device_status == "ok",
         "deployment": status.deployment if status.deployment.id else None,
@@ -309,3 +341,93 @@ def ticks(maximum: float, wanted: int = 8) -> list[float]:
     step = next(s * 10.0**e for e in range(-4, 8) for s in (1, 2, 5) if s * 10.0**e >= raw)
     count = int(maximum / step + 1e-9)
     return [round(i * step, 6) for i in range(count + 1)]
+
+
+# Fields whose value is a secret: never shown, only replaced when the user types a new one.
+SECRET_WORDS = ("password", "secret", "token")
+
+
+@dataclass
+class SettingField:
+    dotted: str
+    text: str  # the value as the form shows it
+    help: str
+    kind: str  # "string", "boolean", "number", "integer", "json"
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if ref:
+        return schema.get("$defs", {}).get(ref.rsplit("/", 1)[1], {})
+    return node
+
+
+def _kind(node: dict[str, Any]) -> str:
+    types = {node.get("type")} | {part.get("type") for part in node.get("anyOf", [])}
+    types.discard(None)
+    types.discard("null")
+    if types == {"string"}:
+        return "string"
+    if types == {"boolean"}:
+        return "boolean"
+    if types <= {"number", "integer"} and types:
+        return "number"
+    return "json"
+
+
+def value_text(value: Any, kind: str) -> str:
+    if kind == "string" and isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def setting_sections(
+    config: dict[str, Any], schema: dict[str, Any]
+) -> list[tuple[str, str, list[SettingField]]]:
+    """(section, its help, its fields) for every section of the configuration, in its order."""
+    sections = []
+    for section, values in config.items():
+        node = _resolve(schema, schema.get("properties", {}).get(section, {}))
+        properties = node.get("properties", {})
+        fields = []
+        for name, value in values.items():
+            field_node = _resolve(schema, properties.get(name, {}))
+            kind = _kind(field_node)
+            secret = any(word in name.lower() for word in SECRET_WORDS)
+            fields.append(
+                SettingField(
+                    dotted=f"{section}.{name}",
+                    text="" if secret else value_text(value, kind),
+                    help=field_node.get("description", ""),
+                    kind=kind,
+                    secret=secret,
+                    choices=tuple(map(str, field_node.get("enum", ()))),
+                )
+            )
+        sections.append((section, node.get("description", ""), fields))
+    return sections
+
+
+def changed_settings(
+    current: list[tuple[str, str, list[SettingField]]], form: dict[str, str]
+) -> list[tuple[str, str]]:
+    """What the form changes, as SetConfig values: only fields whose text differs (a secret
+    only when something was typed), strings sent as JSON so "20" stays text."""
+    changes = []
+    for _, _, fields in current:
+        for setting in fields:
+            if setting.dotted not in form:
+                continue
+            typed = form[setting.dotted]
+            if setting.secret:
+                if typed:
+                    changes.append((setting.dotted, json.dumps(typed)))
+                continue
+            if setting.kind == "string":
+                if typed != setting.text:
+                    changes.append((setting.dotted, json.dumps(typed)))
+            elif typed.strip() != setting.text:
+                changes.append((setting.dotted, typed.strip()))
+    return changes

@@ -112,6 +112,9 @@ class Views:
         router.add("POST", "/deployment/stop", write(self.stop_deployment))
         router.add("GET", "/detections", read(self.detections))
         router.add("GET", "/detections.csv", read(self.detections_csv))
+        router.add("GET", "/settings", read(self.settings))
+        router.add("POST", "/settings", write(self.save_settings))
+        router.add("POST", "/settings/check", write(self.check))
         rec = "/recordings/(?P<id>[^/]+)"
         router.add("GET", rec, read(self.recording))
         router.add("GET", rec + "/spectrogram.png", read(self.spectrogram))
@@ -247,11 +250,44 @@ class Views:
 
     def stop_deployment(self, request: Request) -> Response:
         try:
-            reply = self.control.stop_deployment()
-        except FailedPreconditionError as exc:
+            wait_s = _optional_float(request.form.get("flush_timeout_s", ""), "flush_timeout_s")
+            reply = self.control.stop_deployment(wait_s or 0.0)
+        except (InvalidArgumentError, FailedPreconditionError) as exc:
             return self.overview(request, 409, problem=str(exc))
         log.info("deployment %s stopped from the dashboard", reply.deployment.name)
+        if reply.flush_left:
+            return self.overview(request, 200, problem="Stopped, but not everything in flight "
+                                 "finished in time: " + "; ".join(reply.flush_left))  # fmt: skip
         return redirect("/?done=stopped")
+
+    def settings(self, request: Request, status: int = 200, problem: str = "",
+                 refused: str = "", typed: dict[str, str] | None = None,
+                 checks: list | None = None) -> Response:  # fmt: skip
+        config, schema = self.control.config()
+        saved = {"1": "Saved and applied."}.get(request.arg("saved"), "")
+        return self.page(request, "settings.html", status,
+                         sections=pages.setting_sections(config, schema), problem=problem,
+                         refused=refused, typed=typed or {}, saved=saved,
+                         checks=checks)  # fmt: skip
+
+    def save_settings(self, request: Request) -> Response:
+        form = request.form
+        config, schema = self.control.config()
+        changes = pages.changed_settings(pages.setting_sections(config, schema), form)
+        if not changes:
+            return redirect("/settings")
+        try:
+            self.control.set_config(changes)
+        except InvalidArgumentError as exc:
+            # The scheduler names the field first ("recording.duration_s: …"); nothing was applied.
+            refused = str(exc).split(":", 1)[0]
+            return self.settings(request, 400, problem=f"Nothing was changed. {exc}",
+                                 refused=refused, typed=form)  # fmt: skip
+        log.info("settings changed from the dashboard: %s", ", ".join(f for f, _ in changes))
+        return redirect("/settings?saved=1")
+
+    def check(self, request: Request) -> Response:
+        return self.settings(request, checks=self.control.run_checks())
 
     def detections(self, request: Request) -> Response:
         args = {k: v[0] for k, v in request.query.items()}
