@@ -294,14 +294,30 @@ def _detections_of(outputs: list[pb.ModelOutput]) -> list[dict[str, Any]]:
                 {
                     "id": d.id,
                     "model": output.model_name,
-                    "label": label or output.model_name,
+                    "label": label or "call",
                     "confidence": confidence,
                     "score": d.detection_score,
                     "box": box,
                 }
             )
     rows.sort(key=lambda r: r["box"].start_time_s if r["box"] else -1.0)
+    _choose_labels(rows)
     return rows
+
+
+def _choose_labels(rows: list[dict[str, Any]], min_gap: float = 0.06) -> None:
+    """Label the most confident boxes whose labels would not overlap (a fraction ``min_gap`` of
+    the recording apart, on a similar height); every box keeps its label as a tooltip."""
+    boxed = [r for r in rows if r["box"]]
+    end = max((r["box"].end_time_s for r in boxed), default=0.0) or 1.0
+    placed: list[tuple[float, float]] = []
+    for row in sorted(boxed, key=lambda r: -r["score"]):
+        x, y = row["box"].start_time_s / end, row["box"].high_freq_hz
+        row["show_label"] = all(
+            abs(x - px) >= min_gap or abs(y - py) > 12_000 for px, py in placed
+        )
+        if row["show_label"]:
+            placed.append((x, y))
 
 
 def recording_view(store: StoreClient, recordings_root: Path, text_id: str) -> RecordingView:
