@@ -313,9 +313,7 @@ def _choose_labels(rows: list[dict[str, Any]], min_gap: float = 0.06) -> None:
     placed: list[tuple[float, float]] = []
     for row in sorted(boxed, key=lambda r: -r["score"]):
         x, y = row["box"].start_time_s / end, row["box"].high_freq_hz
-        row["show_label"] = all(
-            abs(x - px) >= min_gap or abs(y - py) > 12_000 for px, py in placed
-        )
+        row["show_label"] = all(abs(x - px) >= min_gap or abs(y - py) > 12_000 for px, py in placed)
         if row["show_label"]:
             placed.append((x, y))
 
