@@ -2,7 +2,8 @@
 real services as local processes (``make dev``'s launcher) with real detections: the bundled bat
 recordings replayed, detected by the bundled BatDetect2 and filed by storage.
 
-It signs in, starts a deployment from the overview, waits for detections, opens one and finds its
+It signs in, starts a deployment from the overview, sees the first detection arrive live (no
+reload), opens one and finds its
 spectrogram with boxes, plays the audio as recorded and time-expanded (ten times longer), has a
 bad setting refused with the field named, and stops the deployment. A screenshot of each page is
 kept under build/dashboard/."""
@@ -118,10 +119,19 @@ def test_the_dashboard_in_a_browser(stack: DevStack, page: Page, password: str):
     expect(page.locator(".done")).to_have_text("Deployment started.")
     expect(page.locator(".deployment-name")).to_have_text("browser meadow")
 
+    # The overview follows the device live (storage's events, server-sent): the first detection
+    # appears without a reload.
+    expect(page.locator("#live-state")).to_have_text("live")
+    page.evaluate("window.sameDocument = true")  # gone if the page reloaded
     with StoreClient(f"127.0.0.1:{stack.ports.storage}") as store:
         wait_for(lambda: store.list_detections(limit=1), 120, "a detection from the replayed bats")
-    page.reload()
-    expect(page.locator("#last-detection a")).to_be_visible()
+    expect(page.locator("#last-detection a")).to_be_visible(timeout=30_000)
+    assert page.evaluate("document.body.dataset.lastEvent") in (
+        "recording.stored", "model_output.stored", "recording.filed", "message.sent",
+        "deployment.started",
+    )  # fmt: skip
+    assert page.evaluate("window.sameDocument === true"), "the page reloaded"
+    assert int(page.evaluate("document.body.dataset.refreshed")) >= 1
     for service in ("detector", "recorder", "messenger", "storage"):
         expect(page.locator("table", has_text="health")).to_contain_text(service)
     shot(page, "overview")

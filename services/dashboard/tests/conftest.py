@@ -23,14 +23,24 @@ from acoustack_scheduler.programs import load_program
 from acoustack_scheduler.servicer import register
 from acoustack_scheduler.settings import SchedulerSettings
 from acoustack_scheduler.wiring import Scheduler, read_program_config
+from acoustack_storage.events import EventPublisher
+from acoustack_storage.repository import PostgresStore
+from acoustack_storage.servicer import StoreServicer
+from acoustack_storage.servicer import register as register_store
 
 REPO = Path(__file__).resolve().parents[3]
 AUDIO = REPO / "services" / "detector" / "tests" / "data" / "audio"
 
 
 @pytest.fixture
-def store_client(storage_target: str) -> Iterator[StoreClient]:
-    with StoreClient(storage_target, retry=RetryPolicy(budget_s=1.0)) as client:
+def store_client(request) -> Iterator[StoreClient]:
+    """A client of the storage the dashboard uses (the eventing one when the test has it)."""
+    storage = (
+        "eventing_storage_target" if "eventing_storage_target" in request.fixturenames
+        else "storage_target"
+    )  # fmt: skip
+    target = request.getfixturevalue(storage)
+    with StoreClient(target, retry=RetryPolicy(budget_s=1.0)) as client:
         yield client
 
 
@@ -127,11 +137,40 @@ def control_target_or_none(request) -> str:
 
 
 @pytest.fixture
+def eventing_storage_target(database_url: str, rabbitmq) -> Iterator[str]:
+    """A real storage service publishing its domain events on the test vhost."""
+    store = PostgresStore.open(database_url, timeout_s=2.0)
+    store.events = EventPublisher(rabbitmq.url)
+    running = start_server([register_store(StoreServicer(store))], address="127.0.0.1:0")
+    yield f"127.0.0.1:{running.port}"
+    running.stop(0)
+    store.events.close()
+    store.close()
+
+
+@pytest.fixture
+def broker_url_or_none(request) -> str:
+    """The test vhost when the test follows events (``eventing_storage_target``), else none."""
+    if "eventing_storage_target" in request.fixturenames:
+        return request.getfixturevalue("rabbitmq").url
+    return ""
+
+
+@pytest.fixture
 def dashboard(
-    storage_target: str, control_target_or_none: str, recordings_root: Path, tmp_path: Path
+    request,
+    control_target_or_none: str,
+    broker_url_or_none: str,
+    recordings_root: Path,
+    tmp_path: Path,
 ) -> Iterator[Dashboard]:
+    storage = (
+        "eventing_storage_target" if "eventing_storage_target" in request.fixturenames
+        else "storage_target"
+    )  # fmt: skip
     settings = DashboardSettings(
-        storage_target=storage_target,
+        broker_url=broker_url_or_none,
+        storage_target=request.getfixturevalue(storage),
         control_target=control_target_or_none,
         recordings_root=recordings_root,
         data_dir=tmp_path / "dashboard-data",

@@ -17,6 +17,14 @@ class DashboardSettings(StorageClientSettings):
     control_target: Annotated[
         str, Field(min_length=3, description="the scheduler's Control API, host:port")
     ] = "scheduler:50054"
+    broker_url: Annotated[
+        str,
+        Field(
+            pattern=r"^(amqps?://.*)?$",
+            description="RabbitMQ URL, amqp://user:pass@host:5672/vhost, for the live feed "
+            "(storage's and the scheduler's events); empty: pages update on reload only",
+        ),
+    ] = ""
     recordings_root: Annotated[
         Path,
         Field(description="the recordings volume, mounted read-only; no file outside it is read"),

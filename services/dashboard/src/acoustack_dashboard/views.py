@@ -5,8 +5,10 @@ scheduler away 503."""
 
 from __future__ import annotations
 
+import json
 import logging
 import mimetypes
+import queue
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from acoustack_dashboard.auth import (
     same_token,
 )
 from acoustack_dashboard.cache import ImageCache
+from acoustack_dashboard.events import LiveFeed
 from acoustack_dashboard.web import Request, Response, Router, cookie, redirect
 
 log = logging.getLogger("acoustack_dashboard")
@@ -89,6 +92,7 @@ class Views:
     recordings_root: Path
     cache: ImageCache
     public_pages: bool = False
+    feed: LiveFeed | None = None
     sessions: Sessions | None = None
     throttle: LoginThrottle | None = None
 
@@ -108,6 +112,8 @@ class Views:
         router.add("POST", "/login", self.login)
         router.add("POST", "/logout", write(self.logout))
         router.add("GET", "/", read(self.overview))
+        router.add("GET", "/overview/live", read(self.overview_live))
+        router.add("GET", "/events", read(self.events))
         router.add("POST", "/deployment/start", write(self.start_deployment))
         router.add("POST", "/deployment/stop", write(self.stop_deployment))
         router.add("GET", "/detections", read(self.detections))
@@ -230,7 +236,37 @@ class Views:
             request.arg("done"), ""
         )
         return self.page(request, "overview.html", status, problem=problem, done=done,
+                         live=self.feed is not None, **pages.overview(self.control))  # fmt: skip
+
+    def overview_live(self, request: Request) -> Response:
+        """The overview's changing parts alone, which the page swaps in at each event."""
+        return self.page(request, "overview_live.html", problem="", done="", live=self.feed is not None,
                          **pages.overview(self.control))  # fmt: skip
+
+    def events(self, request: Request) -> Response:
+        """Server-sent events: each domain event as it arrives, a comment every 15 s to notice a
+        page that went away, "resync" when the feed (re)connects."""
+        if self.feed is None:
+            body = b'retry: 60000\ndata: {"event": "unavailable"}\n\n'
+            return Response(200, body, "text/event-stream", [("Cache-Control", "no-store")])
+        feed = self.feed
+
+        def stream():
+            page = feed.subscribe()
+            try:
+                yield b"retry: 3000\n\n"
+                while True:
+                    try:
+                        event = page.get(timeout=15)
+                    except queue.Empty:
+                        yield b": still here\n\n"
+                        continue
+                    yield b"data: " + json.dumps(event, default=str).encode() + b"\n\n"
+            finally:
+                feed.unsubscribe(page)
+
+        return Response(200, stream(), "text/event-stream",
+                        [("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")])  # fmt: skip
 
     def start_deployment(self, request: Request) -> Response:
         form = request.form

@@ -207,6 +207,16 @@ def _recording(row: dict) -> schema.Recording:
 _TAG_SEPARATOR = "\x1f"  # the ASCII unit separator: never part of a tag key
 
 
+def _recording_event(recording: schema.Recording) -> dict:
+    return {
+        "recording_id": str(recording.id),
+        "deployment_id": str(recording.deployment_id) if recording.deployment_id else None,
+        "started_at": recording.started_at.isoformat(),
+        "status": recording.status.value,
+        "path": recording.path,
+    }
+
+
 def _tag_entry(key: str, value: str | None) -> str:
     return key if value is None else f"{key}{_TAG_SEPARATOR}{value}"
 
@@ -256,6 +266,14 @@ def _detection_matches(d: pb.Detection, query: DetectionFilter) -> bool:
 class PostgresStore:
     def __init__(self, pool: psycopg_pool.ConnectionPool) -> None:
         self._pool = pool
+        # Told of each change after it commits (acoustack_storage.events); nothing by default.
+        self.events: Callable[[str, dict], None] = lambda event, body: None
+
+    def _announce(self, event: str, body: dict) -> None:
+        try:
+            self.events(event, body)
+        except Exception:  # an event is never worth a write: the subscriber reloads its state
+            log.exception("event %s not published", event)
 
     @classmethod
     def open(
@@ -400,6 +418,12 @@ class PostgresStore:
     # --- recordings -------------------------------------------------------------------------
 
     def store_recording(self, recording: schema.Recording) -> tuple[schema.Recording, bool]:
+        stored, created = self._store_recording(recording)
+        if created:
+            self._announce("recording.stored", _recording_event(stored))
+        return stored, created
+
+    def _store_recording(self, recording: schema.Recording) -> tuple[schema.Recording, bool]:
         """Store a new recording; storing the same one again (a retried registration) is a no-op."""
         r = recording
         try:
@@ -626,6 +650,16 @@ class PostgresStore:
         )
 
     def update_recording_path(
+        self,
+        recording_id: uuid.UUID,
+        path: str,
+        status: schema.RecordingStatus | None = None,
+    ) -> schema.Recording:
+        updated = self._update_recording_path(recording_id, path, status)
+        self._announce("recording.filed", _recording_event(updated))
+        return updated
+
+    def _update_recording_path(
         self, recording_id: uuid.UUID, path: str, status: schema.RecordingStatus | None = None
     ) -> schema.Recording:
         if not path:
@@ -688,6 +722,28 @@ class PostgresStore:
     # --- model outputs ----------------------------------------------------------------------
 
     def store_model_output(
+        self,
+        output: pb.ModelOutput,
+        messages: Sequence[schema.Message] = (),
+        *,
+        tag_confidences: Mapping[tuple[str, str], float] | None = None,
+    ) -> tuple[uuid.UUID, bool]:
+        output_id, created = self._store_model_output(
+            output, messages, tag_confidences=tag_confidences
+        )
+        if created:
+            self._announce(
+                "model_output.stored",
+                {
+                    "model_output_id": str(output_id),
+                    "recording_id": output.recording_id,
+                    "model_name": output.model_name,
+                    "detections": len(output.detections),
+                },
+            )
+        return output_id, created
+
+    def _store_model_output(
         self,
         output: pb.ModelOutput,
         messages: Sequence[schema.Message] = (),
@@ -890,6 +946,17 @@ class PostgresStore:
         return _readable(schema.Message, "messages", rows)
 
     def store_response(self, response: schema.Response) -> None:
+        self._store_response(response)
+        if response.status == schema.ResponseStatus.SUCCESS:
+            self._announce(
+                "message.sent",
+                {
+                    "message_id": str(response.message_id),
+                    "received_at": response.received_at.isoformat(),
+                },
+            )
+
+    def _store_response(self, response: schema.Response) -> None:
         with self._tx() as conn:
             updated = conn.execute(
                 """UPDATE messages SET

@@ -156,6 +156,7 @@ class DevStack:
             "dashboard": {
                 "DASHBOARD_STORAGE_TARGET": storage,
                 "DASHBOARD_CONTROL_TARGET": f"127.0.0.1:{self.ports.scheduler}",
+                "DASHBOARD_BROKER_URL": self.broker_url,
                 "DASHBOARD_RECORDINGS_ROOT": str(self.work / "recordings"),
                 "DASHBOARD_DATA_DIR": str(self.data_dir("dashboard")),
                 "DASHBOARD_HTTP_HOST": "127.0.0.1",
