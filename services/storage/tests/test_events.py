@@ -85,3 +85,20 @@ def test_a_broker_that_is_away_never_holds_up_a_write(store):
         store.store_recording(factories.recording(deployment.id))
     assert time.monotonic() - started < 2.0
     assert len(store.list_recordings(RecordingFilter(limit=100))) == 20
+
+
+def test_outputs_stored_before_the_counts_are_counted_by_the_backfill(store):
+    from acoustack_storage.activity import backfill_tag_counts
+
+    deployment = store.start_deployment(schema.Deployment(name="old"))
+    recording = factories.recording(deployment.id)
+    store.store_recording(recording)
+    store.store_model_output(convert.model_output_to_proto(factories.model_output(recording.id, 6)))
+    with store.connection() as conn:
+        before = conn.execute("SELECT sum(detections) FROM detection_tag_counts").fetchone()[0]
+        conn.execute("DELETE FROM detection_tag_counts")  # as an output stored before 0005
+    with store.connection() as conn:
+        assert backfill_tag_counts(conn) == 1
+        assert backfill_tag_counts(conn) == 0  # nothing left to count
+        after = conn.execute("SELECT sum(detections) FROM detection_tag_counts").fetchone()[0]
+    assert before == after == 6  # each of the six detections once (key species)

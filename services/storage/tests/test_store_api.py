@@ -521,3 +521,81 @@ def test_detections_come_in_pages_that_cover_every_hit_once(client, deployment):
 def test_a_page_token_the_store_never_gave_is_refused_by_name(client):
     with pytest.raises(InvalidArgumentError, match="page_token"):
         client.list_detections(page_token="not-a-token")
+
+
+def test_detections_are_counted_per_hour_and_per_day_per_species(client, deployment):
+    def output_of(recording, species_counts):
+        detections = []
+        for species, count in species_counts.items():
+            for _ in range(count):
+                detections.append(
+                    schema.Detection(
+                        box=schema.BoundingBox(
+                            start_time_s=0.1, end_time_s=0.2, low_freq_hz=2e4, high_freq_hz=5e4
+                        ),
+                        detection_score=0.8,
+                        tags=[
+                            schema.PredictedTag(tag=schema.Tag(key="species", value=species),
+                                                confidence=0.7),
+                            # A less confident second guess: the detection counts once.
+                            schema.PredictedTag(tag=schema.Tag(key="species", value="Other"),
+                                                confidence=0.2),
+                        ],
+                    )
+                )  # fmt: skip
+        return schema.ModelOutput(
+            recording_id=recording.id, model_name="batdetect2", detections=detections
+        )
+
+    night = dt.datetime(2026, 6, 1, 22, 10, tzinfo=dt.UTC)
+    plan = [
+        (night, {"Myotis": 3, "Pipistrellus": 1}),
+        (night + dt.timedelta(minutes=20), {"Myotis": 2}),
+        (night + dt.timedelta(hours=2), {"Pipistrellus": 4}),  # 00:10 UTC, 01:10 in London
+        (night + dt.timedelta(days=1), {"Myotis": 1}),
+    ]
+    for started_at, counts in plan:
+        recording = factories.recording(deployment.id, started_at=started_at)
+        client.store_recording(recording)
+        client.store_model_output(output_of(recording, counts))
+
+    def counts(**kwargs):
+        request = spb.CountDetectionsRequest(
+            started_from=convert.timestamp(night - dt.timedelta(hours=1)),
+            started_to=convert.timestamp(night + dt.timedelta(days=2)),
+            **kwargs,
+        )
+        reply = client.stub.CountDetections(request, timeout=10)
+        return [(c.bucket_start.ToDatetime(tzinfo=dt.UTC), c.tag_value, c.detections)
+                for c in reply.counts]  # fmt: skip
+
+    hour = dt.timedelta(hours=1)
+    base = night.replace(minute=0)
+    assert counts(bucket=spb.TIME_BUCKET_HOUR) == [
+        (base, "Myotis", 5), (base, "Pipistrellus", 1),
+        (base + 2 * hour, "Pipistrellus", 4), (base + 24 * hour, "Myotis", 1),
+    ]  # fmt: skip
+    # Days in London: 23:10 and 01:10 local fall on two dates; bucket starts are local midnights.
+    by_day = counts(bucket=spb.TIME_BUCKET_DAY, time_zone="Europe/London")
+    midnight = dt.datetime(2026, 6, 1, 23, 0, tzinfo=dt.UTC)  # 2026-06-02 00:00 BST
+    assert by_day == [
+        (midnight - 24 * hour, "Myotis", 5), (midnight - 24 * hour, "Pipistrellus", 1),
+        (midnight, "Myotis", 1), (midnight, "Pipistrellus", 4),
+    ]  # fmt: skip
+
+
+def test_counting_refuses_what_it_cannot_count_by_name(client):
+    def refused(**kwargs):
+        request = spb.CountDetectionsRequest(**kwargs)
+        with pytest.raises(grpc.RpcError) as caught:
+            client.stub.CountDetections(request, timeout=10)
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        return caught.value.details()
+
+    t0 = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    assert "started_from" in refused()
+    span = {"started_from": convert.timestamp(t0)}
+    assert "time_zone" in refused(**span, started_to=convert.timestamp(t0 + dt.timedelta(days=1)),
+                                  time_zone="Mars/Olympus")  # fmt: skip
+    assert "31 days" in refused(**span, started_to=convert.timestamp(t0 + dt.timedelta(days=60)))
+    assert "started_to" in refused(**span, started_to=convert.timestamp(t0))

@@ -45,6 +45,12 @@ from acoustack.errors import (
 )
 from acoustack.v1 import types_pb2 as pb
 from acoustack.wire_validation import check_model_output
+from acoustack_storage.activity import (
+    ActivityCount,
+    ActivityQuery,
+    count_detections,
+    insert_tag_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -775,7 +781,7 @@ class PostgresStore:
                               %s, %s
                        FROM recordings r WHERE r.id = %s
                        ON CONFLICT (recording_id, model_name) DO NOTHING
-                       RETURNING id""",
+                       RETURNING id, recording_started_at, deployment_id""",
                     (
                         output_id,
                         output.model_name,
@@ -801,6 +807,13 @@ class PostgresStore:
                             f"model_output.recording_id: no recording {recording_id}"
                         )
                     return row["id"], False
+                insert_tag_counts(
+                    conn,
+                    output_id,
+                    output,
+                    inserted["recording_started_at"],
+                    inserted["deployment_id"],
+                )
                 self._insert_messages(conn, messages, output_id)
         except pg_errors.UniqueViolation as exc:
             what = "model_output.id" if "model_outputs_pkey" in str(exc) else "a message id"
@@ -913,6 +926,12 @@ class PostgresStore:
         hits.sort(key=DetectionHit.sort_key, reverse=query.newest_first)
         more = len(hits) > limit
         return hits[:limit], page_token(hits[limit - 1]) if more else ""
+
+    def count_detections(self, query: ActivityQuery) -> list[ActivityCount]:
+        """Detections per hour or day per tag value, summed by Postgres (see ``activity``)."""
+        query.check()
+        with self._tx() as conn:
+            return count_detections(conn, query)
 
     # --- outbox -----------------------------------------------------------------------------
 

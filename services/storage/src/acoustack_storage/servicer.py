@@ -24,6 +24,7 @@ from acoustack.grpc_server import rpc_errors
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import store_pb2_grpc
 from acoustack.wire_validation import check_model_output
+from acoustack_storage.activity import ActivityQuery
 from acoustack_storage.device import DeviceIdentity
 from acoustack_storage.repository import (
     DetectionFilter,
@@ -250,6 +251,30 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
                 model_output_id=str(hit.model_output_id),
                 model_name=hit.model_name,
                 recording_started_at=convert.timestamp(hit.recording_started_at),
+            )
+        return reply
+
+    @rpc_errors
+    def CountDetections(self, request, context):
+        started_from = _time(request, "started_from")
+        started_to = _time(request, "started_to")
+        if started_from is None or started_to is None:
+            raise InvalidArgumentError("started_from, started_to: both required")
+        query = ActivityQuery(
+            started_from=started_from,
+            started_to=started_to,
+            bucket="day" if request.bucket == spb.TIME_BUCKET_DAY else "hour",
+            tag_key=request.tag_key or "species",
+            time_zone=request.time_zone or "UTC",
+            deployment_id=_uuid(request.deployment_id, "deployment_id", required=False),
+            model_name=request.model_name,
+        )
+        reply = spb.CountDetectionsResponse()
+        for count in self.store.count_detections(query):
+            reply.counts.add(
+                bucket_start=convert.timestamp(count.bucket_start),
+                tag_value=count.tag_value,
+                detections=count.detections,
             )
         return reply
 

@@ -16,9 +16,18 @@ class SortOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SORT_ORDER_UNSPECIFIED: _ClassVar[SortOrder]
     SORT_ORDER_OLDEST_FIRST: _ClassVar[SortOrder]
     SORT_ORDER_NEWEST_FIRST: _ClassVar[SortOrder]
+
+class TimeBucket(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIME_BUCKET_UNSPECIFIED: _ClassVar[TimeBucket]
+    TIME_BUCKET_HOUR: _ClassVar[TimeBucket]
+    TIME_BUCKET_DAY: _ClassVar[TimeBucket]
 SORT_ORDER_UNSPECIFIED: SortOrder
 SORT_ORDER_OLDEST_FIRST: SortOrder
 SORT_ORDER_NEWEST_FIRST: SortOrder
+TIME_BUCKET_UNSPECIFIED: TimeBucket
+TIME_BUCKET_HOUR: TimeBucket
+TIME_BUCKET_DAY: TimeBucket
 
 class GetDeviceRequest(_message.Message):
     __slots__ = ()
@@ -269,6 +278,40 @@ class ListDetectionsResponse(_message.Message):
     hits: _containers.RepeatedCompositeFieldContainer[DetectionHit]
     next_page_token: str
     def __init__(self, hits: _Optional[_Iterable[_Union[DetectionHit, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CountDetectionsRequest(_message.Message):
+    __slots__ = ("started_from", "started_to", "bucket", "tag_key", "time_zone", "deployment_id", "model_name")
+    STARTED_FROM_FIELD_NUMBER: _ClassVar[int]
+    STARTED_TO_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    TAG_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    started_from: _timestamp_pb2.Timestamp
+    started_to: _timestamp_pb2.Timestamp
+    bucket: TimeBucket
+    tag_key: str
+    time_zone: str
+    deployment_id: str
+    model_name: str
+    def __init__(self, started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket: _Optional[_Union[TimeBucket, str]] = ..., tag_key: _Optional[str] = ..., time_zone: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_name: _Optional[str] = ...) -> None: ...
+
+class DetectionCount(_message.Message):
+    __slots__ = ("bucket_start", "tag_value", "detections")
+    BUCKET_START_FIELD_NUMBER: _ClassVar[int]
+    TAG_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    bucket_start: _timestamp_pb2.Timestamp
+    tag_value: str
+    detections: int
+    def __init__(self, bucket_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tag_value: _Optional[str] = ..., detections: _Optional[int] = ...) -> None: ...
+
+class CountDetectionsResponse(_message.Message):
+    __slots__ = ("counts",)
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[DetectionCount]
+    def __init__(self, counts: _Optional[_Iterable[_Union[DetectionCount, _Mapping]]] = ...) -> None: ...
 
 class StoreMessageRequest(_message.Message):
     __slots__ = ("message",)
