@@ -299,6 +299,29 @@ class StoreClient(GrpcClient):
         reply = self.call(self.stub.ListDetections, request, name="ListDetections")
         return list(reply.hits), reply.next_page_token
 
+    def count_detections(
+        self,
+        started_from: dt.datetime,
+        started_to: dt.datetime,
+        *,
+        by_day: bool = False,
+        tag_key: str = "",
+        time_zone: str = "",
+        deployment_id: str = "",
+        model_name: str = "",
+    ) -> list[spb.DetectionCount]:
+        """Detections per local hour (or day) per tag value, summed by the store."""
+        request = spb.CountDetectionsRequest(
+            started_from=convert.timestamp(started_from),
+            started_to=convert.timestamp(started_to),
+            bucket=spb.TIME_BUCKET_DAY if by_day else spb.TIME_BUCKET_HOUR,
+            tag_key=tag_key,
+            time_zone=time_zone,
+            deployment_id=deployment_id,
+            model_name=model_name,
+        )
+        return list(self.call(self.stub.CountDetections, request, name="CountDetections").counts)
+
     # outbox
     def store_message(self, message: schema.Message | pb.Message) -> spb.StoreMessageResponse:
         request = spb.StoreMessageRequest(message=_proto(message, convert.message_to_proto))

@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import uuid
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,10 @@ class ControlClient(GrpcClient):
         """The whole program configuration and its JSON Schema."""
         reply = self.call(self.stub.GetConfig, control_pb2.GetConfigRequest(), name="GetConfig")
         return json.loads(reply.value_json), json.loads(reply.schema_json or "{}")
+
+    def config_field(self, field: str) -> Any:
+        request = control_pb2.GetConfigRequest(field=field)
+        return json.loads(self.call(self.stub.GetConfig, request, name="GetConfig").value_json)
 
     def set_config(self, changes: list[tuple[str, str]]) -> dict[str, Any]:
         request = control_pb2.SetConfigRequest(
@@ -445,3 +450,85 @@ def changed_settings(
             elif typed.strip() != setting.text:
                 changes.append((setting.dotted, typed.strip()))
     return changes
+
+
+@dataclass
+class Heatmap:
+    """Counts of each row (a species) in each column (an hour, a date), for an SVG grid."""
+
+    title: str
+    columns: list[str]
+    rows: list[str]
+    counts: list[list[int]]  # rows × columns
+    column_starts: list[dt.datetime]
+
+    @property
+    def largest(self) -> int:
+        return max((max(r) for r in self.counts if r), default=0)
+
+    def fill(self, count: int) -> str:
+        """White for none, then light to dark blue with the square root of the count."""
+        if count <= 0:
+            return "#f3f4f7"
+        share = (count / self.largest) ** 0.5 if self.largest else 0.0
+        low, high = (214, 228, 255), (16, 42, 120)
+        r, g, b = (round(lo + (hi - lo) * share) for lo, hi in zip(low, high, strict=True))
+        return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _heatmap(
+    title: str, counts: list[Any], starts: list[dt.datetime], labels: list[str], zone: Any
+) -> Heatmap:
+    index = {start: i for i, start in enumerate(starts)}
+    totals: dict[str, int] = {}
+    cells: dict[tuple[str, int], int] = {}
+    for count in counts:
+        start = count.bucket_start.ToDatetime(tzinfo=dt.UTC).astimezone(zone)
+        column = index.get(start)
+        if column is None:
+            continue
+        cells[(count.tag_value, column)] = (
+            cells.get((count.tag_value, column), 0) + count.detections
+        )
+        totals[count.tag_value] = totals.get(count.tag_value, 0) + count.detections
+    rows = sorted(totals, key=lambda v: (-totals[v], v))
+    matrix = [[cells.get((row, c), 0) for c in range(len(starts))] for row in rows]
+    return Heatmap(title, labels, rows, matrix, starts)
+
+
+def default_night(now: dt.datetime) -> dt.date:
+    """The night to show first: the one under way or just ended (a night starts at noon)."""
+    return (now - dt.timedelta(hours=12)).date()
+
+
+def activity(
+    store: StoreClient, zone_name: str, night: dt.date, weeks: int
+) -> tuple[Heatmap, Heatmap]:
+    zone = zoneinfo.ZoneInfo(zone_name)
+    noon = dt.datetime.combine(night, dt.time(12), tzinfo=zone)
+    # Hours of the night from noon to noon, in local time (a DST change gives 23 or 25).
+    hours = []
+    at = noon.astimezone(dt.UTC)
+    end = (noon + dt.timedelta(days=1)).astimezone(dt.UTC)
+    while at < end:
+        hours.append(at.astimezone(zone))
+        at += dt.timedelta(hours=1)
+    by_hour = store.count_detections(hours[0], end, time_zone=zone_name)
+    night_map = _heatmap(
+        f"The night of {night.isoformat()}, detections per hour ({zone_name})",
+        by_hour, hours, [f"{h.hour:02d}" for h in hours], zone,
+    )  # fmt: skip
+    last = night + dt.timedelta(days=1)
+    first = last - dt.timedelta(days=7 * weeks - 1)
+    days = [
+        dt.datetime.combine(first + dt.timedelta(days=i), dt.time(0), tzinfo=zone)
+        for i in range((last - first).days + 1)
+    ]
+    by_day = store.count_detections(
+        days[0], days[-1] + dt.timedelta(days=1), by_day=True, time_zone=zone_name
+    )
+    weeks_map = _heatmap(
+        f"Detections per day, {weeks} weeks to {last.isoformat()} ({zone_name})",
+        by_day, days, [d.strftime("%d %b") for d in days], zone,
+    )  # fmt: skip
+    return night_map, weeks_map

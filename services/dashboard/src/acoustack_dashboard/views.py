@@ -5,10 +5,12 @@ scheduler away 503."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import mimetypes
 import queue
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,7 @@ class Views:
         router.add("POST", "/deployment/stop", write(self.stop_deployment))
         router.add("GET", "/detections", read(self.detections))
         router.add("GET", "/detections.csv", read(self.detections_csv))
+        router.add("GET", "/activity", read(self.activity))
         router.add("GET", "/settings", read(self.settings))
         router.add("POST", "/settings", write(self.save_settings))
         router.add("POST", "/settings/check", write(self.check))
@@ -295,6 +298,41 @@ class Views:
             return self.overview(request, 200, problem="Stopped, but not everything in flight "
                                  "finished in time: " + "; ".join(reply.flush_left))  # fmt: skip
         return redirect("/?done=stopped")
+
+    def activity(self, request: Request) -> Response:
+        zone = self._time_zone()
+        night_text = request.arg("night")
+        if night_text:
+            try:
+                night = dt.date.fromisoformat(night_text)
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"night: {night_text[:20]!r} is not a date (write 2026-06-01)"
+                ) from None
+        else:
+            night = pages.default_night(
+                dt.datetime.now(zoneinfo.ZoneInfo(zone)).replace(tzinfo=None)
+            )
+        weeks_text = request.arg("weeks", "4")
+        if not weeks_text.isdigit() or not 1 <= int(weeks_text) <= 52:
+            raise InvalidArgumentError(f"weeks: {weeks_text[:20]!r} is not a number from 1 to 52")
+        night_map, weeks_map = pages.activity(self.store, zone, night, int(weeks_text))
+        return self.page(request, "activity.html", night_map=night_map, weeks_map=weeks_map,
+                         night=night, weeks=int(weeks_text), zone=zone,
+                         previous=night - dt.timedelta(days=1),
+                         next=night + dt.timedelta(days=1))  # fmt: skip
+
+    def _time_zone(self) -> str:
+        """The program's recording.timezone (the deployment's), UTC when the scheduler is away."""
+        try:
+            value = self.control.config_field("recording.timezone")
+        except AcoustackError:
+            return "UTC"
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+            return "UTC"
+        return value
 
     def settings(self, request: Request, status: int = 200, problem: str = "",
                  refused: str = "", typed: dict[str, str] | None = None,
