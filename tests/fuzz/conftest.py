@@ -211,6 +211,12 @@ def store_seeds(client) -> dict[str, list]:
                 bucket=spb.TIME_BUCKET_DAY,
             ),
         ],
+        "GetRetentionPlan": [
+            spb.GetRetentionPlanRequest(
+                file_management_json='{"retention_days": 30, "keep_best_per_species": 2}', limit=5
+            ),
+            spb.GetRetentionPlanRequest(),
+        ],
         "StoreMessage": [
             lambda rng: spb.StoreMessageRequest(
                 message=convert.message_to_proto(

@@ -599,3 +599,18 @@ def test_counting_refuses_what_it_cannot_count_by_name(client):
                                   time_zone="Mars/Olympus")  # fmt: skip
     assert "31 days" in refused(**span, started_to=convert.timestamp(t0 + dt.timedelta(days=60)))
     assert "started_to" in refused(**span, started_to=convert.timestamp(t0))
+
+
+def test_a_retention_plan_request_with_a_bad_section_is_refused_by_field(client):
+    def refused(**kwargs):
+        with pytest.raises(grpc.RpcError) as caught:
+            client.stub.GetRetentionPlan(spb.GetRetentionPlanRequest(**kwargs), timeout=10)
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        return caught.value.details()
+
+    assert "file_management_json" in refused(file_management_json="{not json")
+    assert "file_management_json" in refused(file_management_json="[1]")
+    assert "retention_days" in refused(file_management_json='{"retention_days": -3}')
+    assert "limit" in refused(limit=5000)
+    reply = client.stub.GetRetentionPlan(spb.GetRetentionPlanRequest(), timeout=10)
+    assert not reply.enabled and list(reply.next) == []

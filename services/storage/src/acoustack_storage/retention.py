@@ -18,7 +18,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from acoustack import schema
@@ -76,6 +76,21 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclass(frozen=True)
+class PlannedDeletion:
+    recording: schema.Recording
+    reason: str
+    due_at: dt.datetime | None  # None: it would go at the next run
+
+
+@dataclass
+class RetentionPlan:
+    enabled: bool
+    free_mb: float | None = None
+    kept_as_best: int = 0
+    next: list[PlannedDeletion] = field(default_factory=list)
+
+
 class Retention:
     def __init__(
         self,
@@ -128,6 +143,46 @@ class Retention:
                 report.kept_as_best,
             )
         return report
+
+    def next_deletions(self, limit: int = 10) -> RetentionPlan:
+        """What retention would delete next, oldest first, without deleting anything: each
+        recording with why (past the age limit, for disk space now) or when (the day it passes
+        the age limit)."""
+        plan = RetentionPlan(enabled=self.policy.deletes)
+        if self.destination.exists():
+            plan.free_mb = self.free_bytes(self.destination) / MB
+        if not self.policy.deletes:
+            return plan
+        short_of_space = (
+            self.policy.keep_free_mb > 0
+            and plan.free_mb is not None
+            and (plan.free_mb < self.policy.keep_free_mb)
+        )
+        protected = self.best_per_species() if self.policy.keep_best_per_species else set()
+        plan.kept_as_best = len(protected)
+        cutoff = (
+            self.now() - dt.timedelta(days=self.policy.max_age_days)
+            if self.policy.max_age_days > 0
+            else None
+        )
+        for entry in self._saved():
+            if entry.recording.id in protected:
+                continue
+            started = entry.recording.started_at
+            if cutoff is not None and started < cutoff:
+                reason, due = f"older than {self.policy.max_age_days:g} days", None
+            elif short_of_space:
+                reason, due = f"to keep {self.policy.keep_free_mb} MB free", None
+            elif cutoff is not None:
+                due = started + dt.timedelta(days=self.policy.max_age_days)
+                reason = f"when it is {self.policy.max_age_days:g} days old"
+            else:
+                reason = f"when free space falls under {self.policy.keep_free_mb} MB"
+                due = None
+            plan.next.append(PlannedDeletion(entry.recording, reason, due))
+            if len(plan.next) >= limit:
+                break
+        return plan
 
     def _keep_free(self, protected: Callable[[], set[uuid.UUID]], report: RetentionReport) -> None:
         floor = self.policy.keep_free_mb * MB

@@ -9,6 +9,7 @@ repository checks the single values it is given (paths, reasons, query values) i
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from acoustack.v1 import store_pb2_grpc
 from acoustack.wire_validation import check_model_output
 from acoustack_storage.activity import ActivityQuery
 from acoustack_storage.device import DeviceIdentity
+from acoustack_storage.files import build_retention
 from acoustack_storage.repository import (
     DetectionFilter,
     PostgresStore,
@@ -276,6 +278,31 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
                 tag_value=count.tag_value,
                 detections=count.detections,
             )
+        return reply
+
+    @rpc_errors
+    def GetRetentionPlan(self, request, context):
+        if not 0 <= request.limit <= 1000:
+            raise InvalidArgumentError(f"limit: {request.limit} is not within 0..1000")
+        try:
+            section = json.loads(request.file_management_json or "{}")
+        except (ValueError, RecursionError):
+            raise InvalidArgumentError("file_management_json: not JSON") from None
+        if not isinstance(section, dict):
+            raise InvalidArgumentError("file_management_json: must be a JSON object")
+        retention = build_retention(self.store, {"file_management": section})
+        plan = retention.next_deletions(request.limit or 10)
+        reply = spb.GetRetentionPlanResponse(
+            enabled=plan.enabled,
+            free_mb=-1.0 if plan.free_mb is None else plan.free_mb,
+            kept_as_best=plan.kept_as_best,
+        )
+        for item in plan.next:
+            entry = reply.next.add(
+                recording=convert.recording_to_proto(item.recording), reason=item.reason
+            )
+            if item.due_at is not None:
+                entry.due_at.CopyFrom(convert.timestamp(item.due_at))
         return reply
 
     # outbox

@@ -313,6 +313,36 @@ class CountDetectionsResponse(_message.Message):
     counts: _containers.RepeatedCompositeFieldContainer[DetectionCount]
     def __init__(self, counts: _Optional[_Iterable[_Union[DetectionCount, _Mapping]]] = ...) -> None: ...
 
+class GetRetentionPlanRequest(_message.Message):
+    __slots__ = ("file_management_json", "limit")
+    FILE_MANAGEMENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    file_management_json: str
+    limit: int
+    def __init__(self, file_management_json: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class PlannedDeletion(_message.Message):
+    __slots__ = ("recording", "reason", "due_at")
+    RECORDING_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    recording: _types_pb2.Recording
+    reason: str
+    due_at: _timestamp_pb2.Timestamp
+    def __init__(self, recording: _Optional[_Union[_types_pb2.Recording, _Mapping]] = ..., reason: _Optional[str] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetRetentionPlanResponse(_message.Message):
+    __slots__ = ("enabled", "free_mb", "kept_as_best", "next")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    FREE_MB_FIELD_NUMBER: _ClassVar[int]
+    KEPT_AS_BEST_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    free_mb: float
+    kept_as_best: int
+    next: _containers.RepeatedCompositeFieldContainer[PlannedDeletion]
+    def __init__(self, enabled: _Optional[bool] = ..., free_mb: _Optional[float] = ..., kept_as_best: _Optional[int] = ..., next: _Optional[_Iterable[_Union[PlannedDeletion, _Mapping]]] = ...) -> None: ...
+
 class StoreMessageRequest(_message.Message):
     __slots__ = ("message",)
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
