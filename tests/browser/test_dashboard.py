@@ -181,6 +181,16 @@ def test_the_dashboard_in_a_browser(stack: DevStack, page: Page, password: str):
     assert played > 0, "the time-expanded audio did not play"
     shot(page, "recording")
 
+    # Activity (from the store's counts) and the messages and files.
+    page.click('nav a:has-text("Activity")')
+    expect(page.locator("#night figcaption")).to_contain_text("detections per hour")
+    assert page.locator("#weeks rect.cell").count() >= 1, "today's detections are in the weeks"
+    shot(page, "activity")
+    page.click('nav a:has-text("Messages")')
+    expect(page.locator("#outbox h2")).to_contain_text("waiting")
+    expect(page.locator("#disk")).to_contain_text("free of")
+    shot(page, "files")
+
     # A bad setting is refused, naming the field; nothing changes.
     page.click('nav a:has-text("Settings")')
     field = page.locator('input[name="recording.duration_s"]')

@@ -13,6 +13,7 @@ when schema objects are wanted. Arguments may be schema objects or proto message
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import random
 import time
@@ -321,6 +322,15 @@ class StoreClient(GrpcClient):
             model_name=model_name,
         )
         return list(self.call(self.stub.CountDetections, request, name="CountDetections").counts)
+
+    def retention_plan(
+        self, file_management: dict[str, Any] | None = None, limit: int = 10
+    ) -> spb.GetRetentionPlanResponse:
+        """What retention would delete next under this ``file_management`` section."""
+        request = spb.GetRetentionPlanRequest(
+            file_management_json=json.dumps(file_management or {}), limit=limit
+        )
+        return self.call(self.stub.GetRetentionPlan, request, name="GetRetentionPlan")
 
     # outbox
     def store_message(self, message: schema.Message | pb.Message) -> spb.StoreMessageResponse:

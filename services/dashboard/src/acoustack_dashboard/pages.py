@@ -7,6 +7,9 @@ import csv
 import datetime as dt
 import io
 import json
+import os
+import shutil
+import time
 import uuid
 import zoneinfo
 from collections.abc import Iterator
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from acoustack.clients import GrpcClient, RetryPolicy, StoreClient
-from acoustack.errors import InvalidArgumentError, NotFoundError, quote
+from acoustack.errors import AcoustackError, InvalidArgumentError, NotFoundError, quote
 from acoustack.v1 import control_pb2, control_pb2_grpc
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import types_pb2 as pb
@@ -532,3 +535,99 @@ def activity(
         by_day, days, [d.strftime("%d %b") for d in days], zone,
     )  # fmt: skip
     return night_map, weeks_map
+
+
+@dataclass
+class Folder:
+    name: str
+    files: int
+    bytes: int
+
+
+class DiskUsage:
+    """Bytes and files under each top-level folder of the recordings volume, walked at most once a
+    minute (a year of recordings is tens of thousands of files)."""
+
+    def __init__(self, root: Path, max_age_s: float = 60.0) -> None:
+        self.root = root
+        self.max_age_s = max_age_s
+        self._cached: tuple[float, list[Folder]] | None = None
+
+    def folders(self) -> list[Folder]:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > self.max_age_s:
+            self._cached = (now, self._walk())
+        return self._cached[1]
+
+    def _walk(self) -> list[Folder]:
+        found: dict[str, Folder] = {}
+        try:
+            top = list(os.scandir(self.root))
+        except OSError:
+            return []
+        for entry in top:
+            name = entry.name + ("/" if entry.is_dir(follow_symlinks=False) else "")
+            folder = found.setdefault(name, Folder(name, 0, 0))
+            stack = [entry]
+            while stack:  # symbolic links are not followed: nothing outside the volume counts
+                item = stack.pop()
+                try:
+                    if item.is_dir(follow_symlinks=False):
+                        stack.extend(os.scandir(item.path))
+                    elif item.is_file(follow_symlinks=False):
+                        folder.files += 1
+                        folder.bytes += item.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+        return sorted(found.values(), key=lambda f: f.name)
+
+
+def messages_and_files(
+    store: StoreClient, control: ControlClient, disk: DiskUsage, outbox_shown: int = 20
+) -> dict[str, Any]:
+    unsent = store.get_unsent_messages(limit=10_000)
+    responses = store.list_responses(limit=20)
+    try:
+        file_management = control.config_field("file_management")
+        plan, plan_problem = store.retention_plan(file_management, limit=10), ""
+    except AcoustackError as exc:
+        plan, plan_problem = None, f"retention unknown: {exc}"
+    try:
+        usage = shutil.disk_usage(disk.root)
+    except OSError:
+        usage = None
+    return {
+        "unsent_count": len(unsent),
+        "unsent": [
+            {
+                "id": m.id,
+                "created_at": when(m.created_at),
+                "attempts": m.attempts,
+                "last_attempt_at": when(m.last_attempt_at),
+                "content": m.content[:200],
+            }
+            for m in unsent[:outbox_shown]
+        ],
+        "responses": [
+            {
+                "message_id": r.message_id,
+                "received_at": when(r.received_at),
+                "status": pb.ResponseStatus.Name(r.status).removeprefix("RESPONSE_STATUS_").lower(),
+                "content": r.content[:200],
+            }
+            for r in responses
+        ],
+        "folders": disk.folders(),
+        "usage": usage,
+        "plan": plan,
+        "plan_problem": plan_problem,
+        "planned": [
+            {
+                "recording": p.recording,
+                "reason": p.reason,
+                "due_at": when(p.due_at),
+                "started_at": when(p.recording.started_at),
+            }
+            for p in (plan.next if plan else [])
+        ],
+    }

@@ -65,6 +65,7 @@ def templates() -> jinja2.Environment:
     )
     env.filters["when"] = lambda t: t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else "—"
     env.filters["duration"] = _duration
+    env.filters["megabytes"] = lambda n: f"{n / 1e6:,.1f} MB"
     env.globals["ticks"] = pages.ticks
     return env
 
@@ -102,6 +103,7 @@ class Views:
         self.env = templates()
         self.sessions = self.sessions or Sessions()
         self.throttle = self.throttle or LoginThrottle()
+        self.disk = pages.DiskUsage(self.recordings_root)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class Views:
         router.add("GET", "/detections", read(self.detections))
         router.add("GET", "/detections.csv", read(self.detections_csv))
         router.add("GET", "/activity", read(self.activity))
+        router.add("GET", "/files", read(self.files))
         router.add("GET", "/settings", read(self.settings))
         router.add("POST", "/settings", write(self.save_settings))
         router.add("POST", "/settings/check", write(self.check))
@@ -321,6 +324,10 @@ class Views:
                          night=night, weeks=int(weeks_text), zone=zone,
                          previous=night - dt.timedelta(days=1),
                          next=night + dt.timedelta(days=1))  # fmt: skip
+
+    def files(self, request: Request) -> Response:
+        return self.page(request, "files.html",
+                         **pages.messages_and_files(self.store, self.control, self.disk))  # fmt: skip
 
     def _time_zone(self) -> str:
         """The program's recording.timezone (the deployment's), UTC when the scheduler is away."""
