@@ -129,3 +129,28 @@ def test_an_unknown_playback_speed_is_refused_naming_it(web: Client, filed_recor
     web.login()
     reply = web.get(f"/recordings/{filed_recording.recording.id}/audio.wav?expansion=3")
     assert reply.status == 400 and "expansion:" in reply.text
+
+
+def test_public_pages_show_without_a_login_but_every_change_still_needs_one(
+    storage_target, recordings_root, tmp_path, filed_recording
+):
+    from acoustack_dashboard.settings import DashboardSettings
+    from acoustack_dashboard.wiring import Dashboard
+
+    settings = DashboardSettings(
+        storage_target=storage_target, control_target="127.0.0.1:9", public_pages=True,
+        recordings_root=recordings_root, data_dir=tmp_path / "public", password=PASSWORD,
+        http_host="127.0.0.1", http_port=0,
+    )  # fmt: skip
+    running = Dashboard(settings).start()
+    try:
+        web = Client(running.server.port)
+        rid = filed_recording.recording.id
+        assert web.get("/detections").status == 200
+        assert web.get(f"/recordings/{rid}").status == 200
+        assert web.get(f"/recordings/{rid}/audio.wav?expansion=10").status == 200
+        assert web.post("/deployment/stop", {"csrf": ""}).status == 403
+        assert web.post("/settings", {"recording.duration_s": "9"}).status == 403
+        assert 'action="/deployment/stop"' not in web.get(f"/recordings/{rid}").text
+    finally:
+        running.stop()

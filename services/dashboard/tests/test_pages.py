@@ -77,3 +77,18 @@ def test_detections_are_filtered_paged_and_exported(web: Client, filed_recording
     assert str(filed_recording.recording.id) in {r["recording_id"] for r in table}
     everything = list(csv.DictReader(io.StringIO(web.get("/detections.csv").text)))
     assert len(everything) == 122
+
+
+def test_audio_is_served_in_ranges_for_seeking(web: Client, filed_recording):
+    web.login()
+    rid = filed_recording.recording.id
+    whole = web.get(f"/recordings/{rid}/audio.wav?expansion=10")
+    assert whole.headers["Accept-Ranges"] == "bytes"
+    part = web.get(f"/recordings/{rid}/audio.wav?expansion=10", {"Range": "bytes=40-1039"})
+    assert part.status == 206
+    assert part.headers["Content-Range"] == f"bytes 40-1039/{len(whole.body)}"
+    assert part.body == whole.body[40:1040]
+    tail = web.get(f"/recordings/{rid}/download", {"Range": "bytes=-100"})
+    assert tail.status == 206 and tail.body == filed_recording.path.read_bytes()[-100:]
+    past = web.get(f"/recordings/{rid}/download", {"Range": f"bytes={10**9}-"})
+    assert past.status == 416

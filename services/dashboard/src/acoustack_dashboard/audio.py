@@ -119,9 +119,40 @@ def playback_rate(capture_rate_hz: int, expansion: int) -> int:
     return max(1, round(capture_rate_hz / expansion))
 
 
-def stream_at_rate(layout: WavLayout, rate_hz: int) -> tuple[int, Iterator[bytes]]:
-    """The file as a WAV whose header says ``rate_hz``: (its length, its bytes in chunks). Only the
-    header and the audio are sent (metadata chunks are left out)."""
+@dataclass(frozen=True)
+class ByteSource:
+    """A file's bytes as served: a prefix made here (a rewritten header) then a span of the file,
+    so any byte range is read without loading the whole."""
+
+    path: Path
+    prefix: bytes
+    offset: int  # where the span starts in the file
+    span: int
+
+    @property
+    def length(self) -> int:
+        return len(self.prefix) + self.span
+
+    def chunks(self, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+        """Bytes [start, stop) of the served file."""
+        stop = self.length if stop is None else min(stop, self.length)
+        if start < len(self.prefix):
+            yield self.prefix[start : min(stop, len(self.prefix))]
+        begin = max(start - len(self.prefix), 0)
+        end = stop - len(self.prefix)
+        if end <= begin:
+            return
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset + begin)
+            left = end - begin
+            while left > 0 and (piece := handle.read(min(CHUNK_BYTES, left))):
+                left -= len(piece)
+                yield piece
+
+
+def at_rate(layout: WavLayout, rate_hz: int) -> ByteSource:
+    """The recording as a WAV whose header says ``rate_hz``: only the header and the audio are
+    served (metadata chunks are left out)."""
     block = layout.channels * layout.bits // 8
     header = (
         b"RIFF"
@@ -141,23 +172,27 @@ def stream_at_rate(layout: WavLayout, rate_hz: int) -> tuple[int, Iterator[bytes
         + b"data"
         + struct.pack("<I", layout.data_bytes)
     )
-
-    def chunks() -> Iterator[bytes]:
-        yield header
-        with open(layout.path, "rb") as handle:
-            handle.seek(layout.data_offset)
-            left = layout.data_bytes
-            while left > 0 and (piece := handle.read(min(CHUNK_BYTES, left))):
-                left -= len(piece)
-                yield piece
-
-    return len(header) + layout.data_bytes, chunks()
+    return ByteSource(layout.path, header, layout.data_offset, layout.data_bytes)
 
 
-def stream_file(path: Path) -> tuple[int, Iterator[bytes]]:
-    def chunks() -> Iterator[bytes]:
-        with open(path, "rb") as handle:
-            while piece := handle.read(CHUNK_BYTES):
-                yield piece
+def whole_file(path: Path) -> ByteSource:
+    return ByteSource(path, b"", 0, path.stat().st_size)
 
-    return path.stat().st_size, chunks()
+
+def byte_range(header: str, length: int) -> tuple[int, int] | None:
+    """[start, stop) of a single "bytes=a-b" Range header; None for none or one not understood
+    (the whole file is sent); InvalidArgumentError when it lies past the end (416)."""
+    if not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first == "":
+            start, stop = max(length - int(last), 0), length  # the last N bytes
+        else:
+            start = int(first)
+            stop = min(int(last) + 1, length) if last else length
+    except ValueError:
+        return None
+    if start >= length or stop <= start:
+        raise InvalidArgumentError(f"Range: {header[:40]!r} lies outside the {length} bytes")
+    return start, stop

@@ -418,17 +418,29 @@ class Views:
         expansion = _expansion(request.arg("expansion", "1"))
         rate = audio.playback_rate(entry.recording.capture_samplerate_hz or wav.header_rate_hz,
                                    expansion)  # fmt: skip
-        length, body = audio.stream_at_rate(wav, rate)
-        return Response(200, body, "audio/wav", [("Cache-Control", "private, max-age=3600")],
-                        length=length)  # fmt: skip
+        return _ranged(request, audio.at_rate(wav, rate), [])
 
     def download(self, request: Request) -> Response:
         _entry, wav = self._recording_file(request)
-        length, body = audio.stream_file(wav.path)
         name = wav.path.name.replace('"', "")
-        return Response(200, body, "audio/wav",
-                        [("Content-Disposition", f'attachment; filename="{name}"')],
-                        length=length)  # fmt: skip
+        disposition = ("Content-Disposition", f'attachment; filename="{name}"')
+        return _ranged(request, audio.whole_file(wav.path), [disposition])
+
+
+def _ranged(request: Request, source: audio.ByteSource, headers: list) -> Response:
+    """The bytes a Range header asks for (206), else the whole (200): browsers seek in audio with
+    ranges, and some play none without them."""
+    headers = [*headers, ("Accept-Ranges", "bytes"), ("Cache-Control", "private, max-age=3600")]
+    try:
+        wanted = audio.byte_range(request.headers.get("range", ""), source.length)
+    except InvalidArgumentError:
+        return Response(416, b"", "audio/wav",
+                        [*headers, ("Content-Range", f"bytes */{source.length}")])  # fmt: skip
+    if wanted is None:
+        return Response(200, source.chunks(), "audio/wav", headers, length=source.length)
+    start, stop = wanted
+    headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{source.length}"))
+    return Response(206, source.chunks(start, stop), "audio/wav", headers, length=stop - start)
 
 
 def _optional_float(text: str, field: str) -> float | None:
