@@ -90,8 +90,8 @@ base-images: docker ## debian:bookworm-slim (debootstrap, no registry) and acous
 	DOCKER=$(DOCKER) FORCE=$(FORCE) DEBIAN_IMAGE=$(DEBIAN_IMAGE) PYTHON_IMAGE=$(PYTHON_IMAGE) \
 		scripts/base-images.sh
 
-# The five service images, each from services/<name>/Dockerfile and build/wheelhouse/<name>.
-SERVICES := storage detector recorder messenger scheduler
+# The six service images, each from services/<name>/Dockerfile and build/wheelhouse/<name>.
+SERVICES := storage detector recorder messenger scheduler dashboard
 
 wheelhouse: ## wheels each service image installs offline (build/wheelhouse/<service>, from uv.lock)
 	@for service in $(SERVICES); do \
@@ -126,6 +126,8 @@ up: images ## build the images, start the stack and wait (UP_TIMEOUT s) until ev
 	@echo "  $(DOCKER) compose -f $(COMPOSE_FILE) exec scheduler acoustack deployment start --name meadow --latitude 52.2 --longitude 0.12"
 	@echo "  $(DOCKER) compose -f $(COMPOSE_FILE) exec scheduler acoustack status"
 	@echo "Control API (acoustack.v1.Control): $$($(COMPOSE) port scheduler 50054)    storage (acoustack.v1.Store): $$($(COMPOSE) port storage 50051)"
+	@echo "Dashboard: http://127.0.0.1:$$($(COMPOSE) port dashboard 8080 | sed 's/.*://')/ here, http://THIS-DEVICE:PORT/ from its network. Password:"
+	@echo "  DASHBOARD_PASSWORD in compose/.env, else: $(DOCKER) compose -f $(COMPOSE_FILE) exec dashboard cat /data/password"
 	@echo "Logs: make logs    stop: make down (the data volumes stay)    more: README.md, docs/"
 
 down: ## stop and remove the stack's containers (volumes stay: add -v by hand to delete the data)

@@ -180,6 +180,7 @@ def test_the_dashboard_in_a_browser(stack: DevStack, page: Page, password: str):
     )
     assert played > 0, "the time-expanded audio did not play"
     shot(page, "recording")
+    page.locator("figure.spectrogram").screenshot(path=str(SCREENSHOTS / "spectrogram.png"))
 
     # Activity (from the store's counts) and the messages and files.
     page.click('nav a:has-text("Activity")')
