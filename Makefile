@@ -35,7 +35,12 @@ lint: sync ## ruff, buf lint, and the stub drift check
 test-servers: ## start (or install) the Postgres and RabbitMQ the tests talk to
 	bash scripts/ensure-test-servers.sh
 
-test: sync test-servers docker model ## run every test against real Postgres, RabbitMQ, Mosquitto, Docker and the ONNX model (with a short fuzz run)
+.PHONY: chromium
+
+chromium: ## install Debian's chromium when missing (the dashboard's browser test drives it)
+	bash scripts/ensure-chromium.sh
+
+test: sync test-servers docker model chromium ## run every test against real Postgres, RabbitMQ, Mosquitto, Docker and the ONNX model (with a short fuzz run)
 	$(RUN) pytest
 
 # The long fuzz run: FUZZ_CALLS calls per server, at most FUZZ_SECONDS each; FUZZ_SEED repeats a
@@ -91,8 +96,8 @@ base-images: docker ## debian:bookworm-slim (debootstrap, no registry) and acous
 	DOCKER=$(DOCKER) FORCE=$(FORCE) DEBIAN_IMAGE=$(DEBIAN_IMAGE) PYTHON_IMAGE=$(PYTHON_IMAGE) \
 		scripts/base-images.sh
 
-# The five service images, each from services/<name>/Dockerfile and build/wheelhouse/<name>.
-SERVICES := storage detector recorder messenger scheduler
+# The six service images, each from services/<name>/Dockerfile and build/wheelhouse/<name>.
+SERVICES := storage detector recorder messenger scheduler dashboard
 
 wheelhouse: ## wheels each service image installs offline (build/wheelhouse/<service>, from uv.lock)
 	@for service in $(SERVICES); do \
@@ -128,6 +133,8 @@ up: images secrets ## build the images, make the passwords once, start the stack
 	@echo "  $(DOCKER) compose -f $(COMPOSE_FILE) exec scheduler acoustack deployment start --name meadow --latitude 52.2 --longitude 0.12"
 	@echo "  $(DOCKER) compose -f $(COMPOSE_FILE) exec scheduler acoustack status"
 	@echo "Control API (acoustack.v1.Control): $$($(COMPOSE) port scheduler 50054)    storage (acoustack.v1.Store): $$($(COMPOSE) port storage 50051)"
+	@echo "Dashboard: http://127.0.0.1:$$($(COMPOSE) port dashboard 8080 | sed 's/.*://')/ here, http://THIS-DEVICE:PORT/ from its network. Password:"
+	@echo "  DASHBOARD_PASSWORD in compose/.env, else: $(DOCKER) compose -f $(COMPOSE_FILE) exec dashboard cat /data/password"
 	@echo "Logs: make logs    stop: make down (the data volumes stay)    more: README.md, docs/"
 
 down: secrets ## stop and remove the stack's containers (volumes stay: add -v by hand to delete the data)

@@ -2,7 +2,7 @@
 the scheduler container, recordings replayed, detected and filed, read over gRPC from the host.
 
 It builds the images first (`make images`: cached layers make that quick when nothing changed;
-ACOUSTACK_SMOKE_BUILD=0 skips it), starts the seven containers under a project name of its own
+ACOUSTACK_SMOKE_BUILD=0 skips it), starts the eight containers under a project name of its own
 with storage and the scheduler on free host ports, and waits until every service is healthy. The
 stack and its volumes are removed at the end, whatever happened. Without a Docker engine it fails
 and says how to get one.
@@ -146,6 +146,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     project = f"acoustack-smoke-{uuid.uuid4().hex[:8]}"
     env["STORAGE_HOST_PORT"] = str(port)
     env["SCHEDULER_HOST_PORT"] = str(free_port())
+    env["DASHBOARD_HOST_PORT"] = str(free_port())
     compose = [docker, "compose", "--env-file", str(COMPOSE_FILE.parent / ".env"),
                "--env-file", str(secrets_file), "-f", str(COMPOSE_FILE), "-p", project]  # fmt: skip
     try:

@@ -197,6 +197,28 @@ def store_seeds(client) -> dict[str, list]:
                 limit=100,
             )
         ],
+        "CountDetections": [
+            spb.CountDetectionsRequest(
+                started_from=ts(t0 - dt.timedelta(days=1)),
+                started_to=ts(t0 + dt.timedelta(days=1)),
+                bucket=spb.TIME_BUCKET_HOUR,
+                tag_key="species",
+                time_zone="Europe/London",
+                deployment_id=str(deployment.id),
+                model_name="batdetect2",
+            ),
+            spb.CountDetectionsRequest(
+                started_from=ts(t0 - dt.timedelta(days=28)),
+                started_to=ts(t0 + dt.timedelta(days=1)),
+                bucket=spb.TIME_BUCKET_DAY,
+            ),
+        ],
+        "GetRetentionPlan": [
+            spb.GetRetentionPlanRequest(
+                file_management_json='{"retention_days": 30, "keep_best_per_species": 2}', limit=5
+            ),
+            spb.GetRetentionPlanRequest(),
+        ],
         "StoreMessage": [
             lambda rng: spb.StoreMessageRequest(
                 message=convert.message_to_proto(

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from acoustack_dashboard.settings import DashboardSettings
 from acoustack_detector.settings import DetectorSettings
 from acoustack_messenger.settings import MessengerSettings
 from acoustack_recorder.settings import RecorderSettings
@@ -215,7 +216,11 @@ def test_each_fleet_device_runs_its_whole_stack_on_its_own_node():
     for namespace, docs in spaces.items():
         device = namespace.removeprefix("acoustack-")
         workloads = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
-        assert {w["metadata"]["name"] for w in workloads} == set(PORTS) | {"postgres", "rabbitmq"}
+        assert {w["metadata"]["name"] for w in workloads} == set(PORTS) | {
+            "postgres",
+            "rabbitmq",
+            "dashboard",
+        }
         for w in workloads:
             selector = w["spec"]["template"]["spec"].get("nodeSelector")
             assert selector == {"acoustack-device": device}, (namespace, w["metadata"]["name"])
@@ -247,3 +252,21 @@ def test_every_service_is_scraped_where_it_serves_its_metrics(device_stacks):
             ports = {p["name"]: p["containerPort"] for p in main_container(docs, name)["ports"]}
             assert ports["metrics"] == settings.metrics_port, name
             assert settings.metrics_dir is not None, name  # the pool processes' counts are summed
+
+
+def test_the_dashboard_gets_usable_settings_http_probes_and_read_only_recordings(device_stacks):
+    for docs in device_stacks:
+        container = main_container(docs, "dashboard")
+        settings = DashboardSettings.load("DASHBOARD", container_env(docs, container))
+        for target in (settings.storage_target, settings.control_target):
+            service_port(docs, target)
+        broker = urlsplit(settings.broker_url)
+        service_port(docs, f"{broker.hostname}:{broker.port}")
+        assert settings.password == "", "no password in the manifests: one is generated"
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert [p["containerPort"] for p in container["ports"]] == [8080]
+        service_port(docs, "dashboard:8080")
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert mounts["/recordings"].get("readOnly") and mounts["/recordings/tmp"].get("readOnly")
+        assert "memory" in container["resources"]["limits"]

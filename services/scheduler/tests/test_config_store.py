@@ -99,3 +99,21 @@ def test_a_password_never_enters_the_configuration_nor_its_errors(store, tmp_pat
     )
     assert "compose/secrets.env" in str(old.value) and "hunter2" not in str(old.value)
     assert "hunter2" not in json.dumps(store.get())
+
+
+def test_several_changes_apply_together_or_not_at_all(store, tmp_path):
+    with pytest.raises(InvalidArgumentError, match="^detection.threshold: Input should be"):
+        store.set_many([("recording.interval_s", "20"), ("detection.threshold", "high")])
+    assert store.get("recording.interval_s") == 10.0, "the valid change was not applied alone"
+    assert store.applied == [] and not (tmp_path / "program.json").exists()
+    whole = store.set_many([("recording.interval_s", "20"), ("detection.threshold", "0.4")])
+    assert whole["recording"]["interval_s"] == 20.0 and whole["detection"]["threshold"] == 0.4
+    assert len(store.applied) == 1  # one write, one application
+
+
+def test_the_schema_gives_every_fields_help(store):
+    schema = store.schema()
+    recording = schema["$defs"][schema["properties"]["recording"]["$ref"].rsplit("/", 1)[1]]
+    assert (
+        recording["properties"]["duration_s"]["description"] == "length of each recording, seconds"
+    )

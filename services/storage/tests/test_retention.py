@@ -335,3 +335,30 @@ def test_every_run_is_recorded_for_the_heartbeat_and_status_to_tell(store, deplo
     # A window after both runs counts nothing, and still shows the last run.
     empty = store.retention_summary(later + dt.timedelta(seconds=1))
     assert (empty.deleted_for_space, empty.last.ran_at) == (0, later)
+
+
+def test_the_plan_says_what_retention_would_delete_next_and_deletes_nothing(
+    store, deployment, destination
+):
+    old = saved_recording(store, deployment, destination, 40, ("Myotis", 0.5))
+    best = saved_recording(store, deployment, destination, 35, ("Myotis", 0.99))
+    young = saved_recording(store, deployment, destination, 5, ("Myotis", 0.4))
+    retention = Retention(
+        store, destination, RetentionPolicy(max_age_days=30, keep_best_per_species=1),
+        now=lambda: NOW,
+    )  # fmt: skip
+    plan = retention.next_deletions(limit=10)
+    assert plan.enabled and plan.kept_as_best == 1
+    assert [(p.recording.id, p.reason) for p in plan.next] == [
+        (old.id, "older than 30 days"), (young.id, "when it is 30 days old"),
+    ]  # fmt: skip
+    assert plan.next[1].due_at == young.started_at + dt.timedelta(days=30)
+    assert best.id not in {p.recording.id for p in plan.next}
+    assert all(status(store, r) is schema.RecordingStatus.SAVED for r in (old, best, young))
+    assert all(Path(r.path).exists() for r in (old, best, young))
+
+
+def test_the_plan_of_retention_that_is_off_is_empty(store, deployment, destination):
+    saved_recording(store, deployment, destination, 400)
+    plan = Retention(store, destination, RetentionPolicy()).next_deletions()
+    assert not plan.enabled and plan.next == []

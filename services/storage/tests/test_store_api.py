@@ -474,3 +474,148 @@ def test_responses_need_a_known_message_and_a_status(client):
         client.store_response(pb.Response(message_id=str(message.id)))
     with pytest.raises(InvalidArgumentError, match="message.content: Field required"):
         client.store_message(pb.Message(id=str(uuid.uuid4())))
+
+
+def test_detections_come_in_pages_that_cover_every_hit_once(client, deployment):
+    # Three recordings of 7 detections each (two of them at the same start): pages of 5, both
+    # orders, give every detection once and in the listing's order.
+    recordings = [
+        factories.recording(deployment.id, started_at=T0 + dt.timedelta(minutes=m))
+        for m in (0, 5, 5)
+    ]
+    for r in recordings:
+        client.store_recording(r)
+        client.store_model_output(
+            schema.ModelOutput(
+                recording_id=r.id,
+                model_name="batdetect2",
+                detections=[
+                    schema.Detection(
+                        box=schema.BoundingBox(
+                            start_time_s=0.1 * (i % 4), end_time_s=0.5, low_freq_hz=2e4,
+                            high_freq_hz=5e4,
+                        ),
+                        detection_score=0.5,
+                    )
+                    for i in range(7)
+                ],
+            )
+        )  # fmt: skip
+    for order in (spb.SORT_ORDER_NEWEST_FIRST, spb.SORT_ORDER_OLDEST_FIRST):
+        everything = client.list_detections(order=order, limit=100)
+        assert len(everything) == 21
+        paged, token, pages = [], "", 0
+        while True:
+            hits, token = client.list_detections_page(order=order, limit=5, page_token=token)
+            paged.extend(hits)
+            pages += 1
+            if not token:
+                break
+        assert pages == 5
+        assert [h.detection.id for h in paged] == [h.detection.id for h in everything]
+    # The last page's size exactly: no token for a page with nothing after it.
+    hits, token = client.list_detections_page(limit=21)
+    assert len(hits) == 21 and token == ""
+
+
+def test_a_page_token_the_store_never_gave_is_refused_by_name(client):
+    with pytest.raises(InvalidArgumentError, match="page_token"):
+        client.list_detections(page_token="not-a-token")
+
+
+def test_detections_are_counted_per_hour_and_per_day_per_species(client, deployment):
+    def output_of(recording, species_counts):
+        detections = []
+        for species, count in species_counts.items():
+            for _ in range(count):
+                detections.append(
+                    schema.Detection(
+                        box=schema.BoundingBox(
+                            start_time_s=0.1, end_time_s=0.2, low_freq_hz=2e4, high_freq_hz=5e4
+                        ),
+                        detection_score=0.8,
+                        tags=[
+                            schema.PredictedTag(tag=schema.Tag(key="species", value=species),
+                                                confidence=0.7),
+                            # A less confident second guess: the detection counts once.
+                            schema.PredictedTag(tag=schema.Tag(key="species", value="Other"),
+                                                confidence=0.2),
+                        ],
+                    )
+                )  # fmt: skip
+        return schema.ModelOutput(
+            recording_id=recording.id, model_name="batdetect2", detections=detections
+        )
+
+    night = dt.datetime(2026, 6, 1, 22, 10, tzinfo=dt.UTC)
+    plan = [
+        (night, {"Myotis": 3, "Pipistrellus": 1}),
+        (night + dt.timedelta(minutes=20), {"Myotis": 2}),
+        (night + dt.timedelta(hours=2), {"Pipistrellus": 4}),  # 00:10 UTC, 01:10 in London
+        (night + dt.timedelta(days=1), {"Myotis": 1}),
+    ]
+    for started_at, counts in plan:
+        recording = factories.recording(deployment.id, started_at=started_at)
+        client.store_recording(recording)
+        client.store_model_output(output_of(recording, counts))
+
+    def counts(**kwargs):
+        request = spb.CountDetectionsRequest(
+            started_from=convert.timestamp(night - dt.timedelta(hours=1)),
+            started_to=convert.timestamp(night + dt.timedelta(days=2)),
+            **kwargs,
+        )
+        reply = client.stub.CountDetections(request, timeout=10)
+        return [(c.bucket_start.ToDatetime(tzinfo=dt.UTC), c.tag_value, c.detections)
+                for c in reply.counts]  # fmt: skip
+
+    hour = dt.timedelta(hours=1)
+    base = night.replace(minute=0)
+    assert counts(bucket=spb.TIME_BUCKET_HOUR) == [
+        (base, "Myotis", 5), (base, "Pipistrellus", 1),
+        (base + 2 * hour, "Pipistrellus", 4), (base + 24 * hour, "Myotis", 1),
+    ]  # fmt: skip
+    # Days in London: 23:10 and 01:10 local fall on two dates; bucket starts are local midnights.
+    by_day = counts(bucket=spb.TIME_BUCKET_DAY, time_zone="Europe/London")
+    midnight = dt.datetime(2026, 6, 1, 23, 0, tzinfo=dt.UTC)  # 2026-06-02 00:00 BST
+    assert by_day == [
+        (midnight - 24 * hour, "Myotis", 5), (midnight - 24 * hour, "Pipistrellus", 1),
+        (midnight, "Myotis", 1), (midnight, "Pipistrellus", 4),
+    ]  # fmt: skip
+
+
+def test_counting_refuses_what_it_cannot_count_by_name(client):
+    def refused(**kwargs):
+        request = spb.CountDetectionsRequest(**kwargs)
+        with pytest.raises(grpc.RpcError) as caught:
+            client.stub.CountDetections(request, timeout=10)
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        return caught.value.details()
+
+    t0 = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    assert "started_from" in refused()
+    span = {"started_from": convert.timestamp(t0)}
+    assert "time_zone" in refused(**span, started_to=convert.timestamp(t0 + dt.timedelta(days=1)),
+                                  time_zone="Mars/Olympus")  # fmt: skip
+    assert "31 days" in refused(**span, started_to=convert.timestamp(t0 + dt.timedelta(days=60)))
+    assert "started_to" in refused(**span, started_to=convert.timestamp(t0))
+
+
+def test_a_retention_plan_request_with_a_bad_section_is_refused_by_field(client):
+    def refused(**kwargs):
+        with pytest.raises(grpc.RpcError) as caught:
+            client.stub.GetRetentionPlan(spb.GetRetentionPlanRequest(**kwargs), timeout=10)
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        return caught.value.details()
+
+    assert "file_management_json" in refused(file_management_json="{not json")
+    assert "file_management_json" in refused(file_management_json="[1]")
+    assert "retention_days" in refused(file_management_json='{"retention_days": -3}')
+    assert "limit" in refused(limit=5000)
+    # No section: the shipped defaults, which hold a free-space floor (nothing saved to delete).
+    reply = client.stub.GetRetentionPlan(spb.GetRetentionPlanRequest(), timeout=10)
+    assert reply.enabled and list(reply.next) == []
+    off = client.stub.GetRetentionPlan(
+        spb.GetRetentionPlanRequest(file_management_json='{"keep_free_mb": 0}'), timeout=10
+    )
+    assert not off.enabled and list(off.next) == []

@@ -13,6 +13,7 @@ when schema objects are wanted. Arguments may be schema objects or proto message
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import random
 import time
@@ -299,11 +300,49 @@ class StoreClient(GrpcClient):
         return self.call(self.stub.StoreModelOutput, request, name="StoreModelOutput")
 
     def list_detections(self, **filters: Any) -> list[spb.DetectionHit]:
+        return self.list_detections_page(**filters)[0]
+
+    def list_detections_page(self, **filters: Any) -> tuple[list[spb.DetectionHit], str]:
+        """One page of hits and the next page's token (empty: the last page). Filters as in
+        ListDetectionsRequest; times may be datetimes."""
         for key in ("started_from", "started_to"):
             if isinstance(filters.get(key), dt.datetime):
                 filters[key] = convert.timestamp(filters[key])
         request = spb.ListDetectionsRequest(**filters)
-        return list(self.call(self.stub.ListDetections, request, name="ListDetections").hits)
+        reply = self.call(self.stub.ListDetections, request, name="ListDetections")
+        return list(reply.hits), reply.next_page_token
+
+    def count_detections(
+        self,
+        started_from: dt.datetime,
+        started_to: dt.datetime,
+        *,
+        by_day: bool = False,
+        tag_key: str = "",
+        time_zone: str = "",
+        deployment_id: str = "",
+        model_name: str = "",
+    ) -> list[spb.DetectionCount]:
+        """Detections per local hour (or day) per tag value, summed by the store."""
+        request = spb.CountDetectionsRequest(
+            started_from=convert.timestamp(started_from),
+            started_to=convert.timestamp(started_to),
+            bucket=spb.TIME_BUCKET_DAY if by_day else spb.TIME_BUCKET_HOUR,
+            tag_key=tag_key,
+            time_zone=time_zone,
+            deployment_id=deployment_id,
+            model_name=model_name,
+        )
+        return list(self.call(self.stub.CountDetections, request, name="CountDetections").counts)
+
+    def retention_plan(
+        self, file_management: dict[str, Any] | None = None, limit: int = 10
+    ) -> spb.GetRetentionPlanResponse:
+        """What retention would delete next under this ``file_management`` section."""
+        request = spb.GetRetentionPlanRequest(
+            file_management_json=json.dumps(file_management or {}), limit=limit
+        )
+        return self.call(self.stub.GetRetentionPlan, request, name="GetRetentionPlan")
 
     # outbox
     def store_message(self, message: schema.Message | pb.Message) -> spb.StoreMessageResponse:

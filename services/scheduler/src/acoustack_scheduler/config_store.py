@@ -31,6 +31,17 @@ def _walk(data: dict, path: list[str], field: str) -> tuple[dict, str]:
     return node, path[-1]
 
 
+def _parse_value(raw_value: str) -> Any:
+    try:
+        return json.loads(raw_value)
+    except json.JSONDecodeError:
+        return raw_value  # plain text, e.g. a time zone name
+    except ValueError:  # JSON, but an integer longer than Python converts
+        raise InvalidArgumentError("value: a number with too many digits") from None
+    except RecursionError:
+        raise InvalidArgumentError("value: nested too deeply to read") from None
+
+
 class ConfigStore:
     def __init__(
         self,
@@ -51,28 +62,33 @@ class ConfigStore:
         node, key = _walk(data, field.split("."), field)
         return node[key]
 
+    def schema(self) -> dict[str, Any]:
+        """The JSON Schema of the program's configuration: types, limits, defaults, help."""
+        return self.program.config_schema.model_json_schema()
+
     def set(self, field: str, raw_value: str) -> Any:
-        if not field:
-            raise InvalidArgumentError(
-                "field: give the dotted path of a setting, e.g. recording.duration_s"
-            )
-        try:
-            value = json.loads(raw_value)
-        except json.JSONDecodeError:
-            value = raw_value  # plain text, e.g. a time zone name
-        except ValueError:  # JSON, but an integer longer than Python converts
-            raise InvalidArgumentError("value: a number with too many digits") from None
-        except RecursionError:
-            raise InvalidArgumentError("value: nested too deeply to read") from None
+        self.set_many([(field, raw_value)])
+        return self.get(field)
+
+    def set_many(self, changes: list[tuple[str, str]]) -> dict[str, Any]:
+        """Every change validated together, then applied at once (none when one is refused)."""
+        if not changes:
+            raise InvalidArgumentError("changes: give at least one field and its value")
         data = self.config.model_dump(mode="json")
-        node, key = _walk(data, field.split("."), field)
-        node[key] = value
+        for field, raw_value in changes:
+            if not field:
+                raise InvalidArgumentError(
+                    "field: give the dotted path of a setting, e.g. recording.duration_s"
+                )
+            value = _parse_value(raw_value)
+            node, key = _walk(data, field.split("."), field)
+            node[key] = value
         new_config = self.program.parse_config(data)  # names the field when the value is wrong
         self.program.beat_schedule(new_config)  # and refuses a schedule that cannot run
         self._write(new_config)
         self.config = new_config
         self.on_change(new_config)
-        return self.get(field)
+        return self.get()
 
     def _write(self, config: Section) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

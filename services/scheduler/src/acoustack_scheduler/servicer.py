@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from acoustack import convert
-from acoustack.errors import FailedPreconditionError, FieldError
+from acoustack.errors import FailedPreconditionError, FieldError, InvalidArgumentError
 from acoustack.grpc_server import rpc_errors
 from acoustack.v1 import check_pb2, control_pb2, control_pb2_grpc
 from acoustack_scheduler.config_store import ConfigStore
@@ -126,12 +126,21 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @rpc_errors
     def GetConfig(self, request, context):
+        config = self._config()
         return control_pb2.GetConfigResponse(
-            value_json=json.dumps(self._config().get(request.field))
+            value_json=json.dumps(config.get(request.field)),
+            schema_json="" if request.field else json.dumps(config.schema()),
         )
 
     @rpc_errors
     def SetConfig(self, request, context):
+        if request.changes:
+            if request.field or request.value:
+                raise InvalidArgumentError("changes: send either changes or field and value")
+            changes = [(change.field, change.value) for change in request.changes]
+            return control_pb2.SetConfigResponse(
+                value_json=json.dumps(self._config().set_many(changes))
+            )
         value = self._config().set(request.field, request.value)
         return control_pb2.SetConfigResponse(value_json=json.dumps(value))
 

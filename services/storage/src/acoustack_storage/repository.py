@@ -14,7 +14,10 @@ warning naming it; asked for by id, it is DATA_LOSS. Migration 0003 repairs them
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -42,6 +45,12 @@ from acoustack.errors import (
 )
 from acoustack.v1 import types_pb2 as pb
 from acoustack.wire_validation import check_model_output
+from acoustack_storage.activity import (
+    ActivityCount,
+    ActivityQuery,
+    count_detections,
+    insert_tag_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +133,8 @@ class DetectionFilter:
     deployment_id: uuid.UUID | None = None
     limit: int = DEFAULT_LIMIT
     newest_first: bool = False
+    # A previous page's next_page_token: only hits past it in this order.
+    page_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,41 @@ class DetectionHit:
     model_output_id: uuid.UUID
     model_name: str
     recording_started_at: dt.datetime
+    # The detection's place in its model output, which makes the listing's order total.
+    index: int = 0
+
+    def sort_key(self) -> tuple[dt.datetime, float, str, str, int]:
+        d = self.detection
+        box_start = d.box.start_time_s if d.HasField("box") else -1.0
+        return (self.recording_started_at, box_start, d.id, str(self.model_output_id), self.index)
+
+
+def page_token(hit: DetectionHit) -> str:
+    """Where the next page starts: the last hit's place in the listing's order."""
+    started_at, box_start, detection_id, output_id, index = hit.sort_key()
+    text = json.dumps([started_at.isoformat(), box_start, detection_id, output_id, index])
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def read_page_token(token: str) -> tuple[dt.datetime, float, str, str, int]:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        started_at, box_start, detection_id, output_id, index = json.loads(text)
+        key = (
+            dt.datetime.fromisoformat(started_at),
+            float(box_start),
+            str(detection_id),
+            str(uuid.UUID(output_id)),
+            int(index),
+        )
+        if key[0].tzinfo is None:
+            raise ValueError("no time zone")
+        return key
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error, OverflowError):
+        raise InvalidArgumentError(
+            f"page_token: {quote(token)} is not a token a listing gave; "
+            "ask for the first page again without it"
+        ) from None
 
 
 _DEPLOYMENT_COLUMNS = "id, name, latitude, longitude, started_at, ended_at"
@@ -248,6 +294,16 @@ def _recording(row: dict) -> schema.Recording:
 _TAG_SEPARATOR = "\x1f"  # the ASCII unit separator: never part of a tag key
 
 
+def _recording_event(recording: schema.Recording) -> dict:
+    return {
+        "recording_id": str(recording.id),
+        "deployment_id": str(recording.deployment_id) if recording.deployment_id else None,
+        "started_at": recording.started_at.isoformat(),
+        "status": recording.status.value,
+        "path": recording.path,
+    }
+
+
 def _tag_entry(key: str, value: str | None) -> str:
     return key if value is None else f"{key}{_TAG_SEPARATOR}{value}"
 
@@ -297,6 +353,14 @@ def _detection_matches(d: pb.Detection, query: DetectionFilter) -> bool:
 class PostgresStore:
     def __init__(self, pool: psycopg_pool.ConnectionPool) -> None:
         self._pool = pool
+        # Told of each change after it commits (acoustack_storage.events); nothing by default.
+        self.events: Callable[[str, dict], None] = lambda event, body: None
+
+    def _announce(self, event: str, body: dict) -> None:
+        try:
+            self.events(event, body)
+        except Exception:  # an event is never worth a write: the subscriber reloads its state
+            log.exception("event %s not published", event)
 
     @classmethod
     def open(
@@ -441,6 +505,12 @@ class PostgresStore:
     # --- recordings -------------------------------------------------------------------------
 
     def store_recording(self, recording: schema.Recording) -> tuple[schema.Recording, bool]:
+        stored, created = self._store_recording(recording)
+        if created:
+            self._announce("recording.stored", _recording_event(stored))
+        return stored, created
+
+    def _store_recording(self, recording: schema.Recording) -> tuple[schema.Recording, bool]:
         """Store a new recording; storing the same one again (a retried registration) is a no-op."""
         r = recording
         try:
@@ -751,6 +821,16 @@ class PostgresStore:
         )
 
     def update_recording_path(
+        self,
+        recording_id: uuid.UUID,
+        path: str,
+        status: schema.RecordingStatus | None = None,
+    ) -> schema.Recording:
+        updated = self._update_recording_path(recording_id, path, status)
+        self._announce("recording.filed", _recording_event(updated))
+        return updated
+
+    def _update_recording_path(
         self, recording_id: uuid.UUID, path: str, status: schema.RecordingStatus | None = None
     ) -> schema.Recording:
         if not path:
@@ -819,6 +899,28 @@ class PostgresStore:
         *,
         tag_confidences: Mapping[tuple[str, str], float] | None = None,
     ) -> tuple[uuid.UUID, bool]:
+        output_id, created = self._store_model_output(
+            output, messages, tag_confidences=tag_confidences
+        )
+        if created:
+            self._announce(
+                "model_output.stored",
+                {
+                    "model_output_id": str(output_id),
+                    "recording_id": output.recording_id,
+                    "model_name": output.model_name,
+                    "detections": len(output.detections),
+                },
+            )
+        return output_id, created
+
+    def _store_model_output(
+        self,
+        output: pb.ModelOutput,
+        messages: Sequence[schema.Message] = (),
+        *,
+        tag_confidences: Mapping[tuple[str, str], float] | None = None,
+    ) -> tuple[uuid.UUID, bool]:
         """Store an output and its messages in one transaction; return its id and whether it is new.
 
         ``tag_confidences`` is what ``wire_validation.check_model_output`` returned for
@@ -844,7 +946,7 @@ class PostgresStore:
                               %s, %s
                        FROM recordings r WHERE r.id = %s
                        ON CONFLICT (recording_id, model_name) DO NOTHING
-                       RETURNING id""",
+                       RETURNING id, recording_started_at, deployment_id""",
                     (
                         output_id,
                         output.model_name,
@@ -870,6 +972,13 @@ class PostgresStore:
                             f"model_output.recording_id: no recording {recording_id}"
                         )
                     return row["id"], False
+                insert_tag_counts(
+                    conn,
+                    output_id,
+                    output,
+                    inserted["recording_started_at"],
+                    inserted["deployment_id"],
+                )
                 self._insert_messages(conn, messages, output_id)
         except pg_errors.UniqueViolation as exc:
             what = "model_output.id" if "model_outputs_pkey" in str(exc) else "a message id"
@@ -892,7 +1001,11 @@ class PostgresStore:
             )
 
     def list_detections(self, query: DetectionFilter) -> list[DetectionHit]:
-        """Detections matching every condition, ordered by recording start then call start.
+        return self.list_detections_page(query)[0]
+
+    def list_detections_page(self, query: DetectionFilter) -> tuple[list[DetectionHit], str]:
+        """Detections matching every condition, ordered by recording start then call start (at
+        most ``query.limit``), and the token of the next page (empty: no more match).
 
         The outputs' index columns narrow the candidates (time, model, deployment, score range,
         tag); each candidate's detections are then checked one by one.
@@ -915,7 +1028,13 @@ class PostgresStore:
         ):
             raise InvalidArgumentError("min_score: greater than max_score, so nothing could match")
         limit = effective_limit(query.limit)
+        after = read_page_token(query.page_token) if query.page_token else None
+        # One more than asked for: whether it exists says if there is a next page.
+        wanted = limit + 1
         where, params = ["detection_count > 0"], []
+        if after is not None:
+            where.append(f"recording_started_at {'<=' if query.newest_first else '>='} %s")
+            params.append(after[0])
         if query.started_from is not None:
             where.append("recording_started_at >= %s")
             params.append(query.started_from)
@@ -951,29 +1070,33 @@ class PostgresStore:
             for row in cursor.execute(sql, params):
                 # Stop once the limit is reached, but only at the end of a recording-start group,
                 # so the final sort sees every detection of the last recording it keeps.
-                if len(hits) >= limit and row["recording_started_at"] != group_start:
+                if len(hits) >= wanted and row["recording_started_at"] != group_start:
                     break
                 group_start = row["recording_started_at"]
                 output = _output_document(row["id"], row["document"])
                 if output is None:
                     continue
-                for d in output.detections:
-                    if _detection_matches(d, query):
-                        hits.append(
-                            DetectionHit(
-                                d, row["recording_id"], row["id"],
-                                row["model_name"], row["recording_started_at"],
-                            )
-                        )  # fmt: skip
-        hits.sort(
-            key=lambda h: (
-                h.recording_started_at,
-                h.detection.box.start_time_s if h.detection.HasField("box") else -1.0,
-                str(h.detection.id),
-            ),
-            reverse=query.newest_first,
-        )
-        return hits[:limit]
+                for index, d in enumerate(output.detections):
+                    if not _detection_matches(d, query):
+                        continue
+                    hit = DetectionHit(
+                        d, row["recording_id"], row["id"],
+                        row["model_name"], row["recording_started_at"], index,
+                    )  # fmt: skip
+                    if after is not None and (
+                        hit.sort_key() >= after if query.newest_first else hit.sort_key() <= after
+                    ):
+                        continue
+                    hits.append(hit)
+        hits.sort(key=DetectionHit.sort_key, reverse=query.newest_first)
+        more = len(hits) > limit
+        return hits[:limit], page_token(hits[limit - 1]) if more else ""
+
+    def count_detections(self, query: ActivityQuery) -> list[ActivityCount]:
+        """Detections per hour or day per tag value, summed by Postgres (see ``activity``)."""
+        query.check()
+        with self._tx() as conn:
+            return count_detections(conn, query)
 
     # --- outbox -----------------------------------------------------------------------------
 
@@ -1012,6 +1135,17 @@ class PostgresStore:
         try without a success: the message waits ``retry_in_s``, and a refusal that reaches
         ``dead_after_refusals`` makes it a dead letter. A message already sent or dead keeps
         its state."""
+        self._store_response(response, outcome)
+        if response.status == schema.ResponseStatus.SUCCESS:
+            self._announce(
+                "message.sent",
+                {
+                    "message_id": str(response.message_id),
+                    "received_at": response.received_at.isoformat(),
+                },
+            )
+
+    def _store_response(self, response: schema.Response, outcome: TryOutcome | None) -> None:
         with self._tx() as conn:
             updated = conn.execute(
                 """UPDATE messages SET

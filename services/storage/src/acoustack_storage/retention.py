@@ -22,7 +22,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from acoustack import schema
@@ -122,6 +122,21 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclass(frozen=True)
+class PlannedDeletion:
+    recording: schema.Recording
+    reason: str
+    due_at: dt.datetime | None  # None: it would go at the next run
+
+
+@dataclass
+class RetentionPlan:
+    enabled: bool
+    free_mb: float | None = None
+    kept_as_best: int = 0
+    next: list[PlannedDeletion] = field(default_factory=list)
+
+
 class Retention:
     def __init__(
         self,
@@ -196,6 +211,67 @@ class Retention:
                 else f"{report.highest_deleted_score:.2f}",
                 report.kept_as_best,
             )
+
+    def next_deletions(self, limit: int = 10) -> RetentionPlan:
+        """What retention would delete next, in the order a run would, without deleting anything:
+        each recording with why (past the age limit, for disk space now) or when (the day it
+        passes the age limit, or once free space falls under the floor)."""
+        plan = RetentionPlan(enabled=self.policy.deletes)
+        if self.destination.exists():
+            plan.free_mb = self.free_bytes(self.destination) / MB
+        if not self.policy.deletes:
+            return plan
+        short_of_space = (
+            self.policy.keep_free_mb > 0
+            and plan.free_mb is not None
+            and (plan.free_mb < self.policy.keep_free_mb)
+        )
+        protected = self.best_per_species() if self.policy.keep_best_per_species else set()
+        plan.kept_as_best = len(protected)
+        cutoff = (
+            self.now() - dt.timedelta(days=self.policy.max_age_days)
+            if self.policy.max_age_days > 0
+            else None
+        )
+        planned: set[uuid.UUID] = set()
+
+        def plan_to_delete(recording: schema.Recording, reason: str, due=None) -> bool:
+            """Add one; whether the plan is full."""
+            planned.add(recording.id)
+            plan.next.append(PlannedDeletion(recording, reason, due))
+            return len(plan.next) >= limit
+
+        # In the order a run deletes: past the age limit (oldest first), then for space (the
+        # least valuable first).
+        if cutoff is not None:
+            for entry in self._saved(started_before=cutoff):
+                if entry.recording.id not in protected and plan_to_delete(
+                    entry.recording, f"older than {self.policy.max_age_days:g} days"
+                ):
+                    return plan
+        floor = self.policy.keep_free_mb
+        if floor > 0:
+            for recording, value in self._saved_least_valuable_first():
+                if recording.id in protected or recording.id in planned:
+                    continue
+                worth = f"best detection {value:.2f}" if value > 0 else "no detection"
+                reason = (
+                    f"to keep {floor} MB free ({worth})"
+                    if short_of_space
+                    else f"when free space falls under {floor} MB ({worth})"
+                )
+                if plan_to_delete(recording, reason):
+                    return plan
+        elif cutoff is not None:
+            for entry in self._saved():
+                if entry.recording.id in protected or entry.recording.id in planned:
+                    continue
+                due = entry.recording.started_at + dt.timedelta(days=self.policy.max_age_days)
+                if plan_to_delete(
+                    entry.recording, f"when it is {self.policy.max_age_days:g} days old", due
+                ):
+                    return plan
+        return plan
 
     def _keep_free(self, protected: Callable[[], set[uuid.UUID]], report: RetentionReport) -> None:
         floor = self.policy.keep_free_mb * MB

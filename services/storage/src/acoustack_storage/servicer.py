@@ -9,6 +9,7 @@ repository checks the single values it is given (paths, reasons, query values) i
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -24,7 +25,9 @@ from acoustack.grpc_server import rpc_errors
 from acoustack.v1 import store_pb2 as spb
 from acoustack.v1 import store_pb2_grpc
 from acoustack.wire_validation import check_model_output
+from acoustack_storage.activity import ActivityQuery
 from acoustack_storage.device import DeviceIdentity
+from acoustack_storage.files import build_retention
 from acoustack_storage.repository import (
     DetectionFilter,
     PostgresStore,
@@ -245,9 +248,10 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             deployment_id=_uuid(request.deployment_id, "deployment_id", required=False),
             limit=request.limit,
             newest_first=_newest_first(request),
+            page_token=request.page_token,
         )
-        hits = self.store.list_detections(query)
-        reply = spb.ListDetectionsResponse()
+        hits, next_page_token = self.store.list_detections_page(query)
+        reply = spb.ListDetectionsResponse(next_page_token=next_page_token)
         for hit in hits:
             reply.hits.add(
                 detection=hit.detection,
@@ -256,6 +260,55 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
                 model_name=hit.model_name,
                 recording_started_at=convert.timestamp(hit.recording_started_at),
             )
+        return reply
+
+    @rpc_errors
+    def CountDetections(self, request, context):
+        started_from = _time(request, "started_from")
+        started_to = _time(request, "started_to")
+        if started_from is None or started_to is None:
+            raise InvalidArgumentError("started_from, started_to: both required")
+        query = ActivityQuery(
+            started_from=started_from,
+            started_to=started_to,
+            bucket="day" if request.bucket == spb.TIME_BUCKET_DAY else "hour",
+            tag_key=request.tag_key or "species",
+            time_zone=request.time_zone or "UTC",
+            deployment_id=_uuid(request.deployment_id, "deployment_id", required=False),
+            model_name=request.model_name,
+        )
+        reply = spb.CountDetectionsResponse()
+        for count in self.store.count_detections(query):
+            reply.counts.add(
+                bucket_start=convert.timestamp(count.bucket_start),
+                tag_value=count.tag_value,
+                detections=count.detections,
+            )
+        return reply
+
+    @rpc_errors
+    def GetRetentionPlan(self, request, context):
+        if not 0 <= request.limit <= 1000:
+            raise InvalidArgumentError(f"limit: {request.limit} is not within 0..1000")
+        try:
+            section = json.loads(request.file_management_json or "{}")
+        except (ValueError, RecursionError):
+            raise InvalidArgumentError("file_management_json: not JSON") from None
+        if not isinstance(section, dict):
+            raise InvalidArgumentError("file_management_json: must be a JSON object")
+        retention = build_retention(self.store, {"file_management": section})
+        plan = retention.next_deletions(request.limit or 10)
+        reply = spb.GetRetentionPlanResponse(
+            enabled=plan.enabled,
+            free_mb=-1.0 if plan.free_mb is None else plan.free_mb,
+            kept_as_best=plan.kept_as_best,
+        )
+        for item in plan.next:
+            entry = reply.next.add(
+                recording=convert.recording_to_proto(item.recording), reason=item.reason
+            )
+            if item.due_at is not None:
+                entry.due_at.CopyFrom(convert.timestamp(item.due_at))
         return reply
 
     # outbox

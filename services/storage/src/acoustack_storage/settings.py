@@ -47,7 +47,7 @@ class StorageSettings(TemporaryAreaSettings, MetricsSettings):
         Field(
             pattern=r"^(amqps?://.*)?$",
             description="RabbitMQ URL (amqp://user:pass@host:5672/vhost) for the file-management "
-            "worker; empty: no worker, gRPC only",
+            "worker and the domain events (acoustack.events); empty: neither, gRPC only",
         ),
     ] = ""
     data_dir: Annotated[

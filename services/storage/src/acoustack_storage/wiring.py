@@ -13,6 +13,7 @@ from acoustack.grpc_server import RunningServer, start_server
 from acoustack.names import TASK_TIME_LIMITS, Queue, Task
 from acoustack.worker_process import run_prefork_worker
 from acoustack_storage.device import DeviceIdentity
+from acoustack_storage.events import EventPublisher
 from acoustack_storage.migrate import apply_migrations
 from acoustack_storage.repository import PostgresStore
 from acoustack_storage.servicer import StoreServicer, register
@@ -25,10 +26,18 @@ log = logging.getLogger("acoustack_storage")
 WORKER_STOP_GRACE_S = TASK_TIME_LIMITS[Task.MANAGE_FILES].hard_s + 5
 
 
+def with_events(store: PostgresStore, settings: StorageSettings) -> PostgresStore:
+    """The store, publishing its domain events on the broker when one is configured."""
+    if settings.broker_url:
+        store.events = EventPublisher(settings.broker_url)
+    return store
+
+
 def open_repository(settings: StorageSettings) -> PostgresStore:
-    return PostgresStore.open(
+    store = PostgresStore.open(
         settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
     )
+    return with_events(store, settings)
 
 
 def wait_and_migrate(store: PostgresStore, wait_s: float) -> None:
@@ -85,7 +94,9 @@ def run_file_worker(settings: StorageSettings) -> int:
     register_manage_files_task(
         app,
         # One task at a time needs few connections.
-        lambda: PostgresStore.open(settings.database_url, min_size=1, max_size=2),
+        lambda: with_events(
+            PostgresStore.open(settings.database_url, min_size=1, max_size=2), settings
+        ),
         settings.temporary_areas,
     )
     log.info("file management: temporary area %s", ", ".join(map(str, settings.temporary_areas)))

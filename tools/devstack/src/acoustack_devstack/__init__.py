@@ -1,9 +1,9 @@
 """`make dev` (python -m acoustack_devstack): the services as local processes.
 
 storage (with its file-management worker), detector (bundled BatDetect2), recorder (replaying the
-bat recordings), messenger (to the machine's Mosquitto) and scheduler (the detection program),
-against the machine's Postgres and RabbitMQ, in a database and vhost of their own, logs under the
-work folder. The end-to-end test uses the same launcher.
+bat recordings), messenger (to the machine's Mosquitto), scheduler (the detection program) and,
+when given a port, the dashboard, against the machine's Postgres and RabbitMQ, in a database and
+vhost of their own, logs under the work folder. The end-to-end test uses the same launcher.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,8 @@ class Ports:
     recorder: int = 50053
     scheduler: int = 50054
     messenger: int = 50055
+    # The dashboard's web port; 0: the stack runs without it.
+    dashboard: int = 0
 
 
 @dataclass
@@ -76,7 +80,7 @@ class DevStack:
             ["rabbitmqctl", "-q", "set_permissions", "-p", self.name, "guest", ".*", ".*", ".*"],
             capture_output=True, check=True,
         )  # fmt: skip
-        for folder in ("logs", "recordings/tmp", *(f"data/{s}" for s in SERVICES)):
+        for folder in ("logs", "recordings/tmp", *(f"data/{s}" for s in self.services)):
             (self.work / folder).mkdir(parents=True, exist_ok=True)
         (self.work / "program.json").write_text(json.dumps(self.program(), indent=2))
 
@@ -158,6 +162,15 @@ class DevStack:
                 "SCHEDULER_GRPC_PORT": str(self.ports.scheduler),
                 "SCHEDULER_DISK_PATH": str(self.work),
             },
+            "dashboard": {
+                "DASHBOARD_STORAGE_TARGET": storage,
+                "DASHBOARD_CONTROL_TARGET": f"127.0.0.1:{self.ports.scheduler}",
+                "DASHBOARD_BROKER_URL": self.broker_url,
+                "DASHBOARD_RECORDINGS_ROOT": str(self.work / "recordings"),
+                "DASHBOARD_DATA_DIR": str(self.data_dir("dashboard")),
+                "DASHBOARD_HTTP_HOST": "127.0.0.1",
+                "DASHBOARD_HTTP_PORT": str(self.ports.dashboard),
+            },
         }
         for service, environment in environments.items():
             # Its worker processes' counts for /metrics, as compose keeps them (emptied at start).
@@ -169,8 +182,25 @@ class DevStack:
             environments[service].update(overrides)
         return environments
 
+    @property
+    def services(self) -> tuple[str, ...]:
+        return (*SERVICES, "dashboard") if self.ports.dashboard else SERVICES
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.dashboard}/"
+
     def health_port(self, service: str) -> int:
         return getattr(self.ports, service)
+
+    def healthy(self, service: str) -> bool:
+        if service == "dashboard":  # a web server: its probe is /healthz
+            try:
+                with urllib.request.urlopen(self.dashboard_url + "healthz", timeout=1.0) as reply:
+                    return reply.status == 200
+            except (OSError, urllib.error.URLError):
+                return False
+        return check(f"127.0.0.1:{self.health_port(service)}", timeout_s=1.0)[0]
 
     def start(self, service: str, timeout_s: float = 90.0) -> subprocess.Popen:
         log = open(self.work / "logs" / f"{service}.log", "ab")  # noqa: SIM115 - lives as long as the process
@@ -181,9 +211,8 @@ class DevStack:
             stderr=subprocess.STDOUT,
         )
         self.processes[service] = proc
-        target = f"127.0.0.1:{self.health_port(service)}"
         deadline = time.monotonic() + timeout_s
-        while not check(target, timeout_s=1.0)[0]:
+        while not self.healthy(service):
             if proc.poll() is not None:
                 raise RuntimeError(
                     f"{service} exited ({proc.returncode}); see {self.work}/logs/{service}.log"
@@ -221,11 +250,11 @@ class DevStack:
 
     def up(self) -> None:
         self.prepare()
-        for service in SERVICES:
+        for service in self.services:
             self.start(service)
 
     def down(self) -> None:
-        for service in reversed(SERVICES):
+        for service in reversed(self.services):
             self.stop(service)
 
 
@@ -234,8 +263,11 @@ def main() -> int:
     parser.add_argument(
         "--work", type=Path, default=REPO / "build" / "dev", help="logs, recordings, data"
     )
+    parser.add_argument(
+        "--dashboard-port", type=int, default=8080, help="the dashboard's web port (0: none)"
+    )
     args = parser.parse_args()
-    stack = DevStack(args.work)
+    stack = DevStack(args.work, ports=Ports(dashboard=args.dashboard_port))
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
@@ -246,6 +278,11 @@ def main() -> int:
             f"  uv run acoustack deployment start --name test --latitude 52.2 --longitude 0.12 {control}"
         )
         print(f"  uv run acoustack status {control}")
+        if stack.ports.dashboard:
+            print(
+                f"Dashboard: {stack.dashboard_url} (password: DASHBOARD_PASSWORD, else the one in "
+                f"{stack.data_dir('dashboard') / 'password'}, also in its log at the first start)"
+            )
         print("Ctrl-C stops everything.")
         while not stopping and all(p.poll() is None for p in stack.processes.values()):
             time.sleep(1)

@@ -161,18 +161,30 @@ class GetConfigRequest(_message.Message):
     def __init__(self, field: _Optional[str] = ...) -> None: ...
 
 class GetConfigResponse(_message.Message):
-    __slots__ = ("value_json",)
+    __slots__ = ("value_json", "schema_json")
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
     value_json: str
-    def __init__(self, value_json: _Optional[str] = ...) -> None: ...
+    schema_json: str
+    def __init__(self, value_json: _Optional[str] = ..., schema_json: _Optional[str] = ...) -> None: ...
 
-class SetConfigRequest(_message.Message):
+class ConfigChange(_message.Message):
     __slots__ = ("field", "value")
     FIELD_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     field: str
     value: str
     def __init__(self, field: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class SetConfigRequest(_message.Message):
+    __slots__ = ("field", "value", "changes")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    value: str
+    changes: _containers.RepeatedCompositeFieldContainer[ConfigChange]
+    def __init__(self, field: _Optional[str] = ..., value: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[ConfigChange, _Mapping]]] = ...) -> None: ...
 
 class SetConfigResponse(_message.Message):
     __slots__ = ("value_json",)

@@ -16,9 +16,18 @@ class SortOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SORT_ORDER_UNSPECIFIED: _ClassVar[SortOrder]
     SORT_ORDER_OLDEST_FIRST: _ClassVar[SortOrder]
     SORT_ORDER_NEWEST_FIRST: _ClassVar[SortOrder]
+
+class TimeBucket(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIME_BUCKET_UNSPECIFIED: _ClassVar[TimeBucket]
+    TIME_BUCKET_HOUR: _ClassVar[TimeBucket]
+    TIME_BUCKET_DAY: _ClassVar[TimeBucket]
 SORT_ORDER_UNSPECIFIED: SortOrder
 SORT_ORDER_OLDEST_FIRST: SortOrder
 SORT_ORDER_NEWEST_FIRST: SortOrder
+TIME_BUCKET_UNSPECIFIED: TimeBucket
+TIME_BUCKET_HOUR: TimeBucket
+TIME_BUCKET_DAY: TimeBucket
 
 class GetDeviceRequest(_message.Message):
     __slots__ = ()
@@ -235,7 +244,7 @@ class StoreModelOutputResponse(_message.Message):
     def __init__(self, model_output_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class ListDetectionsRequest(_message.Message):
-    __slots__ = ("started_from", "started_to", "model_name", "min_score", "max_score", "tag_key", "tag_value", "deployment_id", "limit", "order")
+    __slots__ = ("started_from", "started_to", "model_name", "min_score", "max_score", "tag_key", "tag_value", "deployment_id", "limit", "order", "page_token")
     STARTED_FROM_FIELD_NUMBER: _ClassVar[int]
     STARTED_TO_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +255,7 @@ class ListDetectionsRequest(_message.Message):
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     started_from: _timestamp_pb2.Timestamp
     started_to: _timestamp_pb2.Timestamp
     model_name: str
@@ -256,7 +266,8 @@ class ListDetectionsRequest(_message.Message):
     deployment_id: str
     limit: int
     order: SortOrder
-    def __init__(self, started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_name: _Optional[str] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., tag_key: _Optional[str] = ..., tag_value: _Optional[str] = ..., deployment_id: _Optional[str] = ..., limit: _Optional[int] = ..., order: _Optional[_Union[SortOrder, str]] = ...) -> None: ...
+    page_token: str
+    def __init__(self, started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_name: _Optional[str] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., tag_key: _Optional[str] = ..., tag_value: _Optional[str] = ..., deployment_id: _Optional[str] = ..., limit: _Optional[int] = ..., order: _Optional[_Union[SortOrder, str]] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class DetectionHit(_message.Message):
     __slots__ = ("detection", "recording_id", "model_output_id", "model_name", "recording_started_at")
@@ -273,10 +284,76 @@ class DetectionHit(_message.Message):
     def __init__(self, detection: _Optional[_Union[_types_pb2.Detection, _Mapping]] = ..., recording_id: _Optional[str] = ..., model_output_id: _Optional[str] = ..., model_name: _Optional[str] = ..., recording_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListDetectionsResponse(_message.Message):
-    __slots__ = ("hits",)
+    __slots__ = ("hits", "next_page_token")
     HITS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[DetectionHit]
-    def __init__(self, hits: _Optional[_Iterable[_Union[DetectionHit, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[DetectionHit, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CountDetectionsRequest(_message.Message):
+    __slots__ = ("started_from", "started_to", "bucket", "tag_key", "time_zone", "deployment_id", "model_name")
+    STARTED_FROM_FIELD_NUMBER: _ClassVar[int]
+    STARTED_TO_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    TAG_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    started_from: _timestamp_pb2.Timestamp
+    started_to: _timestamp_pb2.Timestamp
+    bucket: TimeBucket
+    tag_key: str
+    time_zone: str
+    deployment_id: str
+    model_name: str
+    def __init__(self, started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket: _Optional[_Union[TimeBucket, str]] = ..., tag_key: _Optional[str] = ..., time_zone: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_name: _Optional[str] = ...) -> None: ...
+
+class DetectionCount(_message.Message):
+    __slots__ = ("bucket_start", "tag_value", "detections")
+    BUCKET_START_FIELD_NUMBER: _ClassVar[int]
+    TAG_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    bucket_start: _timestamp_pb2.Timestamp
+    tag_value: str
+    detections: int
+    def __init__(self, bucket_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tag_value: _Optional[str] = ..., detections: _Optional[int] = ...) -> None: ...
+
+class CountDetectionsResponse(_message.Message):
+    __slots__ = ("counts",)
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[DetectionCount]
+    def __init__(self, counts: _Optional[_Iterable[_Union[DetectionCount, _Mapping]]] = ...) -> None: ...
+
+class GetRetentionPlanRequest(_message.Message):
+    __slots__ = ("file_management_json", "limit")
+    FILE_MANAGEMENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    file_management_json: str
+    limit: int
+    def __init__(self, file_management_json: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class PlannedDeletion(_message.Message):
+    __slots__ = ("recording", "reason", "due_at")
+    RECORDING_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    recording: _types_pb2.Recording
+    reason: str
+    due_at: _timestamp_pb2.Timestamp
+    def __init__(self, recording: _Optional[_Union[_types_pb2.Recording, _Mapping]] = ..., reason: _Optional[str] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetRetentionPlanResponse(_message.Message):
+    __slots__ = ("enabled", "free_mb", "kept_as_best", "next")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    FREE_MB_FIELD_NUMBER: _ClassVar[int]
+    KEPT_AS_BEST_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    free_mb: float
+    kept_as_best: int
+    next: _containers.RepeatedCompositeFieldContainer[PlannedDeletion]
+    def __init__(self, enabled: _Optional[bool] = ..., free_mb: _Optional[float] = ..., kept_as_best: _Optional[int] = ..., next: _Optional[_Iterable[_Union[PlannedDeletion, _Mapping]]] = ...) -> None: ...
 
 class StoreMessageRequest(_message.Message):
     __slots__ = ("message",)

@@ -115,6 +115,16 @@ class StoreStub:
                 request_serializer=acoustack_dot_v1_dot_store__pb2.ListDetectionsRequest.SerializeToString,
                 response_deserializer=acoustack_dot_v1_dot_store__pb2.ListDetectionsResponse.FromString,
                 _registered_method=True)
+        self.CountDetections = channel.unary_unary(
+                '/acoustack.v1.Store/CountDetections',
+                request_serializer=acoustack_dot_v1_dot_store__pb2.CountDetectionsRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_store__pb2.CountDetectionsResponse.FromString,
+                _registered_method=True)
+        self.GetRetentionPlan = channel.unary_unary(
+                '/acoustack.v1.Store/GetRetentionPlan',
+                request_serializer=acoustack_dot_v1_dot_store__pb2.GetRetentionPlanRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_store__pb2.GetRetentionPlanResponse.FromString,
+                _registered_method=True)
         self.StoreMessage = channel.unary_unary(
                 '/acoustack.v1.Store/StoreMessage',
                 request_serializer=acoustack_dot_v1_dot_store__pb2.StoreMessageRequest.SerializeToString,
@@ -258,6 +268,20 @@ class StoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountDetections(self, request, context):
+        """Detections per hour or day per tag value (species), summed by the database: activity charts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRetentionPlan(self, request, context):
+        """What retention would delete next under this file_management section (nothing is deleted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StoreMessage(self, request, context):
         """The outbox.
         """
@@ -380,6 +404,16 @@ def add_StoreServicer_to_server(servicer, server):
                     servicer.ListDetections,
                     request_deserializer=acoustack_dot_v1_dot_store__pb2.ListDetectionsRequest.FromString,
                     response_serializer=acoustack_dot_v1_dot_store__pb2.ListDetectionsResponse.SerializeToString,
+            ),
+            'CountDetections': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountDetections,
+                    request_deserializer=acoustack_dot_v1_dot_store__pb2.CountDetectionsRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_store__pb2.CountDetectionsResponse.SerializeToString,
+            ),
+            'GetRetentionPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRetentionPlan,
+                    request_deserializer=acoustack_dot_v1_dot_store__pb2.GetRetentionPlanRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_store__pb2.GetRetentionPlanResponse.SerializeToString,
             ),
             'StoreMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.StoreMessage,
@@ -828,6 +862,60 @@ class Store:
             '/acoustack.v1.Store/ListDetections',
             acoustack_dot_v1_dot_store__pb2.ListDetectionsRequest.SerializeToString,
             acoustack_dot_v1_dot_store__pb2.ListDetectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountDetections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Store/CountDetections',
+            acoustack_dot_v1_dot_store__pb2.CountDetectionsRequest.SerializeToString,
+            acoustack_dot_v1_dot_store__pb2.CountDetectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRetentionPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Store/GetRetentionPlan',
+            acoustack_dot_v1_dot_store__pb2.GetRetentionPlanRequest.SerializeToString,
+            acoustack_dot_v1_dot_store__pb2.GetRetentionPlanResponse.FromString,
             options,
             channel_credentials,
             insecure,

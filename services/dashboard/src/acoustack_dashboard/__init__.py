@@ -1,0 +1,1 @@
+"""acoustack dashboard: the device's own web pages, over storage's and the scheduler's gRPC."""

@@ -1,0 +1,141 @@
+"""A recording's spectrogram as a PNG, rendered on the device with numpy: frequency rises upwards
+from 0 Hz at the bottom row to the Nyquist frequency at the top, time runs left to right, and each
+detection's box is drawn in. The page puts the axes (seconds, kHz) and the labels around it from
+the same ``Layout``."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+# Frequency rows: an FFT of 512 samples gives 256 rows (750 Hz each at 384 kHz).
+FFT_SIZE = 512
+MAX_WIDTH_PX = 1200
+DYNAMIC_RANGE_DB = 70.0
+BOX_COLOUR = (255, 64, 64)
+
+# A perceptually ordered dark-to-bright ramp (dark blue, purple, orange, pale yellow), its anchors
+# chosen here and interpolated linearly.
+_ANCHORS = np.array(
+    [[8, 8, 32], [48, 16, 96], [128, 32, 112], [208, 72, 72], [248, 152, 48], [252, 240, 160]],
+    dtype=np.float64,
+)
+
+
+def _palette() -> np.ndarray:
+    positions = np.linspace(0, len(_ANCHORS) - 1, 256)
+    lower = np.floor(positions).astype(int).clip(0, len(_ANCHORS) - 2)
+    fraction = (positions - lower)[:, None]
+    return (_ANCHORS[lower] * (1 - fraction) + _ANCHORS[lower + 1] * fraction).astype(np.uint8)
+
+
+PALETTE = _palette()
+
+
+@dataclass(frozen=True)
+class Box:
+    start_time_s: float
+    end_time_s: float
+    low_freq_hz: float
+    high_freq_hz: float
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where seconds and hertz fall on the image."""
+
+    width_px: int
+    height_px: int
+    duration_s: float
+    max_freq_hz: float  # the top row (the Nyquist frequency of the capture rate)
+
+    def x_of(self, time_s: float) -> float:
+        return (
+            min(max(time_s / self.duration_s, 0.0), 1.0) * self.width_px if self.duration_s else 0
+        )
+
+    def y_of(self, freq_hz: float) -> float:
+        """Pixel row (0 at the top) of a frequency: row r shows bin height - r of the FFT."""
+        fraction = min(max(freq_hz / self.max_freq_hz, 0.0), 1.0)
+        return min((1.0 - fraction) * self.height_px, self.height_px - 1.0)
+
+
+def layout_for(frames: int, samplerate_hz: int) -> Layout:
+    hop = hop_for(frames)
+    columns = max(1, 1 + (max(frames, FFT_SIZE) - FFT_SIZE) // hop)
+    return Layout(columns, FFT_SIZE // 2, frames / samplerate_hz, samplerate_hz / 2)
+
+
+def hop_for(frames: int) -> int:
+    """Quarter-window steps, widened so the image stays at most MAX_WIDTH_PX across."""
+    return max(FFT_SIZE // 4, -(-max(frames - FFT_SIZE, 0) // (MAX_WIDTH_PX - 1)))
+
+
+def power_db(samples: np.ndarray, hop: int) -> np.ndarray:
+    """Rows of frequency (highest first) × columns of time, in dB."""
+    audio = np.asarray(samples, dtype=np.float32)
+    if len(audio) < FFT_SIZE:
+        audio = np.pad(audio, (0, FFT_SIZE - len(audio)))
+    windows = np.lib.stride_tricks.sliding_window_view(audio, FFT_SIZE)[::hop]
+    spectrum = np.fft.rfft(windows * np.hanning(FFT_SIZE).astype(np.float32), axis=1)
+    power = spectrum.real**2 + spectrum.imag**2
+    # rfft gives FFT_SIZE/2 + 1 bins; the DC bin is dropped so rows = FFT_SIZE/2, the top = Nyquist.
+    rows = power[:, 1:].T[::-1]
+    return 10.0 * np.log10(rows + 1e-12)
+
+
+def render(
+    samples: np.ndarray, samplerate_hz: int, boxes: Iterable[Box] = ()
+) -> tuple[bytes, Layout]:
+    """The PNG of ``samples`` (mono, any numeric type) captured at ``samplerate_hz``."""
+    if samplerate_hz <= 0:
+        raise ValueError(f"samplerate_hz: must be positive, got {samplerate_hz}")
+    layout = layout_for(len(samples), samplerate_hz)
+    db = power_db(samples, hop_for(len(samples)))
+    ceiling = float(db.max()) if db.size else 0.0
+    scaled = np.clip((db - (ceiling - DYNAMIC_RANGE_DB)) / DYNAMIC_RANGE_DB, 0.0, 1.0)
+    image = PALETTE[(scaled * 255).astype(np.uint8)]
+    for box in boxes:
+        _draw_box(image, layout, box)
+    return encode_png(image), layout
+
+
+def _draw_box(image: np.ndarray, layout: Layout, box: Box) -> None:
+    height, width = image.shape[:2]
+    left = int(np.clip(layout.x_of(box.start_time_s), 0, width - 1))
+    right = int(np.clip(layout.x_of(box.end_time_s), left, width - 1))
+    top = int(np.clip(round(layout.y_of(box.high_freq_hz)), 0, height - 1))
+    bottom = int(np.clip(round(layout.y_of(box.low_freq_hz)), top, height - 1))
+    image[top, left : right + 1] = BOX_COLOUR
+    image[bottom, left : right + 1] = BOX_COLOUR
+    image[top : bottom + 1, left] = BOX_COLOUR
+    image[top : bottom + 1, right] = BOX_COLOUR
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """An 8-bit RGB PNG of ``rgb`` (height × width × 3, uint8): one IDAT, no row filters."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected height × width × 3 uint8, got {rgb.shape} {rgb.dtype}")
+    height, width = rgb.shape[:2]
+    rows = np.zeros((height, 1 + width * 3), dtype=np.uint8)  # each row: filter byte 0, pixels
+    rows[:, 1:] = rgb.reshape(height, width * 3)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 3))
+        + chunk(b"IEND", b"")
+    )

@@ -1,0 +1,104 @@
+"""The spectrogram renderer: a synthetic tone lands in the pixel rows of its frequency, time runs
+left to right, boxes are drawn where their detection is, and the PNG is one any decoder reads."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from acoustack_dashboard import spectrogram
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """An independent reader of 8-bit RGB PNGs (all five row filters), for checking pixels."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    position, idat, header = 8, b"", None
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        body = data[position + 8 : position + 8 + length]
+        (crc,) = struct.unpack(">I", data[position + 8 + length : position + 12 + length])
+        assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc, f"bad CRC in {kind!r}"
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        position += 12 + length
+    width, height, depth, colour, _, _, interlace = header
+    assert (depth, colour, interlace) == (8, 2, 0)
+    raw = zlib.decompress(idat)
+    stride = width * 3
+    rows = np.zeros((height, stride), dtype=np.int32)
+    for y in range(height):
+        kind = raw[y * (stride + 1)]
+        line = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
+        previous = rows[y - 1] if y else np.zeros(stride, np.int32)
+        if kind == 0:
+            rows[y] = line
+        elif kind == 2:
+            rows[y] = (line + previous) % 256
+        else:  # the encoder uses no other filter; one appearing would be a change to review
+            pytest.fail(f"row {y}: filter {kind}")
+    return rows.reshape(height, width, 3).astype(np.uint8)
+
+
+def brightness(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float64).sum(axis=2)
+
+
+def tone(freq_hz: float, rate_hz: int, seconds: float) -> np.ndarray:
+    t = np.arange(int(rate_hz * seconds)) / rate_hz
+    return (0.5 * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("freq_hz", [20_000, 45_000, 110_000, 170_000])
+def test_a_tone_lands_in_the_rows_of_its_frequency(freq_hz):
+    rate = 384_000
+    png, layout = spectrogram.render(tone(freq_hz, rate, 1.0), rate)
+    image = decode_png(png)
+    assert image.shape == (layout.height_px, layout.width_px, 3)
+    assert layout.max_freq_hz == rate / 2 and layout.duration_s == pytest.approx(1.0)
+    brightest_row = int(np.argmax(brightness(image).mean(axis=1)))
+    # Row 0 is the Nyquist frequency, the bottom row one bin above 0 Hz.
+    expected_row = layout.height_px - freq_hz / (rate / 2) * layout.height_px
+    assert abs(brightest_row - expected_row) <= 1, (brightest_row, expected_row)
+    # The same row across the whole time axis, and far brighter than a row 20 kHz away.
+    rows = brightness(image)
+    assert (rows[brightest_row] > 2 * rows[brightest_row + 30 if brightest_row < 200 else 10]).all()
+
+
+def test_time_runs_left_to_right():
+    rate = 256_000
+    silence = np.zeros(rate // 2, np.float32)
+    burst = tone(40_000, rate, 0.5)
+    png, layout = spectrogram.render(np.concatenate([silence, burst]), rate)
+    loudest = brightness(decode_png(png)).max(axis=0)  # each column's brightest pixel
+    half = layout.width_px // 2
+    assert loudest[half + 5 :].min() > 3 * loudest[: half - 5].max()
+
+
+def test_a_detection_box_is_drawn_where_it_is():
+    rate = 384_000
+    box = spectrogram.Box(start_time_s=0.5, end_time_s=1.0, low_freq_hz=40_000, high_freq_hz=80_000)
+    png, layout = spectrogram.render(np.zeros(rate * 2, np.float32), rate, [box])
+    image = decode_png(png)
+    is_box = (image == spectrogram.BOX_COLOUR).all(axis=2)
+    ys, xs = np.nonzero(is_box)
+    assert xs.min() == pytest.approx(layout.width_px / 4, abs=1)
+    assert xs.max() == pytest.approx(layout.width_px / 2, abs=1)
+    assert ys.min() == pytest.approx(layout.height_px * (1 - 80 / 192), abs=1)
+    assert ys.max() == pytest.approx(layout.height_px * (1 - 40 / 192), abs=1)
+
+
+def test_the_image_stays_narrow_for_a_long_recording():
+    rate = 384_000
+    _, layout = spectrogram.render(np.zeros(rate * 10, np.float32), rate)
+    assert layout.width_px <= spectrogram.MAX_WIDTH_PX
+
+
+def test_a_recording_shorter_than_one_window_still_renders():
+    png, layout = spectrogram.render(np.zeros(100, np.float32), 384_000)
+    assert decode_png(png).shape[1] == layout.width_px == 1
