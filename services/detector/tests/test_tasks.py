@@ -70,19 +70,24 @@ def finished():
     task_postrun.disconnect(seen)
 
 
-@pytest.fixture
-def worker(app, store, band_energy_model):
-    # The bundled model, as the program's detection.model "batdetect2" asks for, is here the
-    # example's band-energy detector: fast, and it finds calls in the real recordings.
-    register_detect_task(app, lambda: Detector(store, lambda: band_energy_model))
-    with start_worker(
+def running_worker(app, detector: Detector):
+    """A worker in this process on the detection queue, running ``detector``'s tasks."""
+    register_detect_task(app, lambda: detector)
+    return start_worker(
         app,
         pool="solo",
         concurrency=1,
         queues=[Queue.DETECTION.value],
         perform_ping_check=False,
         shutdown_timeout=3,
-    ) as running:
+    )
+
+
+@pytest.fixture
+def worker(app, store, band_energy_model):
+    # The bundled model, as the program's detection.model "batdetect2" asks for, is here the
+    # example's band-energy detector: fast, and it finds calls in the real recordings.
+    with running_worker(app, Detector(store, lambda: band_energy_model)) as running:
         yield running
 
 
@@ -95,15 +100,7 @@ def quick_retry_worker(app, store, band_energy_model):
         model_retry=ModelRetryPolicy(attempts=3, first_delay_s=0.05, max_delay_s=0.1),
         model_call_timeout_s=0.5,
     )
-    register_detect_task(app, lambda: detector)
-    with start_worker(
-        app,
-        pool="solo",
-        concurrency=1,
-        queues=[Queue.DETECTION.value],
-        perform_ping_check=False,
-        shutdown_timeout=3,
-    ) as running:
+    with running_worker(app, detector) as running:
         yield running
 
 
