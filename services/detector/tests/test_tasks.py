@@ -317,6 +317,9 @@ def test_extra_models_run_beside_the_main_one_each_with_its_rules(
     assert set(scores) == {"energy-band", "energy-band-remote"}
     loose, strict = scores["energy-band"], scores["energy-band-remote"]
     assert min(loose) >= 0.2 and all(s >= 0.9 for s in strict) and len(strict) < len(loose)
+    # Each model's detections queried on their own.
+    assert len(store.list_detections(model_name="energy-band-remote")) == len(strict)
+    assert len(store.list_detections(model_name="energy-band")) == len(loose)
     # Each model messaged under its own rules: the extra one only what reaches 0.95.
     messages = [json.loads(m.content) for m in store.get_unsent_messages()]
     by_model = {m["model"]["name"]: m for m in messages}
