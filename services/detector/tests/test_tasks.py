@@ -16,6 +16,7 @@ from celery.signals import task_postrun
 
 from acoustack.celery_app import REJECTED_TASKS, create_app, send
 from acoustack.clients import StoreClient
+from acoustack.errors import FailedPreconditionError
 from acoustack.names import DetectArguments, Queue, Task
 from acoustack.testing import factories
 from acoustack_detector.pipeline import Detector
@@ -340,3 +341,16 @@ def test_a_required_extra_model_that_refuses_fails_the_recording_and_the_rest_is
     entry = store.get_recording(registered.id, include_model_outputs=True)
     assert "INVALID_ARGUMENT: scripted" in entry.recording.failure_reason
     assert [o.model_name for o in entry.model_outputs] == ["energy-band"]  # the main model's
+
+
+def test_a_bundled_model_that_cannot_load_leaves_the_recording_for_later(
+    app, store, finished, registered
+):
+    def not_built():
+        raise FailedPreconditionError("the BatDetect2 export is missing", help="run make model")
+
+    with running_worker(app, Detector(store, not_built)):
+        detect(app, registered.id)
+        (result,) = finished.wait(1)
+    assert result["outcome"] == "error" and "run make model" in result["reason"]
+    assert store.get_recording(registered.id).recording.status == 1  # temporary: the sweep's
