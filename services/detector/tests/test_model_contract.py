@@ -47,6 +47,31 @@ def test_streamed_audio_gives_the_same_detections_as_a_named_recording(
     assert [d.box for d in streamed.detections] == [d.box for d in named.detections]
 
 
+def test_a_24_bit_stereo_file_is_streamed_as_16_bit_of_its_first_channel(
+    example_server, recordings_root, make_recording
+):
+    """The contract's audio is 16-bit: other files are converted, not refused."""
+    with wave.open(str(MYOTIS), "rb") as wav:
+        rate, pcm16 = wav.getframerate(), np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+    wide = recordings_root / "wide.wav"
+    left = pcm16.astype(np.int32) << 8  # 24-bit, the same values
+    right = np.zeros_like(left)
+    frames = np.stack([left, right], axis=1).reshape(-1)
+    packed = np.frombuffer(frames.astype("<i4").tobytes(), np.uint8).reshape(-1, 4)[:, :3]
+    with wave.open(str(wide), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(3)
+        out.setframerate(rate)
+        out.writeframes(packed.tobytes())
+    sixteen = RemoteModel(example_server, send_audio=True).run(
+        make_recording(recordings_root / MYOTIS.name)
+    )
+    converted = RemoteModel(example_server, send_audio=True).run(make_recording(wide))
+    assert converted.detections and [d.box for d in converted.detections] == [
+        d.box for d in sixteen.detections
+    ]
+
+
 def test_a_path_outside_the_recordings_volume_is_refused(example_server, tmp_path, make_recording):
     outside = tmp_path / "elsewhere.wav"
     shutil.copy(MYOTIS, outside)
@@ -57,7 +82,7 @@ def test_a_path_outside_the_recordings_volume_is_refused(example_server, tmp_pat
 def test_an_unreadable_file_is_named_before_anything_is_sent(example_server, tmp_path):
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF....WAVEnot really")
-    with pytest.raises(InvalidArgumentError, match="broken.wav: not a readable WAV file"):
+    with pytest.raises(InvalidArgumentError, match="broken.wav: is corrupt or truncated"):
         RemoteModel(example_server, send_audio=True).run(
             factories.recording(uuid.uuid4(), path=str(broken))
         )

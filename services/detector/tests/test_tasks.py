@@ -16,6 +16,7 @@ from celery.signals import task_postrun
 
 from acoustack.celery_app import REJECTED_TASKS, create_app, send
 from acoustack.clients import StoreClient
+from acoustack.errors import FailedPreconditionError
 from acoustack.names import DetectArguments, Queue, Task
 from acoustack.testing import factories
 from acoustack_detector.pipeline import Detector
@@ -70,19 +71,24 @@ def finished():
     task_postrun.disconnect(seen)
 
 
-@pytest.fixture
-def worker(app, store, band_energy_model):
-    # The bundled model, as the program's detection.model "batdetect2" asks for, is here the
-    # example's band-energy detector: fast, and it finds calls in the real recordings.
-    register_detect_task(app, lambda: Detector(store, lambda: band_energy_model))
-    with start_worker(
+def running_worker(app, detector: Detector):
+    """A worker in this process on the detection queue, running ``detector``'s tasks."""
+    register_detect_task(app, lambda: detector)
+    return start_worker(
         app,
         pool="solo",
         concurrency=1,
         queues=[Queue.DETECTION.value],
         perform_ping_check=False,
         shutdown_timeout=3,
-    ) as running:
+    )
+
+
+@pytest.fixture
+def worker(app, store, band_energy_model):
+    # The bundled model, as the program's detection.model "batdetect2" asks for, is here the
+    # example's band-energy detector: fast, and it finds calls in the real recordings.
+    with running_worker(app, Detector(store, lambda: band_energy_model)) as running:
         yield running
 
 
@@ -95,15 +101,7 @@ def quick_retry_worker(app, store, band_energy_model):
         model_retry=ModelRetryPolicy(attempts=3, first_delay_s=0.05, max_delay_s=0.1),
         model_call_timeout_s=0.5,
     )
-    register_detect_task(app, lambda: detector)
-    with start_worker(
-        app,
-        pool="solo",
-        concurrency=1,
-        queues=[Queue.DETECTION.value],
-        perform_ping_check=False,
-        shutdown_timeout=3,
-    ) as running:
+    with running_worker(app, detector) as running:
         yield running
 
 
@@ -320,6 +318,9 @@ def test_extra_models_run_beside_the_main_one_each_with_its_rules(
     assert set(scores) == {"energy-band", "energy-band-remote"}
     loose, strict = scores["energy-band"], scores["energy-band-remote"]
     assert min(loose) >= 0.2 and all(s >= 0.9 for s in strict) and len(strict) < len(loose)
+    # Each model's detections queried on their own.
+    assert len(store.list_detections(model_name="energy-band-remote")) == len(strict)
+    assert len(store.list_detections(model_name="energy-band")) == len(loose)
     # Each model messaged under its own rules: the extra one only what reaches 0.95.
     messages = [json.loads(m.content) for m in store.get_unsent_messages()]
     by_model = {m["model"]["name"]: m for m in messages}
@@ -340,3 +341,16 @@ def test_a_required_extra_model_that_refuses_fails_the_recording_and_the_rest_is
     entry = store.get_recording(registered.id, include_model_outputs=True)
     assert "INVALID_ARGUMENT: scripted" in entry.recording.failure_reason
     assert [o.model_name for o in entry.model_outputs] == ["energy-band"]  # the main model's
+
+
+def test_a_bundled_model_that_cannot_load_leaves_the_recording_for_later(
+    app, store, finished, registered
+):
+    def not_built():
+        raise FailedPreconditionError("the BatDetect2 export is missing", help="run make model")
+
+    with running_worker(app, Detector(store, not_built)):
+        detect(app, registered.id)
+        (result,) = finished.wait(1)
+    assert result["outcome"] == "error" and "run make model" in result["reason"]
+    assert store.get_recording(registered.id).recording.status == 1  # temporary: the sweep's

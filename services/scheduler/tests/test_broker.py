@@ -229,4 +229,29 @@ def test_a_stop_sends_detect_again_for_a_recording_whose_task_was_lost(app, stor
         report = QueueFlusher(
             app, store, every_recording_detected=True, poll_s=0.05, can_send=lambda: False
         ).flush(deployment, timeout_s=0.5)
-        assert report.left[0] == "detection: 1 recording(s) without a model output"
+        assert report.left[0] == (
+            "detection: 1 recording(s) without a model output (of every required model)"
+        )
+
+
+def test_a_stop_waits_for_every_required_extra_model(app, storage_target):
+    from acoustack.program_config import DetectionConfig
+
+    section = DetectionConfig.model_validate(
+        {"extra_models": [{"model": "grpc://127.0.0.1:50061", "name": "energy-band"}]}
+    )
+    with StoreClient(storage_target) as store:
+        deployment = schema.Deployment(name="meadow")
+        store.start_deployment("meadow", deployment_id=deployment.id)
+        recording = factories.recording(deployment.id)
+        store.store_recording(recording)
+        store.store_model_output(factories.model_output(recording.id))  # the main model's only
+        flusher = QueueFlusher(
+            app, store, every_recording_detected=True, processed=section.is_processed,
+            poll_s=0.05, can_send=lambda: False,
+        )  # fmt: skip
+        assert flusher._undetected(deployment) == (
+            "1 recording(s) without a model output (of every required model)"
+        )
+        store.store_model_output(factories.model_output(recording.id, model_name="energy-band"))
+        assert flusher._undetected(deployment) is None

@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import numpy as np
 from pydantic import ValidationError
 
 from acoustack import convert, schema
 from acoustack.clients import GrpcClient
-from acoustack.errors import AcoustackError, InvalidArgumentError, validation_message
+from acoustack.errors import AcoustackError, InvalidArgumentError, NotFoundError, validation_message
 from acoustack.v1 import model_pb2, model_pb2_grpc
 from acoustack.v1 import types_pb2 as pb
 from acoustack_detector.output_check import output_problems, summary
+from acoustack_detector.wav import WavFile, WavFormat
 
 CHUNK_BYTES = 1024 * 1024
 CALL_TIMEOUT_S = 120.0  # one recording's Detect (model.proto, LIMITS)
@@ -91,31 +93,44 @@ def call_error(target: str, method: str, error: grpc.RpcError) -> ModelServerErr
     )
 
 
-def _wav_header(path: Path) -> tuple[int, int]:
-    """Rate and channels, checked before a stream starts (an error inside one is unreadable)."""
+def _wav_format(path: Path) -> WavFormat:
+    """The file's format, checked before a stream starts (an error inside one is unreadable)."""
     try:
-        with wave.open(str(path), "rb") as wav:
-            if wav.getsampwidth() != 2:
-                raise InvalidArgumentError(f"{path}: only 16-bit PCM can be streamed")
-            return wav.getframerate(), wav.getnchannels()
-    except (OSError, EOFError, RuntimeError, wave.Error) as exc:  # wave raises all four
-        raise InvalidArgumentError(f"{path}: not a readable WAV file ({exc})") from None
+        with WavFile.open(path) as wav:  # InvalidArgumentError naming the file and the fault
+            return wav.format
+    except NotFoundError as exc:  # the recording's own file: it fails, the task is not dropped
+        raise InvalidArgumentError(str(exc)) from None
+
+
+def _is_pcm16(fmt: WavFormat) -> bool:
+    return fmt.sample_kind == "pcm" and fmt.bits_per_sample == 16
 
 
 def _stream_wav(path: Path, recording: schema.Recording) -> Iterator[model_pb2.DetectStreamRequest]:
-    rate, channels = _wav_header(path)
+    """The header, then 1 MiB chunks of 16-bit PCM: a 16-bit file's frames as they are; any
+    other file (24- or 32-bit, float) as its first channel, converted (the contract's audio is
+    16-bit)."""
+    fmt = _wav_format(path)
+    channels = fmt.channels if _is_pcm16(fmt) else 1
     yield model_pb2.DetectStreamRequest(
         header=model_pb2.AudioHeader(
-            samplerate_hz=rate,
+            samplerate_hz=fmt.samplerate_hz,
             channels=channels,
             time_expansion=recording.time_expansion,
             recording_id=str(recording.id),
         )
     )
-    with wave.open(str(path), "rb") as wav:
-        frames_per_chunk = max(1, CHUNK_BYTES // (2 * channels))
-        while data := wav.readframes(frames_per_chunk):
-            yield model_pb2.DetectStreamRequest(pcm_s16le_chunk=data)
+    frames_per_chunk = max(1, CHUNK_BYTES // (2 * channels))
+    if _is_pcm16(fmt):
+        with wave.open(str(path), "rb") as wav:
+            while data := wav.readframes(frames_per_chunk):
+                yield model_pb2.DetectStreamRequest(pcm_s16le_chunk=data)
+        return
+    with WavFile.open(path) as wav:
+        for start in range(0, fmt.frames, frames_per_chunk):
+            samples = wav.read(start, min(fmt.frames, start + frames_per_chunk))
+            pcm = np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
+            yield model_pb2.DetectStreamRequest(pcm_s16le_chunk=pcm.tobytes())
 
 
 class RemoteModel:
@@ -171,7 +186,7 @@ class RemoteModel:
         info = self.info()
         if self.send_audio:
             path = Path(recording.path)
-            _wav_header(path)
+            _wav_format(path)
             method, request = "DetectStream", _stream_wav(path, recording)
         else:
             method = "Detect"

@@ -3,7 +3,9 @@ detection pipeline, with the program's `detection` section the task came with.
 
 Storage unreachable: retried with backoff, for as long as it takes (the recording waits, nothing is
 lost). A recording storage does not know: logged and dropped. A file the model cannot read: the
-recording is marked failed with the reason, and the task ends; the worker goes on.
+recording is marked failed with the reason, and the task ends; the worker goes on. The bundled
+model that cannot load (not built): the task ends and the recording stays temporary, for the
+scheduler's sweep to send again.
 
 Several models (the section's `model` and its `extra_models`) run in parallel threads, each with
 its own pipeline (threshold, messages) and stored output. A required model's failure decides the
@@ -29,6 +31,7 @@ from celery import Celery
 from acoustack import schema
 from acoustack.celery_app import register_task
 from acoustack.errors import (
+    AcoustackError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -81,7 +84,13 @@ def register_detect_task(app: Celery, make_detector: Callable[[], Detector]):
                 recording_id, given.id,
             )  # fmt: skip
             given = None
-        runs = detector().runs(arguments.detection)
+        try:
+            runs = detector().runs(arguments.detection)
+        except AcoustackError as exc:  # the bundled model cannot load (not built, damaged)
+            # Every recording would fail alike: it stays temporary for the sweep to send again
+            # once the model is there (or to fail after detection.resend_attempts).
+            log.error("detect %s: %s; the recording stays temporary", recording_id, exc)
+            return {"recording_id": recording_id, "outcome": "error", "reason": str(exc)}
         outcomes = run_all(runs, recording_id, given)
         # Storage away or the recording unknown: the whole task, whichever model met it.
         for outcome in outcomes:

@@ -90,3 +90,24 @@ def test_the_bundled_model_and_the_example_server_on_the_same_recording(
     species = {t.tag.value for o in outputs if o.model_name == "BatDetect2"
                for d in o.detections for t in d.tags}  # fmt: skip
     assert species and species <= set(bundled_model.classes)  # BatDetect2's own classes
+
+
+def test_the_detectors_own_model_server_passes_the_conformance_check(
+    bundled_model, recordings_root, capsys
+):
+    from acoustack import cli
+
+    running = start_server(
+        [register(ModelServicer(bundled_model, recordings_root=recordings_root))],
+        address="127.0.0.1:0",
+    )
+    try:
+        status = cli.main([
+            "model", "check", f"grpc://127.0.0.1:{running.port}",
+            "--recordings-dir", str(recordings_root), "--long-s", "3",
+        ])  # fmt: skip
+    finally:
+        running.stop(0)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "9 passed, 0 warnings, 0 failed" in out and "BatDetect2 1.3.1" in out

@@ -138,7 +138,7 @@ class QueueFlusher(Flusher):
             return (
                 f"{len(missing)} recording(s) not yet processed by {sorted(self.required_models)}"
             )
-        return f"{len(missing)} recording(s) without a model output"
+        return f"{len(missing)} recording(s) without a model output (of every required model)"
 
     def _drained(self, queue: Queue) -> str | None:
         waiting = queue_depths(self.app, [queue.value])[queue.value]

@@ -47,7 +47,8 @@ class ModelStub:
     Recording.path, an absolute path on the recordings volume that the detector and the server
     must both mount at the same place (in compose: the `recordings` volume at /recordings).
     true: DetectStream: one AudioHeader, then the file's samples in chunks. For a server that
-    cannot see the volume. Only 16-bit PCM files can be streamed.
+    cannot see the volume. A 16-bit PCM file's frames go as they are; any other WAV (24- or
+    32-bit, float) goes as its first channel converted to 16-bit (header channels = 1).
     Detect with inline `audio` is never sent by the detector; it is for other clients (tests,
     `acoustack model check`) and small clips. A server should implement all three; the conformance
     check reports what is missing.
@@ -128,7 +129,8 @@ class ModelServicer:
     Recording.path, an absolute path on the recordings volume that the detector and the server
     must both mount at the same place (in compose: the `recordings` volume at /recordings).
     true: DetectStream: one AudioHeader, then the file's samples in chunks. For a server that
-    cannot see the volume. Only 16-bit PCM files can be streamed.
+    cannot see the volume. A 16-bit PCM file's frames go as they are; any other WAV (24- or
+    32-bit, float) goes as its first channel converted to 16-bit (header channels = 1).
     Detect with inline `audio` is never sent by the detector; it is for other clients (tests,
     `acoustack model check`) and small clips. A server should implement all three; the conformance
     check reports what is missing.
@@ -235,7 +237,8 @@ class Model:
     Recording.path, an absolute path on the recordings volume that the detector and the server
     must both mount at the same place (in compose: the `recordings` volume at /recordings).
     true: DetectStream: one AudioHeader, then the file's samples in chunks. For a server that
-    cannot see the volume. Only 16-bit PCM files can be streamed.
+    cannot see the volume. A 16-bit PCM file's frames go as they are; any other WAV (24- or
+    32-bit, float) goes as its first channel converted to 16-bit (header channels = 1).
     Detect with inline `audio` is never sent by the detector; it is for other clients (tests,
     `acoustack model check`) and small clips. A server should implement all three; the conformance
     check reports what is missing.
