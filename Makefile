@@ -100,11 +100,13 @@ wheelhouse: ## wheels each service image installs offline (build/wheelhouse/<ser
 		UV=$(UV) EXTRAS="$$extras" scripts/wheelhouse.sh "acoustack-$$service" || exit 1; \
 	done
 
-images: base-images wheelhouse model ## build acoustack/{postgres,rabbitmq,storage,detector,recorder,messenger,scheduler}:ACOUSTACK_VERSION
+images: base-images wheelhouse model ## build acoustack/{postgres,rabbitmq,mosquitto,storage,detector,recorder,messenger,scheduler}:ACOUSTACK_VERSION
 	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
 		-t acoustack/postgres:$(ACOUSTACK_VERSION) compose/images/postgres
 	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
 		-t acoustack/rabbitmq:$(ACOUSTACK_VERSION) compose/images/rabbitmq
+	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
+		-t acoustack/mosquitto:$(ACOUSTACK_VERSION) compose/images/mosquitto
 	@for service in $(SERVICES); do \
 		echo "== acoustack/$$service:$(ACOUSTACK_VERSION)"; \
 		$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(PYTHON_IMAGE) \

@@ -146,6 +146,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     project = f"acoustack-smoke-{uuid.uuid4().hex[:8]}"
     env["STORAGE_HOST_PORT"] = str(port)
     env["SCHEDULER_HOST_PORT"] = str(free_port())
+    env["COMPOSE_PROFILES"] = "mqtt"  # with the stack's own Mosquitto, which wants a password
     compose = [docker, "compose", "--env-file", str(COMPOSE_FILE.parent / ".env"),
                "--env-file", str(secrets_file), "-f", str(COMPOSE_FILE), "-p", project]  # fmt: skip
     try:
@@ -304,6 +305,22 @@ def test_the_device_records_detects_and_files_recordings(
         day = recording.started_at.ToDatetime()
         assert recording.path.startswith(f"/recordings/{day:%Y/%m/%d}/"), recording.path
         assert stack.exec("storage", "test", "-s", recording.path).returncode == 0
+    # The stack's Mosquitto (--profile mqtt): the messenger logs in with the generated password,
+    # which it reads as a secret; anonymous clients are refused.
+    for field, value in (
+        ("messaging.mqtt_username", "acoustack"),
+        ("messaging.mqtt_host", "mosquitto"),
+    ):
+        changed = stack.cli("config", "set", "--field", field, value)
+        assert changed.returncode == 0, changed.stdout + changed.stderr
+    password = stack.secrets["MQTT_PASSWORD"]
+    heard = stack.exec(
+        "mosquitto", "mosquitto_sub", "-u", "acoustack", "-P", password,
+        "-t", "acoustack/messages", "-C", "1", "-W", "60",
+    )  # fmt: skip
+    assert heard.returncode == 0 and heard.stdout.strip(), heard.stderr + stack.logs()
+    anonymous = stack.exec("mosquitto", "mosquitto_sub", "-t", "#", "-C", "1", "-W", "5")
+    assert anonymous.returncode != 0 and "not authorised" in anonymous.stderr.lower()
     # No secret in what a user sees: the configuration, the status, every container's log.
     seen = "\n".join(
         [
