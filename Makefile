@@ -52,7 +52,7 @@ fuzz: sync test-servers model ## fuzz every RPC of every server for long (tests/
 		ACOUSTACK_FUZZ_SECONDS=$(FUZZ_SECONDS) ACOUSTACK_FUZZ_CALL_BOUND_S=$(FUZZ_CALL_BOUND_S) \
 		$(RUN) pytest -p no:cacheprovider --timeout=$$(( $(FUZZ_SECONDS) + 600 )) tests/fuzz/test_fuzz.py
 
-bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline ## every benchmark
+bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline bench-messenger ## every benchmark
 
 bench-storage: sync ## storage benchmark against acoupi 0.6.0 (prints nine lines)
 	$(RUN) python bench/storage/run.py
@@ -174,7 +174,10 @@ model: ## export BatDetect2 1.3.1 to ONNX into build/model (checkpoint sha256 ch
 reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own API
 	$(MODEL_BUILD) reference
 
-.PHONY: bench-detector bench-pipeline bench-retention
+.PHONY: bench-detector bench-pipeline bench-retention bench-messenger
+
+bench-messenger: sync test-servers ## 10,000 outbox messages to the local Mosquitto at QoS 1, against acoupi 0.8's MQTT messenger (one line)
+	$(RUN) python bench/messenger/run.py
 
 bench-detector: sync model ## detector CPU and memory against batdetect2 1.3.1 (torch), and parity (4 lines)
 	$(RUN) python bench/detector/run.py

@@ -141,6 +141,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         for line in secrets_file.read_text().splitlines()
         if line and not line.startswith("#")
     )
+    password_file = Path(secrets.pop("MQTT_PASSWORD_FILE"))
+    assert password_file.read_text() == secrets["MQTT_PASSWORD"]
+    assert password_file.parent.stat().st_mode & 0o777 == 0o700
     assert set(secrets) == {"POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "MQTT_PASSWORD"}
     port = free_port()
     project = f"acoustack-smoke-{uuid.uuid4().hex[:8]}"

@@ -901,49 +901,68 @@ class PostgresStore:
         ``dead_after_refusals`` makes it a dead letter. A message already sent or dead keeps
         its state."""
         with self._tx() as conn:
-            updated = conn.execute(
+            self._store_response(conn, response, outcome)
+
+    def store_responses(
+        self, responses: Sequence[tuple[schema.Response, TryOutcome | None]]
+    ) -> None:
+        """Many responses in one transaction (one commit for a whole run): all or none."""
+        with self._tx() as conn:
+            for index, (response, outcome) in enumerate(responses):
+                try:
+                    self._store_response(conn, response, outcome)
+                except NotFoundError as exc:
+                    raise NotFoundError(f"responses.{index}.{exc}") from None
+
+    def _store_response(
+        self,
+        conn: psycopg.Connection,
+        response: schema.Response,
+        outcome: TryOutcome | None,
+    ) -> None:
+        updated = conn.execute(
+            """UPDATE messages SET
+                   attempts = attempts + 1,
+                   last_attempt_at = GREATEST(last_attempt_at, %(at)s),
+                   sent_at = CASE WHEN %(ok)s THEN COALESCE(sent_at, %(at)s) ELSE sent_at END,
+                   last_status = CASE WHEN last_attempt_at IS NULL OR %(at)s >= last_attempt_at
+                                      THEN %(status)s ELSE last_status END
+               WHERE id = %(id)s RETURNING id""",
+            {
+                "at": response.received_at,
+                "ok": response.status is schema.ResponseStatus.SUCCESS,
+                "status": response.status.value,
+                "id": response.message_id,
+            },
+        ).fetchone()
+        if updated is None:
+            raise NotFoundError(f"response.message_id: no message {response.message_id}")
+        conn.execute(
+            """INSERT INTO responses (message_id, status, content, received_at)
+               VALUES (%s, %s, %s, %s)""",
+            (
+                response.message_id,
+                response.status.value,
+                response.content,
+                response.received_at,
+            ),
+        )
+        if outcome is not None:
+            conn.execute(
                 """UPDATE messages SET
-                       attempts = attempts + 1,
-                       last_attempt_at = GREATEST(last_attempt_at, %(at)s),
-                       sent_at = CASE WHEN %(ok)s THEN COALESCE(sent_at, %(at)s) ELSE sent_at END,
-                       last_status = CASE WHEN last_attempt_at IS NULL OR %(at)s >= last_attempt_at
-                                          THEN %(status)s ELSE last_status END
-                   WHERE id = %(id)s RETURNING id""",
+                       failed_tries = failed_tries + 1,
+                       refusals = refusals + CASE WHEN %(refused)s THEN 1 ELSE 0 END,
+                       next_attempt_at = now() + make_interval(secs => %(retry_in_s)s),
+                       dead_at = CASE WHEN %(refused)s AND refusals + 1 >= %(dead_after)s
+                                      THEN now() END
+                   WHERE id = %(id)s AND sent_at IS NULL AND dead_at IS NULL""",
                 {
-                    "at": response.received_at,
-                    "ok": response.status is schema.ResponseStatus.SUCCESS,
-                    "status": response.status.value,
+                    "refused": outcome.refused,
+                    "retry_in_s": outcome.retry_in_s,
+                    "dead_after": outcome.dead_after_refusals,
                     "id": response.message_id,
                 },
-            ).fetchone()
-            if updated is None:
-                raise NotFoundError(f"response.message_id: no message {response.message_id}")
-            conn.execute(
-                """INSERT INTO responses (message_id, status, content, received_at)
-                   VALUES (%s, %s, %s, %s)""",
-                (
-                    response.message_id,
-                    response.status.value,
-                    response.content,
-                    response.received_at,
-                ),
             )
-            if outcome is not None:
-                conn.execute(
-                    """UPDATE messages SET
-                           failed_tries = failed_tries + 1,
-                           refusals = refusals + CASE WHEN %(refused)s THEN 1 ELSE 0 END,
-                           next_attempt_at = now() + make_interval(secs => %(retry_in_s)s),
-                           dead_at = CASE WHEN %(refused)s AND refusals + 1 >= %(dead_after)s
-                                          THEN now() END
-                       WHERE id = %(id)s AND sent_at IS NULL AND dead_at IS NULL""",
-                    {
-                        "refused": outcome.refused,
-                        "retry_in_s": outcome.retry_in_s,
-                        "dead_after": outcome.dead_after_refusals,
-                        "id": response.message_id,
-                    },
-                )
 
     def count_messages(self) -> OutboxCounts:
         backing_off = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at > now()"
