@@ -54,7 +54,7 @@ fuzz: sync test-servers model ## fuzz every RPC of every server for long (tests/
 
 bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline bench-messenger ## every benchmark
 
-bench-storage: sync ## storage benchmark against acoupi 0.6.0 (prints nine lines)
+bench-storage: sync ## storage benchmark against acoupi 0.8.0, BENCH_ACOUPI_VERSION=0.6.0 the old one (prints nine lines)
 	$(RUN) python bench/storage/run.py
 
 bench-retention: sync test-servers ## retention on 30 days of saved recordings: an idle run, species ranking, deletion per recording
