@@ -194,3 +194,31 @@ def test_discovery_switched_off_announces_nothing(
     assert not [
         r for r in subscriber.drain() if r.topic.startswith(f"{topic}/") and "/diag" in r.topic
     ]
+
+
+def test_switching_discovery_off_takes_the_announced_sensors_back(
+    tasks, store, mqtt_broker, topic, prefix, discovery
+):
+    config = {
+        "messaging": {
+            "mqtt_host": mqtt_broker.host,
+            "mqtt_port": mqtt_broker.port,
+            "mqtt_topic": topic,
+            "homeassistant_prefix": prefix,
+        }
+    }
+    tasks["send_messages"](program_config=config)
+    announced = {discovery.next(timeout_s=10).topic for _ in range(5)}
+    config["messaging"]["homeassistant_discovery"] = False
+    tasks["send_messages"](program_config=config)
+    taken_back = {}
+    while len(taken_back) < len(announced):
+        received = discovery.next(timeout_s=10)
+        taken_back[received.topic] = received.payload
+    assert taken_back == dict.fromkeys(announced, b"")
+    late = Subscriber(mqtt_broker, prefix)  # nothing is kept on the broker
+    try:
+        with pytest.raises(AssertionError, match="nothing arrived"):
+            late.next(timeout_s=1)
+    finally:
+        late.close()

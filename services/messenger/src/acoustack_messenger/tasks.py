@@ -119,8 +119,13 @@ class MessengerContext:
         if key != self._messaging_key:
             self.close_messengers()
             self._messengers = build_messengers(config, self.device_id, self.secrets_dir)
-            self.home_assistant = None
+            previous, self.home_assistant = self.home_assistant, None
             mqtt = [m for m in self._messengers if isinstance(m, MqttMessenger)]
+            if previous is not None and mqtt and not config.homeassistant_discovery:
+                # Switched off: what was announced is taken back (an empty retained config
+                # removes the entity from Home Assistant and the broker).
+                for topic, _ in previous.device.discovery(previous.species):
+                    mqtt[0].publish(topic, "")
             if mqtt and config.homeassistant_discovery:
                 device = HomeAssistantDevice(
                     self.device_id,
