@@ -1,6 +1,7 @@
 """Counts what arrives on an MQTT topic, in a process of its own (so receiving does not take the
 measured process's time): prints "ready" once subscribed, then the count when COUNT have arrived
-or TIMEOUT_S passed since the last one.
+or TIMEOUT_S passed since the last one (before the first: up to FIRST_WAIT_S, as the sender may
+still be filling its outbox).
 
     python count_arrivals.py HOST PORT TOPIC COUNT TIMEOUT_S
 """
@@ -12,6 +13,8 @@ import threading
 import time
 
 from paho.mqtt import client as mqtt
+
+FIRST_WAIT_S = 600.0
 
 
 def main() -> None:
@@ -37,7 +40,8 @@ def main() -> None:
         raise SystemExit(f"could not subscribe to {topic} on {host}:{port}")
     print("ready", flush=True)
     while not done.wait(0.2):
-        if time.monotonic() - last[0] > timeout_s:
+        idle = time.monotonic() - last[0]
+        if idle > (timeout_s if arrived[0] else FIRST_WAIT_S):
             break
     client.disconnect()
     client.loop_stop()
