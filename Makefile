@@ -57,9 +57,9 @@ fuzz: sync test-servers model ## fuzz every RPC of every server for long (tests/
 		ACOUSTACK_FUZZ_SECONDS=$(FUZZ_SECONDS) ACOUSTACK_FUZZ_CALL_BOUND_S=$(FUZZ_CALL_BOUND_S) \
 		$(RUN) pytest -p no:cacheprovider --timeout=$$(( $(FUZZ_SECONDS) + 600 )) tests/fuzz/test_fuzz.py
 
-bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline ## every benchmark
+bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline bench-messenger ## every benchmark
 
-bench-storage: sync ## storage benchmark against acoupi 0.6.0 (prints nine lines)
+bench-storage: sync ## storage benchmark against acoupi 0.8.0, BENCH_ACOUPI_VERSION=0.6.0 the old one (prints nine lines)
 	$(RUN) python bench/storage/run.py
 
 bench-retention: sync test-servers ## retention on 30 days of saved recordings: an idle run, species ranking, deletion per recording
@@ -105,11 +105,13 @@ wheelhouse: ## wheels each service image installs offline (build/wheelhouse/<ser
 		UV=$(UV) EXTRAS="$$extras" scripts/wheelhouse.sh "acoustack-$$service" || exit 1; \
 	done
 
-images: base-images wheelhouse model ## build acoustack/{postgres,rabbitmq,storage,detector,recorder,messenger,scheduler}:ACOUSTACK_VERSION
+images: base-images wheelhouse model ## build acoustack/{postgres,rabbitmq,mosquitto,storage,detector,recorder,messenger,scheduler}:ACOUSTACK_VERSION
 	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
 		-t acoustack/postgres:$(ACOUSTACK_VERSION) compose/images/postgres
 	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
 		-t acoustack/rabbitmq:$(ACOUSTACK_VERSION) compose/images/rabbitmq
+	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
+		-t acoustack/mosquitto:$(ACOUSTACK_VERSION) compose/images/mosquitto
 	@for service in $(SERVICES); do \
 		echo "== acoustack/$$service:$(ACOUSTACK_VERSION)"; \
 		$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(PYTHON_IMAGE) \
@@ -179,7 +181,10 @@ model: ## export BatDetect2 1.3.1 to ONNX into build/model (checkpoint sha256 ch
 reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own API
 	$(MODEL_BUILD) reference
 
-.PHONY: bench-detector bench-pipeline bench-retention
+.PHONY: bench-detector bench-pipeline bench-retention bench-messenger
+
+bench-messenger: sync test-servers ## 10,000 outbox messages to the local Mosquitto at QoS 1, against acoupi 0.8's MQTT messenger (one line)
+	$(RUN) python bench/messenger/run.py
 
 bench-detector: sync model ## detector CPU and memory against batdetect2 1.3.1 (torch), parity, and two models at once (5 lines)
 	$(RUN) python bench/detector/run.py

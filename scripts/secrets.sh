@@ -5,11 +5,16 @@
 #
 # An existing file is kept as it is (Postgres and RabbitMQ made their users with it on their first
 # start); a key it lacks is added. Each value is 48 hex digits, safe inside a URL.
+# The MQTT password is also written alone into secrets/mqtt_password beside the file (a directory
+# only root reads), which compose hands to the messenger and Mosquitto as a file secret (the only
+# kind a read-only container takes); MQTT_PASSWORD_FILE in the file names it.
 # The k3s Secret is made from the same file (k3s/README.md):
 #   kubectl -n NAMESPACE create secret generic acoustack-credentials --from-env-file=compose/secrets.env
 set -euo pipefail
 
 KEYS="POSTGRES_PASSWORD RABBITMQ_PASSWORD MQTT_PASSWORD"
+# Not secret, but made here too: where the MQTT password's own file is.
+PATHS="MQTT_PASSWORD_FILE"
 file="${SECRETS_FILE:-compose/secrets.env}"
 
 umask 077
@@ -26,6 +31,14 @@ for key in $KEYS; do
         echo "secrets: made $key in $file"
     fi
 done
+
+folder="$(cd "$(dirname "$file")" && pwd)/secrets"
+mkdir -p "$folder"
+chmod 700 "$folder"
+password=$(sed -n 's/^MQTT_PASSWORD=//p' "$file")
+printf '%s' "$password" >"$folder/mqtt_password"
+chmod 644 "$folder/mqtt_password"  # read inside the containers; the folder keeps others out
+grep -q '^MQTT_PASSWORD_FILE=' "$file" || printf 'MQTT_PASSWORD_FILE=%s\n' "$folder/mqtt_password" >>"$file"
 
 # A stack first started before the passwords were made here keeps the users it made then, with
 # the old development passwords: say how to carry on rather than let storage fail to log in.

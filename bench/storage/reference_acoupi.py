@@ -1,6 +1,8 @@
-"""The reference side of the storage benchmark: acoupi 0.6.0's SqliteStore.
+"""The reference side of the storage benchmark: acoupi's SqliteStore (0.8.0 by default, 0.6.0 with
+BENCH_ACOUPI_VERSION; the same API in both, over plain sqlite in 0.8 and SQLAlchemy in 0.6).
 
-Runs inside bench/storage/.venv-acoupi (run.py creates it), never in the workspace venv:
+Runs inside run.py's acoupi venv (.venv-acoupi-0.8.0, .venv-acoupi for 0.6.0), never in the
+workspace venv:
     .venv-acoupi/bin/python reference_acoupi.py STAGE
 prints one JSON object on stdout: the stage, the prefill time and every timed call's duration in
 seconds. Progress goes to stderr.

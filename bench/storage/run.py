@@ -1,4 +1,5 @@
-"""Storage benchmark: acoustack's storage service against acoupi 0.6.0's SqliteStore.
+"""Storage benchmark: acoustack's storage service against acoupi's SqliteStore: the newest acoupi on
+PyPI, 0.8.0 (plain sqlite since 0.8), or BENCH_ACOUPI_VERSION (e.g. 0.6.0, its SQLAlchemy ORM).
 
 `make bench-storage` (or `uv run --frozen python bench/storage/run.py` from the repository root).
 
@@ -35,9 +36,12 @@ import acoustack_side
 import workload
 
 HERE = Path(__file__).resolve().parent
-REFERENCE_VENV = HERE / ".venv-acoupi"
+REFERENCE_VERSION = os.environ.get("BENCH_ACOUPI_VERSION", "0.8.0")
+# One venv per version (0.6.0's keeps its old name), so switching does not reinstall.
+REFERENCE_VENV = HERE / (
+    ".venv-acoupi" if REFERENCE_VERSION == "0.6.0" else f".venv-acoupi-{REFERENCE_VERSION}"
+)
 REFERENCE_PYTHON = REFERENCE_VENV / "bin" / "python"
-REFERENCE_VERSION = "0.6.0"
 REFERENCE_PYTHON_VERSION = "3.11"
 # Prefilling 30 days through acoupi's API takes one to one and a half minutes here.
 REFERENCE_STAGE_TIMEOUT_S = 1800
@@ -65,7 +69,7 @@ def installed_reference_version() -> str | None:
 
 
 def ensure_reference_venv() -> None:
-    """Create .venv-acoupi with acoupi 0.6.0 unless it is already there."""
+    """Create the reference venv with acoupi REFERENCE_VERSION unless it is already there."""
     if installed_reference_version() == REFERENCE_VERSION:
         return
     uv = os.environ.get("UV") or shutil.which("uv")

@@ -141,12 +141,16 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         for line in secrets_file.read_text().splitlines()
         if line and not line.startswith("#")
     )
+    password_file = Path(secrets.pop("MQTT_PASSWORD_FILE"))
+    assert password_file.read_text() == secrets["MQTT_PASSWORD"]
+    assert password_file.parent.stat().st_mode & 0o777 == 0o700
     assert set(secrets) == {"POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "MQTT_PASSWORD"}
     port = free_port()
     project = f"acoustack-smoke-{uuid.uuid4().hex[:8]}"
     env["STORAGE_HOST_PORT"] = str(port)
     env["SCHEDULER_HOST_PORT"] = str(free_port())
     env["DASHBOARD_HOST_PORT"] = str(free_port())
+    env["COMPOSE_PROFILES"] = "mqtt"  # with the stack's own Mosquitto, which wants a password
     compose = [docker, "compose", "--env-file", str(COMPOSE_FILE.parent / ".env"),
                "--env-file", str(secrets_file), "-f", str(COMPOSE_FILE), "-p", project]  # fmt: skip
     try:
@@ -320,6 +324,22 @@ def test_the_device_records_detects_and_files_recordings(
     retention = json.loads(after.stdout).get("retention", {})
     assert retention.get("keep_free_mb") == 1024, retention
     assert retention.get("keep_best_per_species") == 5, retention
+    # The stack's Mosquitto (--profile mqtt): the messenger logs in with the generated password,
+    # which it reads as a secret; anonymous clients are refused.
+    for field, value in (
+        ("messaging.mqtt_username", "acoustack"),
+        ("messaging.mqtt_host", "mosquitto"),
+    ):
+        changed = stack.cli("config", "set", "--field", field, value)
+        assert changed.returncode == 0, changed.stdout + changed.stderr
+    password = stack.secrets["MQTT_PASSWORD"]
+    heard = stack.exec(
+        "mosquitto", "mosquitto_sub", "-u", "acoustack", "-P", password,
+        "-t", "acoustack/messages", "-C", "1", "-W", "60",
+    )  # fmt: skip
+    assert heard.returncode == 0 and heard.stdout.strip(), heard.stderr + stack.logs()
+    anonymous = stack.exec("mosquitto", "mosquitto_sub", "-t", "#", "-C", "1", "-W", "5")
+    assert anonymous.returncode != 0 and "not authorised" in anonymous.stderr.lower()
     # No secret in what a user sees: the configuration, the status, every container's log.
     seen = "\n".join(
         [

@@ -929,6 +929,32 @@ def messaging_dead_after_refusals(device: Device, http_sink) -> None:
     assert http_sink.posts()  # really sent and refused
 
 
+def messaging_homeassistant_prefix(device: Device) -> None:
+    prefix = f"{device.topic}-ha"
+    watcher = Subscriber(Broker(MQTT_HOST, 1883), prefix)
+    try:
+        device.set("messaging.homeassistant_prefix", prefix)
+        arrived = watcher.next(timeout_s=20)
+        assert arrived.topic.startswith(f"{prefix}/sensor/acoustack_")
+        assert json.loads(arrived.payload)["device"]["serial_number"] == device.store.device_id()
+    finally:
+        watcher.close()
+
+
+def messaging_homeassistant_discovery(device: Device) -> None:
+    prefix = f"{device.topic}-ha-off"
+    watcher = Subscriber(Broker(MQTT_HOST, 1883), prefix)
+    try:
+        device.set("messaging.homeassistant_discovery", False)
+        device.set("messaging.homeassistant_prefix", prefix)
+        device.wait_arrival(lambda payload: "model_output_id" in payload)  # messaging goes on
+        assert watcher.drain() == []  # and nothing is announced
+        device.set("messaging.homeassistant_discovery", True)
+        assert watcher.next(timeout_s=20).topic.startswith(f"{prefix}/sensor/")
+    finally:
+        watcher.close()
+
+
 def summary_interval(device: Device) -> None:
     device.set("summary.interval_s", RUN_S)
     summary = device.wait_arrival(lambda payload: payload.get("kind") == "summary")
@@ -1102,6 +1128,8 @@ ROWS: dict[str, Callable[..., None]] = {
     "messaging.mqtt_tls": messaging_mqtt_tls,
     "messaging.mqtt_transport": messaging_mqtt_transport,
     "messaging.mqtt_timeout_s": messaging_mqtt_timeout,
+    "messaging.homeassistant_discovery": messaging_homeassistant_discovery,
+    "messaging.homeassistant_prefix": messaging_homeassistant_prefix,
     "summary.interval_s": summary_interval,
     "summary.tag_key": summary_tag_key,
     "heartbeat.interval_s": heartbeat_interval,

@@ -250,6 +250,20 @@ def store_seeds(client) -> dict[str, list]:
             spb.ListResponsesRequest(message_id=str(message.id), status=pb.RESPONSE_STATUS_FAILED),
             spb.ListResponsesRequest(limit=5),
         ],
+        "StoreResponses": [
+            spb.StoreResponsesRequest(
+                responses=[
+                    spb.StoreResponseRequest(
+                        response=convert.response_to_proto(
+                            schema.Response(
+                                message_id=message.id, status=schema.ResponseStatus.TIMEOUT
+                            )
+                        ),
+                        outcome=spb.TryOutcome(retry_in_s=5, dead_after_refusals=3),
+                    )
+                ]
+            )
+        ],
         "CountMessages": [spb.CountMessagesRequest()],
         "ListMessages": [
             spb.ListMessagesRequest(state=pb.MESSAGE_STATE_DEAD, limit=10),

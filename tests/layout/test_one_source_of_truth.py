@@ -220,9 +220,13 @@ def test_compose_defaults_live_once_in_the_env_file():
     assert not SECRET_KEYS & set(defaults), "a password in compose/.env"
 
 
-# The passwords scripts/secrets.sh makes (its KEYS line).
-SECRET_KEYS = set(
-    re.search(r'^KEYS="([^"]+)"$', (REPO / "scripts" / "secrets.sh").read_text(), re.MULTILINE)
+# What scripts/secrets.sh makes (its KEYS and PATHS lines).
+SECRET_KEYS = {
+    key
+    for line in ("KEYS", "PATHS")
+    for key in re.search(
+        rf'^{line}="([^"]+)"$', (REPO / "scripts" / "secrets.sh").read_text(), re.MULTILINE
+    )
     .group(1)
     .split()
-)
+}

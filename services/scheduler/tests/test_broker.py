@@ -255,3 +255,31 @@ def test_a_stop_waits_for_every_required_extra_model(app, storage_target):
         )
         store.store_model_output(factories.model_output(recording.id, model_name="energy-band"))
         assert flusher._undetected(deployment) is None
+
+
+def test_the_flush_waits_only_for_due_messages_and_names_those_left_waiting(app, storage_target):
+    """A message backing off after a failed try is not tried again before its time, however
+    often a run is asked for: the flush does not wait for it, and says it is left."""
+    from acoustack.v1 import store_pb2
+
+    with StoreClient(storage_target) as store:
+        waiting, dead = schema.Message(content="{}"), schema.Message(content="[]")
+        for message, refused in ((waiting, False), (dead, True)):
+            store.store_message(message)
+            store.store_response(
+                schema.Response(
+                    message_id=message.id,
+                    status=schema.ResponseStatus.FAILED if refused else schema.ResponseStatus.ERROR,
+                ),
+                store_pb2.TryOutcome(refused=refused, retry_in_s=600, dead_after_refusals=1),
+            )
+        flusher = QueueFlusher(app, store, poll_s=0.1)
+        app.amqp.queues[Queue.DEFAULT.value].bind(
+            app.connection_for_write().default_channel
+        ).purge()
+        assert flusher._outbox_empty() is None
+        assert flusher._outbox_waiting() == (
+            "1 message(s) backing off after failed tries, 1 dead letter(s) (acoustack messages)"
+        )
+        store.store_message(schema.Message(content="due"))
+        assert flusher._outbox_empty() == "1 message(s) unsent"

@@ -174,3 +174,37 @@ def test_listing_by_state_orders_and_limits(client):
     ]
     with pytest.raises(InvalidArgumentError, match="state: 9 is not a MessageState"):
         client.call(client.stub.ListMessages, spb.ListMessagesRequest(state=9))
+
+
+def test_many_responses_are_kept_in_one_call_all_or_none(client):
+    sent, refused = outbox(client, 2)
+    client.store_responses(
+        [
+            (schema.Response(message_id=sent.id, status=Status.SUCCESS, content="PUBACK"), None),
+            (
+                schema.Response(message_id=refused.id, status=Status.FAILED, content="400"),
+                spb.TryOutcome(refused=True, retry_in_s=60, dead_after_refusals=1),
+            ),
+        ]
+    )
+    counts = client.count_messages()
+    assert (counts.sent, counts.dead, counts.due) == (1, 1, 0)
+    # One bad item: nothing of the call is kept, and the error names it.
+    [fresh] = outbox(client, 1)[:1]
+    unknown = uuid.uuid4()
+    with pytest.raises(
+        NotFoundError, match=f"responses.1.response.message_id: no message {unknown}"
+    ):
+        client.store_responses(
+            [
+                (schema.Response(message_id=fresh.id, status=Status.SUCCESS), None),
+                (schema.Response(message_id=unknown, status=Status.SUCCESS), None),
+            ]
+        )
+    with pytest.raises(InvalidArgumentError, match="responses.0.outcome.dead_after_refusals"):
+        client.store_responses(
+            [(schema.Response(message_id=fresh.id, status=Status.ERROR), spb.TryOutcome())]
+        )
+    with pytest.raises(InvalidArgumentError, match="responses: 0 given; send 1..1000"):
+        client.store_responses([])
+    assert client.list_responses(fresh.id) == []

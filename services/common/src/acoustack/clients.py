@@ -367,6 +367,20 @@ class StoreClient(GrpcClient):
         )
         self.call(self.stub.StoreResponse, request, name="StoreResponse")
 
+    def store_responses(
+        self, responses: Sequence[tuple[schema.Response | pb.Response, spb.TryOutcome | None]]
+    ) -> None:
+        """Many responses in one call and one transaction (StoreResponses)."""
+        request = spb.StoreResponsesRequest(
+            responses=[
+                spb.StoreResponseRequest(
+                    response=_proto(response, convert.response_to_proto), outcome=outcome
+                )
+                for response, outcome in responses
+            ]
+        )
+        self.call(self.stub.StoreResponses, request, name="StoreResponses")
+
     def count_messages(self) -> pb.OutboxCounts:
         request = spb.CountMessagesRequest()
         return self.call(self.stub.CountMessages, request, name="CountMessages").counts

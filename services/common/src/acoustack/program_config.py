@@ -398,6 +398,21 @@ class MessagingConfig(Section):
     mqtt_timeout_s: Annotated[
         float, Field(gt=0, le=300, description="seconds to wait for the broker to take a message")
     ] = 10.0
+    homeassistant_discovery: Annotated[
+        bool,
+        Field(
+            description="announce the device and its sensors (last detection, detections today "
+            "per species, diagnostics) to Home Assistant over MQTT discovery"
+        ),
+    ] = True
+    homeassistant_prefix: Annotated[
+        str,
+        Field(
+            pattern=r"^[^#+\s/][^#+\s]*$",
+            description="Home Assistant's MQTT discovery prefix (its status topic is "
+            "<prefix>/status)",
+        ),
+    ] = "homeassistant"
 
 
 class SummaryConfig(Section):

@@ -33,6 +33,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -222,6 +223,10 @@ class MqttMessenger:
         self._lock = threading.Lock()  # one send or close at a time
         self._client: mqtt.Client | None = None
         self._session = _Session()
+        # What is published retained at every (re)connection and again when a message arrives
+        # on ``announce_on`` saying "online" (Home Assistant's birth message).
+        self.announcements: Callable[[], list[tuple[str, str]]] | None = None
+        self.announce_on: str | None = None
 
     def _new_client(self, client_id: str, session: _Session, *, with_will: bool) -> mqtt.Client:
         client = mqtt.Client(
@@ -298,8 +303,47 @@ class MqttMessenger:
         self._client = client
         if self.availability_topic:
             client.publish(self.availability_topic, "online", qos=1, retain=True)
+        if self.announcements is not None:
+            self._announce(client)
+            if self.announce_on:
+                client.message_callback_add(self.announce_on, self._on_birth)
+                client.subscribe(self.announce_on, qos=1)
         log.info("%s: connected as %s", self.name, self.client_id)
         return client, session
+
+    def _announce(self, client: mqtt.Client) -> None:
+        # Not waited for: this may run on the network thread, which is what delivers the acks.
+        for topic, payload in self.announcements() if self.announcements else []:
+            client.publish(topic, payload, qos=1, retain=True)
+
+    def _on_birth(self, client: mqtt.Client, _userdata, message) -> None:
+        if message.payload.strip() == b"online":
+            log.info("%s: %s is online: announcing again", self.name, message.topic)
+            try:
+                self._announce(client)
+            except Exception:  # the network thread must live on
+                log.exception("%s: announcing failed", self.name)
+
+    def publish(self, topic: str, payload: str, *, retain: bool = True) -> bool:
+        """Publish on this messenger's connection at QoS 1 and wait for the broker's PUBACK;
+        False when it could not be reached or refused (said in the log)."""
+        with self._lock:
+            try:
+                client, session = self._ensure_connected()
+            except _MqttUnreachable as exc:
+                log.warning("%s: %s not published: %s", self.name, topic, exc)
+                return False
+            info = client.publish(topic, payload.encode(), qos=1, retain=retain)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                log.warning(
+                    "%s: %s not published: %s", self.name, topic, mqtt.error_string(info.rc)
+                )
+                return False
+            reason = session.wait_for_ack(info.mid, self.timeout_s)
+        if reason is None or reason.is_failure:
+            log.warning("%s: %s not taken: %s", self.name, topic, reason or "no PUBACK")
+            return False
+        return True
 
     def send_message(self, message: schema.Message) -> schema.Response:
         started = time.monotonic()

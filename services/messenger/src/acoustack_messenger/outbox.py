@@ -5,6 +5,11 @@ unsent until one of its responses is a success, and keeps every response. The la
 try without a success carries its outcome (``acoustack_messenger.delivery``): the message waits
 before its next try, and one refused for good too often becomes a dead letter.
 
+Responses are stored in batches (``RESPONSE_BATCH``, one StoreResponses call and one transaction
+each) and whatever is left when the run ends: a storage commit per message would cap a run at a
+few hundred messages a second. A worker killed mid-run loses the batch in hand; those messages
+are sent again (delivery is at least once, and receivers drop what they have seen).
+
 A run stops early, leaving the rest for the next run, when
 - every messenger failed to reach its server for the message just tried (ERROR or TIMEOUT):
   trying the other messages now would only spend a timeout on each, and the schedule is the
@@ -28,6 +33,7 @@ from acoustack_messenger.delivery import Backoff, judge
 log = logging.getLogger(__name__)
 
 UNREACHED = frozenset({schema.ResponseStatus.ERROR, schema.ResponseStatus.TIMEOUT})
+RESPONSE_BATCH = 200
 
 
 class Outbox:
@@ -53,16 +59,26 @@ class Outbox:
         self.dead_letters: list[str] = []  # ids of the messages this run gave up on
         self._message: schema.Message | None = None  # the one being tried
         self._responses: list[schema.Response] = []  # its responses so far
+        self._unstored: list[tuple[schema.Response, spb.TryOutcome | None]] = []
 
     def get_unsent_messages(self) -> Iterator[schema.Message]:
         """A generator rather than a list, so the run can stop between two messages."""
         page = self.store.get_unsent_messages(self.limit, newest_first=self.newest_first)
-        for index, proto in enumerate(page):
-            if index and self._should_stop(len(page) - index):
-                return
-            self._responses = []
-            self._message = convert.message_from_proto(proto)
-            yield self._message
+        try:
+            for index, proto in enumerate(page):
+                if index and self._should_stop(len(page) - index):
+                    return
+                self._responses = []
+                self._message = convert.message_from_proto(proto)
+                yield self._message
+        finally:  # the run is over, however it ended
+            self.flush()
+
+    def flush(self) -> None:
+        """Store the responses kept so far, in one call."""
+        if self._unstored:
+            batch, self._unstored = self._unstored, []
+            self.store.store_responses(batch)
 
     def _should_stop(self, left: int) -> bool:
         last = [r.status for r in self._responses]
@@ -96,7 +112,9 @@ class Outbox:
                         response.content,
                         message.id,
                     )
-        self.store.store_response(response, outcome)
+        self._unstored.append((response, outcome))
+        if len(self._unstored) >= RESPONSE_BATCH:
+            self.flush()
         self.statuses[response.status.value] += 1
         prometheus.MESSAGE_RESPONSES.labels(response.status.value).inc()
 

@@ -45,9 +45,12 @@ from acoustack.tasks import (
 )
 from acoustack_messenger import device_status
 from acoustack_messenger.delivery import Backoff
+from acoustack_messenger.homeassistant import HomeAssistantDevice, HomeAssistantReporter
 from acoustack_messenger.messengers import (
     DEFAULT_SECRETS_DIR,
     CheckableMessenger,
+    MqttMessenger,
+    availability_topic,
     build_messengers,
 )
 from acoustack_messenger.outbox import Outbox
@@ -92,6 +95,7 @@ class MessengerContext:
         self._store_pid = os.getpid() if store is not None else None
         self._identity: LearnedIdentity | None = None
         self._messengers: list[CheckableMessenger] = []
+        self.home_assistant: HomeAssistantReporter | None = None
         self._messaging_key: str | None = None
         self._process_cpu: metrics.ProcessCpu | None = None
         self._said: set[str] = set()
@@ -115,6 +119,21 @@ class MessengerContext:
         if key != self._messaging_key:
             self.close_messengers()
             self._messengers = build_messengers(config, self.device_id, self.secrets_dir)
+            previous, self.home_assistant = self.home_assistant, None
+            mqtt = [m for m in self._messengers if isinstance(m, MqttMessenger)]
+            if previous is not None and mqtt and not config.homeassistant_discovery:
+                # Switched off: what was announced is taken back (an empty retained config
+                # removes the entity from Home Assistant and the broker).
+                for topic, _ in previous.device.discovery(previous.species):
+                    mqtt[0].publish(topic, "")
+            if mqtt and config.homeassistant_discovery:
+                device = HomeAssistantDevice(
+                    self.device_id,
+                    config.mqtt_topic,
+                    availability_topic(config, self.device_id),
+                    config.homeassistant_prefix,
+                )
+                self.home_assistant = HomeAssistantReporter(self.store, mqtt[0], device)
             self._messaging_key = key
             self._said.discard(NO_MESSENGER)
         return self._messengers
@@ -167,6 +186,14 @@ def _messengers_for(
     return messaging, messengers
 
 
+def _keep_going(report: Any, what: str) -> None:
+    """Home Assistant's states are extras: storage away does not fail (nor repeat) the run."""
+    try:
+        report()
+    except UnavailableError as exc:
+        log.warning("%s not published: %s", what, exc)
+
+
 def _run_deadline(task: Any, slowest_send_s: float) -> float | None:
     """When to stop starting sends: before the soft time limit, the slowest send and a margin."""
     limits = task.request.timelimit or (None, None)
@@ -202,6 +229,8 @@ def register_tasks(app: Celery, context: MessengerContext) -> dict[str, Any]:
         generate_send_messages_task(outbox, messengers, logger=log)()
         if outbox.statuses:
             log.info("send_messages: responses %s", dict(outbox.statuses))
+        if context.home_assistant is not None:
+            _keep_going(context.home_assistant.report_detections, "Home Assistant's detections")
         return {
             "responses": dict(outbox.statuses),
             "stopped_early": outbox.stopped_early,
@@ -225,7 +254,21 @@ def register_tasks(app: Celery, context: MessengerContext) -> dict[str, Any]:
             send()
         except RuntimeError as exc:
             raise HeartbeatNotDelivered(str(exc)) from exc
-        return {"sent": True, "status": report.status()}
+        status = report.status()
+        if context.home_assistant is not None:
+            reporter = context.home_assistant
+
+            def diagnostics() -> None:
+                counts = context.store.count_messages()
+                reporter.report_diagnostics(
+                    status,
+                    metrics.free_storage(context.data_dir).value,
+                    metrics.last_recording_age(context.store).value,
+                    counts.due + counts.backing_off,
+                )
+
+            _keep_going(diagnostics, "Home Assistant's diagnostics")
+        return {"sent": True, "status": status}
 
     def summarise(task: Any, arguments: SummariseArguments) -> dict[str, Any]:
         summary = arguments.summary

@@ -242,6 +242,43 @@ class OutboxCounts:
     next_attempt_at: dt.datetime | None  # the soonest among those backing off
 
 
+# A response: counted on its message (a success marks it sent), kept, and with a try's outcome
+# the message's wait and refusals.
+_RESPONSE_UPDATE = """UPDATE messages SET
+       attempts = attempts + 1,
+       last_attempt_at = GREATEST(last_attempt_at, %(at)s),
+       sent_at = CASE WHEN %(ok)s THEN COALESCE(sent_at, %(at)s) ELSE sent_at END,
+       last_status = CASE WHEN last_attempt_at IS NULL OR %(at)s >= last_attempt_at
+                          THEN %(status)s ELSE last_status END
+   WHERE id = %(id)s"""
+_RESPONSE_INSERT = """INSERT INTO responses (message_id, status, content, received_at)
+   VALUES (%s, %s, %s, %s)"""
+_OUTCOME_UPDATE = """UPDATE messages SET
+       failed_tries = failed_tries + 1,
+       refusals = refusals + CASE WHEN %(refused)s THEN 1 ELSE 0 END,
+       next_attempt_at = now() + make_interval(secs => %(retry_in_s)s),
+       dead_at = CASE WHEN %(refused)s AND refusals + 1 >= %(dead_after)s THEN now() END
+   WHERE id = %(id)s AND sent_at IS NULL AND dead_at IS NULL"""
+
+
+def _response_values(response: schema.Response) -> dict:
+    return {
+        "at": response.received_at,
+        "ok": response.status is schema.ResponseStatus.SUCCESS,
+        "status": response.status.value,
+        "id": response.message_id,
+    }
+
+
+def _outcome_values(response: schema.Response, outcome: TryOutcome) -> dict:
+    return {
+        "refused": outcome.refused,
+        "retry_in_s": outcome.retry_in_s,
+        "dead_after": outcome.dead_after_refusals,
+        "id": response.message_id,
+    }
+
+
 Record = TypeVar("Record", bound=BaseModel)
 _REPAIR_HELP = "migration 0003 repairs such rows at the storage service's start; see its log"
 
@@ -1135,61 +1172,71 @@ class PostgresStore:
         try without a success: the message waits ``retry_in_s``, and a refusal that reaches
         ``dead_after_refusals`` makes it a dead letter. A message already sent or dead keeps
         its state."""
-        self._store_response(response, outcome)
-        if response.status == schema.ResponseStatus.SUCCESS:
-            self._announce(
-                "message.sent",
-                {
-                    "message_id": str(response.message_id),
-                    "received_at": response.received_at.isoformat(),
-                },
-            )
-
-    def _store_response(self, response: schema.Response, outcome: TryOutcome | None) -> None:
         with self._tx() as conn:
-            updated = conn.execute(
-                """UPDATE messages SET
-                       attempts = attempts + 1,
-                       last_attempt_at = GREATEST(last_attempt_at, %(at)s),
-                       sent_at = CASE WHEN %(ok)s THEN COALESCE(sent_at, %(at)s) ELSE sent_at END,
-                       last_status = CASE WHEN last_attempt_at IS NULL OR %(at)s >= last_attempt_at
-                                          THEN %(status)s ELSE last_status END
-                   WHERE id = %(id)s RETURNING id""",
-                {
-                    "at": response.received_at,
-                    "ok": response.status is schema.ResponseStatus.SUCCESS,
-                    "status": response.status.value,
-                    "id": response.message_id,
-                },
-            ).fetchone()
-            if updated is None:
-                raise NotFoundError(f"response.message_id: no message {response.message_id}")
-            conn.execute(
-                """INSERT INTO responses (message_id, status, content, received_at)
-                   VALUES (%s, %s, %s, %s)""",
-                (
-                    response.message_id,
-                    response.status.value,
-                    response.content,
-                    response.received_at,
-                ),
-            )
-            if outcome is not None:
-                conn.execute(
-                    """UPDATE messages SET
-                           failed_tries = failed_tries + 1,
-                           refusals = refusals + CASE WHEN %(refused)s THEN 1 ELSE 0 END,
-                           next_attempt_at = now() + make_interval(secs => %(retry_in_s)s),
-                           dead_at = CASE WHEN %(refused)s AND refusals + 1 >= %(dead_after)s
-                                          THEN now() END
-                       WHERE id = %(id)s AND sent_at IS NULL AND dead_at IS NULL""",
+            self._write_response(conn, response, outcome)
+        self._announce_sent([response])
+
+    def _announce_sent(self, responses: Iterable[schema.Response]) -> None:
+        for response in responses:
+            if response.status == schema.ResponseStatus.SUCCESS:
+                self._announce(
+                    "message.sent",
                     {
-                        "refused": outcome.refused,
-                        "retry_in_s": outcome.retry_in_s,
-                        "dead_after": outcome.dead_after_refusals,
-                        "id": response.message_id,
+                        "message_id": str(response.message_id),
+                        "received_at": response.received_at.isoformat(),
                     },
                 )
+
+    def store_responses(
+        self, responses: Sequence[tuple[schema.Response, TryOutcome | None]]
+    ) -> None:
+        """Many responses in one transaction (a messaging run's): all or none. Each statement
+        runs once for the whole batch (psycopg pipelines executemany), so a batch costs about
+        what one response does."""
+        wanted = list({r.message_id for r, _ in responses})
+        with self._tx() as conn:
+            known = {
+                row["id"]
+                for row in conn.execute(
+                    "SELECT id FROM messages WHERE id = ANY(%s)", (wanted,)
+                ).fetchall()
+            }
+            for index, (response, _) in enumerate(responses):
+                if response.message_id not in known:
+                    raise NotFoundError(
+                        f"responses.{index}.response.message_id: no message {response.message_id}"
+                    )
+            with conn.cursor() as cursor:
+                cursor.executemany(_RESPONSE_UPDATE, [_response_values(r) for r, _ in responses])
+                cursor.executemany(
+                    _RESPONSE_INSERT,
+                    [
+                        (r.message_id, r.status.value, r.content, r.received_at)
+                        for r, _ in responses
+                    ],
+                )
+                outcomes = [_outcome_values(r, o) for r, o in responses if o is not None]
+                if outcomes:
+                    cursor.executemany(_OUTCOME_UPDATE, outcomes)
+        self._announce_sent(r for r, _ in responses)
+
+    def _write_response(
+        self,
+        conn: psycopg.Connection,
+        response: schema.Response,
+        outcome: TryOutcome | None,
+    ) -> None:
+        updated = conn.execute(
+            _RESPONSE_UPDATE + " RETURNING id", _response_values(response)
+        ).fetchone()
+        if updated is None:
+            raise NotFoundError(f"response.message_id: no message {response.message_id}")
+        conn.execute(
+            _RESPONSE_INSERT,
+            (response.message_id, response.status.value, response.content, response.received_at),
+        )
+        if outcome is not None:
+            conn.execute(_OUTCOME_UPDATE, _outcome_values(response, outcome))
 
     def count_messages(self) -> OutboxCounts:
         backing_off = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at > now()"

@@ -60,6 +60,26 @@ def _uuid(value: str, field: str, *, required: bool = True) -> uuid.UUID | None:
         raise InvalidArgumentError(f"{field}: {quote(value)} is not a UUID") from None
 
 
+MAX_RESPONSES_PER_CALL = 1000
+
+
+def _response_and_outcome(request: Any, root: str) -> tuple[schema.Response, TryOutcome | None]:
+    """A StoreResponseRequest's response and outcome, checked; errors name ``root`` first."""
+    if not request.HasField("response"):
+        raise InvalidArgumentError(f"{root}response: required")
+    response = _validate(lambda: convert.response_from_proto(request.response), f"{root}response")
+    if not request.HasField("outcome"):
+        return response, None
+    try:
+        return response, TryOutcome(
+            refused=request.outcome.refused,
+            retry_in_s=request.outcome.retry_in_s,
+            dead_after_refusals=request.outcome.dead_after_refusals,
+        )
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"{root}{exc}") from None
+
+
 def _time(message: Any, field: str) -> dt.datetime | None:
     return convert.datetime_from_proto(message, field)
 
@@ -331,18 +351,22 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
 
     @rpc_errors
     def StoreResponse(self, request, context):
-        if not request.HasField("response"):
-            raise InvalidArgumentError("response: required")
-        response = _validate(lambda: convert.response_from_proto(request.response), "response")
-        outcome = None
-        if request.HasField("outcome"):
-            outcome = TryOutcome(
-                refused=request.outcome.refused,
-                retry_in_s=request.outcome.retry_in_s,
-                dead_after_refusals=request.outcome.dead_after_refusals,
-            )
-        self.store.store_response(response, outcome)
+        self.store.store_response(*_response_and_outcome(request, ""))
         return spb.StoreResponseResponse()
+
+    @rpc_errors
+    def StoreResponses(self, request, context):
+        if not 1 <= len(request.responses) <= MAX_RESPONSES_PER_CALL:
+            raise InvalidArgumentError(
+                f"responses: {len(request.responses)} given; send 1..{MAX_RESPONSES_PER_CALL}"
+            )
+        self.store.store_responses(
+            [
+                _response_and_outcome(item, f"responses.{index}.")
+                for index, item in enumerate(request.responses)
+            ]
+        )
+        return spb.StoreResponsesResponse()
 
     @rpc_errors
     def ListResponses(self, request, context):

@@ -391,6 +391,16 @@ class StoreResponseRequest(_message.Message):
     outcome: TryOutcome
     def __init__(self, response: _Optional[_Union[_types_pb2.Response, _Mapping]] = ..., outcome: _Optional[_Union[TryOutcome, _Mapping]] = ...) -> None: ...
 
+class StoreResponsesRequest(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[StoreResponseRequest]
+    def __init__(self, responses: _Optional[_Iterable[_Union[StoreResponseRequest, _Mapping]]] = ...) -> None: ...
+
+class StoreResponsesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class TryOutcome(_message.Message):
     __slots__ = ("refused", "retry_in_s", "dead_after_refusals")
     REFUSED_FIELD_NUMBER: _ClassVar[int]

@@ -140,6 +140,11 @@ class StoreStub:
                 request_serializer=acoustack_dot_v1_dot_store__pb2.StoreResponseRequest.SerializeToString,
                 response_deserializer=acoustack_dot_v1_dot_store__pb2.StoreResponseResponse.FromString,
                 _registered_method=True)
+        self.StoreResponses = channel.unary_unary(
+                '/acoustack.v1.Store/StoreResponses',
+                request_serializer=acoustack_dot_v1_dot_store__pb2.StoreResponsesRequest.SerializeToString,
+                response_deserializer=acoustack_dot_v1_dot_store__pb2.StoreResponsesResponse.FromString,
+                _registered_method=True)
         self.ListResponses = channel.unary_unary(
                 '/acoustack.v1.Store/ListResponses',
                 request_serializer=acoustack_dot_v1_dot_store__pb2.ListResponsesRequest.SerializeToString,
@@ -301,6 +306,13 @@ class StoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StoreResponses(self, request, context):
+        """Many at once, in one transaction (a messaging run's responses): all are kept, or none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListResponses(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -429,6 +441,11 @@ def add_StoreServicer_to_server(servicer, server):
                     servicer.StoreResponse,
                     request_deserializer=acoustack_dot_v1_dot_store__pb2.StoreResponseRequest.FromString,
                     response_serializer=acoustack_dot_v1_dot_store__pb2.StoreResponseResponse.SerializeToString,
+            ),
+            'StoreResponses': grpc.unary_unary_rpc_method_handler(
+                    servicer.StoreResponses,
+                    request_deserializer=acoustack_dot_v1_dot_store__pb2.StoreResponsesRequest.FromString,
+                    response_serializer=acoustack_dot_v1_dot_store__pb2.StoreResponsesResponse.SerializeToString,
             ),
             'ListResponses': grpc.unary_unary_rpc_method_handler(
                     servicer.ListResponses,
@@ -997,6 +1014,33 @@ class Store:
             '/acoustack.v1.Store/StoreResponse',
             acoustack_dot_v1_dot_store__pb2.StoreResponseRequest.SerializeToString,
             acoustack_dot_v1_dot_store__pb2.StoreResponseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StoreResponses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acoustack.v1.Store/StoreResponses',
+            acoustack_dot_v1_dot_store__pb2.StoreResponsesRequest.SerializeToString,
+            acoustack_dot_v1_dot_store__pb2.StoreResponsesResponse.FromString,
             options,
             channel_credentials,
             insecure,
