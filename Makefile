@@ -57,13 +57,16 @@ fuzz: sync test-servers model ## fuzz every RPC of every server for long (tests/
 		ACOUSTACK_FUZZ_SECONDS=$(FUZZ_SECONDS) ACOUSTACK_FUZZ_CALL_BOUND_S=$(FUZZ_CALL_BOUND_S) \
 		$(RUN) pytest -p no:cacheprovider --timeout=$$(( $(FUZZ_SECONDS) + 600 )) tests/fuzz/test_fuzz.py
 
-bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline ## every benchmark
+bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline bench-dashboard ## every benchmark
 
 bench-storage: sync ## storage benchmark against acoupi 0.6.0 (prints nine lines)
 	$(RUN) python bench/storage/run.py
 
 bench-retention: sync test-servers ## retention on 30 days of saved recordings: an idle run, species ranking, deletion per recording
 	$(RUN) python bench/storage/retention.py
+
+bench-dashboard: sync test-servers ## dashboard pages (p95), a 3 s 384 kHz spectrogram and its memory, on 30 days of data
+	$(RUN) python bench/dashboard/run.py
 
 bench-recorder: sync test-servers ## recorder CPU and memory over 60 s of 384 kHz replay in real time
 	$(RUN) python bench/recorder/run.py
@@ -172,7 +175,7 @@ model: ## export BatDetect2 1.3.1 to ONNX into build/model (checkpoint sha256 ch
 reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own API
 	$(MODEL_BUILD) reference
 
-.PHONY: bench-detector bench-pipeline bench-retention
+.PHONY: bench-detector bench-pipeline bench-retention bench-dashboard
 
 bench-detector: sync model ## detector CPU and memory against batdetect2 1.3.1 (torch), and parity (4 lines)
 	$(RUN) python bench/detector/run.py

@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from acoustack.clients import GrpcClient, RetryPolicy, StoreClient
 from acoustack.errors import AcoustackError, InvalidArgumentError, NotFoundError, quote
@@ -468,6 +468,33 @@ class Heatmap:
     @property
     def largest(self) -> int:
         return max((max(r) for r in self.counts if r), default=0)
+
+    @property
+    def cell_width(self) -> int:
+        return 34 if len(self.columns) <= 25 else 18
+
+    LABEL_WIDTH: ClassVar[int] = 190
+
+    @property
+    def width(self) -> int:
+        return self.LABEL_WIDTH + self.cell_width * len(self.columns) + 10
+
+    @property
+    def height(self) -> int:
+        return 30 + 22 * (len(self.rows) or 1) + 10
+
+    def svg_rows(self) -> list[tuple[str, int, list[tuple[int, str, int, str, bool]]]]:
+        """Each row's (species, y, cells); a cell is (x, fill, count, column label, dark text):
+        worked out here once, so the template only writes them."""
+        width, largest = self.cell_width, self.largest
+        out = []
+        for index, (row, counts) in enumerate(zip(self.rows, self.counts, strict=True)):
+            cells = [
+                (self.LABEL_WIDTH + width * c, self.fill(n), n, self.columns[c], n * 3 > largest)
+                for c, n in enumerate(counts)
+            ]
+            out.append((row, 26 + 22 * index, cells))
+        return out
 
     def fill(self, count: int) -> str:
         """White for none, then light to dark blue with the square root of the count."""
