@@ -229,18 +229,25 @@ def main() -> int:
                 browser.login(password)
                 last = workload.recording(DAYS * workload.RECORDINGS_PER_DAY - 1).started_at
                 night = (last - dt.timedelta(hours=12)).date()
-                figures = {
-                    "dashboard_overview_p95": p95(browser.timed_ms("/", REQUESTS)),
-                    "dashboard_detections_page_p95": p95(browser.timed_ms("/detections", REQUESTS)),
-                    "dashboard_activity_30d_p95": p95(
-                        browser.timed_ms(f"/activity?night={night}&weeks=5", REQUESTS)
+                timed = {
+                    "dashboard_overview_p95": ("/", REQUESTS, p95),
+                    "dashboard_detections_page_p95": ("/detections", REQUESTS, p95),
+                    "dashboard_activity_30d_p95": (
+                        f"/activity?night={night}&weeks=5", REQUESTS, p95,
                     ),
-                    "dashboard_spectrogram_3s_384khz": statistics.median(
-                        browser.timed_ms(
-                            f"/recordings/{spectrogram_id}/spectrogram.png", SPECTROGRAMS
-                        )
+                    "dashboard_spectrogram_3s_384khz": (
+                        f"/recordings/{spectrogram_id}/spectrogram.png", SPECTROGRAMS,
+                        statistics.median,
                     ),
-                }
+                }  # fmt: skip
+                figures = {}
+                log(f"  dashboard RSS after the login: {peak_rss_mb(dashboard.pid):.1f} MB")
+                for name, (path, count, summary) in timed.items():
+                    times = browser.timed_ms(path, count)
+                    figures[name] = summary(times)
+                    log(f"  {name}: median {statistics.median(times):.1f} ms, max "
+                        f"{max(times):.1f} ms; dashboard peak RSS so far "
+                        f"{peak_rss_mb(dashboard.pid):.1f} MB")  # fmt: skip
                 rss = peak_rss_mb(dashboard.pid)
     for name, value in figures.items():
         print(f"{name}: {value:.1f} ms")
