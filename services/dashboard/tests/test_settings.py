@@ -70,6 +70,7 @@ def test_the_overview_shows_the_scheduler_status_and_starts_and_stops(web: Clien
     web.login()
     page = web.get("/")
     assert page.status == 200 and "No deployment is active" in page.text
+    assert 'Retention <a id="retention" href="/files">off (nothing is deleted by it)' in page.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     bad = web.post("/deployment/start", {"csrf": csrf, "name": "meadow", "latitude": "north"})
     assert bad.status == 400 and "latitude:" in bad.text

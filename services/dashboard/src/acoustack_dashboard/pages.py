@@ -135,7 +135,26 @@ def overview(control: ControlClient) -> dict[str, Any]:
         "last_message": status.last_message_sent if status.last_message_sent.message_id else None,
         "last_message_at": when(status.last_message_sent.received_at),
         "uptime_s": device_uptime_s(),
+        "retention": retention_state(control),
     }
+
+
+def retention_state(control: ControlClient) -> str:
+    """What retention is set to do, in a few words (what it would delete next: /files)."""
+    try:
+        section = control.config_field("file_management")
+    except AcoustackError:
+        return "unknown (the scheduler did not say)"
+    rules = []
+    if section.get("retention_days"):
+        rules.append(f"recordings older than {section['retention_days']:g} days deleted")
+    if section.get("keep_free_mb"):
+        rules.append(f"{section['keep_free_mb']} MB kept free")
+    if not rules:
+        return "off (nothing is deleted by it)"
+    if section.get("keep_best_per_species"):
+        rules.append(f"the best {section['keep_best_per_species']} of each species kept")
+    return "on: " + ", ".join(rules)
 
 
 @dataclass
