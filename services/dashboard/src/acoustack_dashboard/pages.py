@@ -332,9 +332,12 @@ def _detections_of(outputs: list[pb.ModelOutput]) -> list[dict[str, Any]]:
     return rows
 
 
-def _choose_labels(rows: list[dict[str, Any]], min_gap: float = 0.06) -> None:
-    """Label the most confident boxes whose labels would not overlap (a fraction ``min_gap`` of
-    the recording apart, on a similar height); every box keeps its label as a tooltip."""
+def _choose_labels(
+    rows: list[dict[str, Any]], min_gap: float = 0.14, min_height_hz: float = 15_000
+) -> None:
+    """Label the most confident boxes whose labels would not overlap (a label spans about
+    ``min_gap`` of the recording's width and ``min_height_hz`` of height); every box keeps its
+    label as a tooltip."""
     boxed = [r for r in rows if r["box"]]
     end = max((r["box"].end_time_s for r in boxed), default=0.0) or 1.0
     placed: list[tuple[float, float]] = []
