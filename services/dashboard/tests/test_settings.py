@@ -84,3 +84,15 @@ def test_the_overview_shows_the_scheduler_status_and_starts_and_stops(web: Clien
     assert reply.status == 200
     assert "Stopped, but not everything in flight finished in time" in reply.text
     assert "No deployment is active" in web.get("/").text
+
+
+def test_the_checks_show_each_components_verdict(web: Client, control_target):
+    web.login()
+    reply = web.post("/settings/check", {"csrf": web.csrf("/settings")})
+    assert reply.status == 200
+    checks = reply.text.split('<section id="checks">', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"(ok|bad)\">(ok|failed)</td>", checks)
+    assert rows, checks
+    assert any(
+        component.startswith("storage") and verdict == "ok" for component, _, verdict in rows
+    )
