@@ -57,13 +57,16 @@ fuzz: sync test-servers model ## fuzz every RPC of every server for long (tests/
 		ACOUSTACK_FUZZ_SECONDS=$(FUZZ_SECONDS) ACOUSTACK_FUZZ_CALL_BOUND_S=$(FUZZ_CALL_BOUND_S) \
 		$(RUN) pytest -p no:cacheprovider --timeout=$$(( $(FUZZ_SECONDS) + 600 )) tests/fuzz/test_fuzz.py
 
-bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline bench-messenger ## every benchmark
+bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline bench-messenger bench-dashboard ## every benchmark
 
 bench-storage: sync ## storage benchmark against acoupi 0.8.0, BENCH_ACOUPI_VERSION=0.6.0 the old one (prints nine lines)
 	$(RUN) python bench/storage/run.py
 
 bench-retention: sync test-servers ## retention on 30 days of saved recordings: an idle run, species ranking, deletion per recording
 	$(RUN) python bench/storage/retention.py
+
+bench-dashboard: sync test-servers ## dashboard pages (p95), a 3 s 384 kHz spectrogram and its memory, on 30 days of data
+	$(RUN) python bench/dashboard/run.py
 
 bench-recorder: sync test-servers ## recorder CPU and memory over 60 s of 384 kHz replay in real time
 	$(RUN) python bench/recorder/run.py
@@ -181,7 +184,7 @@ model: ## export BatDetect2 1.3.1 to ONNX into build/model (checkpoint sha256 ch
 reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own API
 	$(MODEL_BUILD) reference
 
-.PHONY: bench-detector bench-pipeline bench-retention bench-messenger
+.PHONY: bench-detector bench-pipeline bench-retention bench-messenger bench-dashboard
 
 bench-messenger: sync test-servers ## 10,000 outbox messages to the local Mosquitto at QoS 1, against acoupi 0.8's MQTT messenger (one line)
 	$(RUN) python bench/messenger/run.py

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from acoustack.clients import StoreClient
 from acoustack.testing.servers import free_port
-from acoustack_devstack import POSTGRES_ADMIN, REPO, DevStack, Ports
+from acoustack_devstack import REPO, DevStack, Ports
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO / "build" / "dashboard"
@@ -54,16 +52,8 @@ def stack(tmp_path: Path, password: str):
         program_config={"recording": {"duration_s": 1.0, "interval_s": 2.0}},
         extra_environment={"dashboard": {"DASHBOARD_PASSWORD": password}},
     )
-    try:
-        stack.up()
+    with stack.throwaway():
         yield stack
-    finally:
-        stack.down()
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{stack.name}" WITH (FORCE)')
-        subprocess.run(
-            ["rabbitmqctl", "-q", "delete_vhost", stack.name], capture_output=True, check=False
-        )
 
 
 @pytest.fixture

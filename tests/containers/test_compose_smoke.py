@@ -10,6 +10,7 @@ and says how to get one.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -356,3 +358,38 @@ def test_the_device_records_detects_and_files_recordings(
         "import psycopg; psycopg.connect('postgresql://acoustack:acoustack@postgres/acoustack')",
     )  # fmt: skip
     assert refused.returncode != 0 and "password authentication failed" in refused.stderr
+
+
+def test_the_dashboard_serves_its_pages_behind_the_generated_password(stack: Stack):
+    """What the README tells a user: open http://DEVICE:8080/, find the first password in the
+    dashboard's log or its data volume, sign in; the overview shows the device."""
+    port = int(stack.env["DASHBOARD_HOST_PORT"])
+    logs = run([*stack.compose, "logs", "--no-color", "dashboard"], 60, stack.env).stdout
+    logged = re.search(r"login password generated: (\S+) \(shown this once", logs)
+    assert logged, logs[-2000:]
+    kept = stack.exec("dashboard", "cat", "/data/password")
+    assert kept.returncode == 0 and kept.stdout.strip() == logged.group(1)
+    # The recordings are mounted read-only.
+    assert stack.exec("dashboard", "touch", "/recordings/x").returncode != 0
+
+    def get(path, cookies="", body=None):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Cookie": cookies}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        connection.request("POST" if body is not None else "GET", path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response, response.read().decode()
+
+    response, page = get("/login")
+    assert response.status == 200
+    login_cookie = response.getheader("Set-Cookie").split(";", 1)[0]
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"csrf": token, "password": logged.group(1), "next": "/"})
+    response, _ = get("/login", login_cookie, form)
+    assert response.status == 303
+    session = next(
+        c.split(";", 1)[0] for c in response.headers.get_all("Set-Cookie") if "session=" in c
+    )
+    response, page = get("/", session)
+    assert response.status == 200 and "Overview" in page and "Program <b>" in page

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import psycopg
 import pytest
 
 from acoustack import cli
 from acoustack.clients import StoreClient
 from acoustack.testing.servers import free_port
 from acoustack.v1 import types_pb2 as pb
-from acoustack_devstack import MQTT_HOST, POSTGRES_ADMIN, DevStack, Ports
+from acoustack_devstack import MQTT_HOST, DevStack, Ports
 
 
 @pytest.fixture
@@ -37,16 +35,8 @@ def stack(tmp_path):
             "file_management": {"save_all": True},
         },
     )
-    try:
-        stack.up()
+    with stack.throwaway():
         yield stack
-    finally:
-        stack.down()
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{stack.name}" WITH (FORCE)')
-        subprocess.run(
-            ["rabbitmqctl", "-q", "delete_vhost", stack.name], capture_output=True, check=False
-        )
 
 
 def wait_for(condition, timeout_s: float, what: str):

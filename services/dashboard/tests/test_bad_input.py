@@ -154,3 +154,13 @@ def test_public_pages_show_without_a_login_but_every_change_still_needs_one(
         assert 'action="/deployment/stop"' not in web.get(f"/recordings/{rid}").text
     finally:
         running.stop()
+
+
+def test_the_scheduler_away_is_a_503_page_naming_it_and_other_pages_still_work(
+    web: Client, filed_recording
+):
+    web.login()
+    reply = web.get("/")
+    assert reply.status == 503 and "Unavailable" in reply.text
+    assert "127.0.0.1:9" in reply.text  # which service did not answer
+    assert web.get("/detections").status == 200  # storage's pages do not need the scheduler

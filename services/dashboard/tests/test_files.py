@@ -56,3 +56,4 @@ def test_retention_shows_what_it_would_delete_next(web: Client, store_client, co
     retention = section(web.get("/files").text, "retention")
     assert f'href="/recordings/{old.id}"' in retention and "older than 30 days" in retention
     assert (recordings_root / "old.wav").exists()
+    assert "on: recordings older than 30 days deleted" in web.get("/").text

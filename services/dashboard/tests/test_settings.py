@@ -71,6 +71,11 @@ def test_the_overview_shows_the_scheduler_status_and_starts_and_stops(web: Clien
     web.login()
     page = web.get("/")
     assert page.status == 200 and "No deployment is active" in page.text
+    # The shipped defaults: a free-space floor, the least valuable deleted first.
+    assert (
+        'Retention <a id="retention" href="/files">on: 1024 MB kept free (the least valuable '
+        "deleted first), the best 5 of each species kept" in page.text
+    )
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     bad = web.post("/deployment/start", {"csrf": csrf, "name": "meadow", "latitude": "north"})
     assert bad.status == 400 and "latitude:" in bad.text
@@ -84,3 +89,15 @@ def test_the_overview_shows_the_scheduler_status_and_starts_and_stops(web: Clien
     assert reply.status == 200
     assert "Stopped, but not everything in flight finished in time" in reply.text
     assert "No deployment is active" in web.get("/").text
+
+
+def test_the_checks_show_each_components_verdict(web: Client, control_target):
+    web.login()
+    reply = web.post("/settings/check", {"csrf": web.csrf("/settings")})
+    assert reply.status == 200
+    checks = reply.text.split('<section id="checks">', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"(ok|bad)\">(ok|failed)</td>", checks)
+    assert rows, checks
+    assert any(
+        component.startswith("storage") and verdict == "ok" for component, _, verdict in rows
+    )

@@ -96,19 +96,16 @@ def read_layout(path: Path) -> WavLayout:
 
 
 def read_samples(layout: WavLayout, channel: int = 0) -> np.ndarray:
-    """One channel as float32 in -1..1, memory-mapped rather than read whole."""
-    dtype = {(1, 16): "<i2", (1, 32): "<i4", (3, 32): "<f4"}[(layout.audio_format, layout.bits)]
-    frames = np.memmap(
-        layout.path,
-        dtype=dtype,
-        mode="r",
-        offset=layout.data_offset,
-        shape=(layout.frames, layout.channels),
+    """One channel, as stored (int16, int32 or float32): read into memory once, so no mapping of
+    the file stays in the process."""
+    dtype = np.dtype(
+        {(1, 16): "<i2", (1, 32): "<i4", (3, 32): "<f4"}[(layout.audio_format, layout.bits)]
     )
-    column = np.asarray(frames[:, min(channel, layout.channels - 1)], dtype=np.float32)
-    if layout.audio_format == 1:
-        column /= float(2 ** (layout.bits - 1))
-    return column
+    frames = np.empty((layout.frames, layout.channels), dtype=dtype)
+    with open(layout.path, "rb") as handle:
+        handle.seek(layout.data_offset)
+        handle.readinto(memoryview(frames).cast("B"))
+    return frames[:, min(channel, layout.channels - 1)] if layout.channels > 1 else frames[:, 0]
 
 
 def playback_rate(capture_rate_hz: int, expansion: int) -> int:

@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from acoustack.clients import GrpcClient, RetryPolicy, StoreClient
 from acoustack.errors import AcoustackError, InvalidArgumentError, NotFoundError, quote
@@ -135,7 +135,38 @@ def overview(control: ControlClient) -> dict[str, Any]:
         "last_message": status.last_message_sent if status.last_message_sent.message_id else None,
         "last_message_at": when(status.last_message_sent.received_at),
         "uptime_s": device_uptime_s(),
+        "retention": retention_state(control, status),
     }
+
+
+def retention_state(control: ControlClient, status: Any = None) -> str:
+    """What retention is set to do and what it did in the last day, in a few words (what it would
+    delete next: /files)."""
+    try:
+        section = control.config_field("file_management")
+    except AcoustackError:
+        return "unknown (the scheduler did not say)"
+    rules = []
+    if section.get("retention_days"):
+        rules.append(f"recordings older than {section['retention_days']:g} days deleted")
+    if section.get("keep_free_mb"):
+        rules.append(f"{section['keep_free_mb']} MB kept free (the least valuable deleted first)")
+    if not rules:
+        return "off (nothing is deleted by it)"
+    if section.get("keep_best_per_species"):
+        rules.append(f"the best {section['keep_best_per_species']} of each species kept")
+    text = "on: " + ", ".join(rules)
+    if status is not None and status.HasField("retention"):
+        done = status.retention
+        text += (
+            f"; {done.deleted_for_space} deleted for space and {done.deleted_for_age} for age "
+            f"in the last {done.window_s / 3600:g} h"
+        )
+        if done.short_of_free_mb > 0:
+            text += (
+                f", {done.short_of_free_mb:.0f} MB short of the floor with nothing left to delete"
+            )
+    return text
 
 
 @dataclass
@@ -313,9 +344,12 @@ def _detections_of(outputs: list[pb.ModelOutput]) -> list[dict[str, Any]]:
     return rows
 
 
-def _choose_labels(rows: list[dict[str, Any]], min_gap: float = 0.06) -> None:
-    """Label the most confident boxes whose labels would not overlap (a fraction ``min_gap`` of
-    the recording apart, on a similar height); every box keeps its label as a tooltip."""
+def _choose_labels(
+    rows: list[dict[str, Any]], min_gap: float = 0.14, min_height_hz: float = 15_000
+) -> None:
+    """Label the most confident boxes whose labels would not overlap (a label spans about
+    ``min_gap`` of the recording's width and ``min_height_hz`` of height); every box keeps its
+    label as a tooltip."""
     boxed = [r for r in rows if r["box"]]
     end = max((r["box"].end_time_s for r in boxed), default=0.0) or 1.0
     placed: list[tuple[float, float]] = []
@@ -471,6 +505,33 @@ class Heatmap:
     @property
     def largest(self) -> int:
         return max((max(r) for r in self.counts if r), default=0)
+
+    @property
+    def cell_width(self) -> int:
+        return 34 if len(self.columns) <= 25 else 18
+
+    LABEL_WIDTH: ClassVar[int] = 190
+
+    @property
+    def width(self) -> int:
+        return self.LABEL_WIDTH + self.cell_width * len(self.columns) + 10
+
+    @property
+    def height(self) -> int:
+        return 30 + 22 * (len(self.rows) or 1) + 10
+
+    def svg_rows(self) -> list[tuple[str, int, list[tuple[int, str, int, str, bool]]]]:
+        """Each row's (species, y, cells); a cell is (x, fill, count, column label, dark text):
+        worked out here once, so the template only writes them."""
+        width, largest = self.cell_width, self.largest
+        out = []
+        for index, (row, counts) in enumerate(zip(self.rows, self.counts, strict=True)):
+            cells = [
+                (self.LABEL_WIDTH + width * c, self.fill(n), n, self.columns[c], n * 3 > largest)
+                for c, n in enumerate(counts)
+            ]
+            out.append((row, 26 + 22 * index, cells))
+        return out
 
     def fill(self, count: int) -> str:
         """White for none, then light to dark blue with the square root of the count."""

@@ -9,6 +9,7 @@ vhost of their own, logs under the work folder. The end-to-end test uses the sam
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -256,6 +258,23 @@ class DevStack:
     def down(self) -> None:
         for service in reversed(self.services):
             self.stop(service)
+
+    def drop(self) -> None:
+        """Delete the stack's database and vhost (a test's throwaway stack)."""
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.name], capture_output=True,
+                       check=False)  # fmt: skip
+
+    @contextlib.contextmanager
+    def throwaway(self) -> Iterator[DevStack]:
+        """Up for the block, then down with its database and vhost deleted, whatever happened."""
+        try:
+            self.up()
+            yield self
+        finally:
+            self.down()
+            self.drop()
 
 
 def main() -> int:
