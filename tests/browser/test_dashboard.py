@@ -178,7 +178,8 @@ def test_the_dashboard_in_a_browser(stack: DevStack, page: Page, password: str):
     assert page.locator("#weeks rect.cell").count() >= 1, "today's detections are in the weeks"
     shot(page, "activity")
     page.click('nav a:has-text("Messages")')
-    expect(page.locator("#outbox h2")).to_contain_text("waiting")
+    expect(page.locator("#outbox h2")).to_contain_text("unsent")
+    expect(page.locator("#outbox")).to_contain_text("dead letters")  # the delivery states
     expect(page.locator("#disk")).to_contain_text("free of")
     shot(page, "files")
 

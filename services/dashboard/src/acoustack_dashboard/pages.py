@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from acoustack import schema
 from acoustack.clients import GrpcClient, RetryPolicy, StoreClient
 from acoustack.errors import AcoustackError, InvalidArgumentError, NotFoundError, quote
 from acoustack.v1 import control_pb2, control_pb2_grpc
@@ -67,6 +68,11 @@ class ControlClient(GrpcClient):
         return self.call(
             self._long(self.stub.StopDeployment, wait_s), request, name="StopDeployment"
         )
+
+    def retry_dead_letters(self) -> list[str]:
+        """Every dead letter due again (`acoustack messages retry --all-dead`); the ids retried."""
+        request = control_pb2.ControlRetryMessagesRequest(all_dead=True)
+        return list(self.call(self.stub.RetryMessages, request, name="RetryMessages").message_ids)
 
     def config(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The whole program configuration and its JSON Schema."""
@@ -646,10 +652,40 @@ class DiskUsage:
         return sorted(found.values(), key=lambda f: f.name)
 
 
+def _outbox_row(entry: Any) -> dict[str, Any]:
+    m, last = entry.message, entry.last_response
+    if m.HasField("dead_at"):
+        state = "dead letter"
+    elif m.HasField("next_attempt_at") and m.next_attempt_at.ToDatetime(dt.UTC) > dt.datetime.now(
+        dt.UTC
+    ):
+        state = "backing off"
+    else:
+        state = "due"
+    return {
+        "id": m.id,
+        "state": state,
+        "created_at": when(m.created_at),
+        "attempts": m.attempts,
+        "last_attempt_at": when(m.last_attempt_at),
+        "next_attempt_at": when(m.next_attempt_at) if state == "backing off" else None,
+        "dead_at": when(m.dead_at) if state == "dead letter" else None,
+        "last_response": (
+            f"{pb.ResponseStatus.Name(last.status).removeprefix('RESPONSE_STATUS_').lower()}: "
+            f"{last.content[:200]}"
+            if last.message_id
+            else ""
+        ),
+        "content": m.content[:200],
+    }
+
+
 def messages_and_files(
     store: StoreClient, control: ControlClient, disk: DiskUsage, outbox_shown: int = 20
 ) -> dict[str, Any]:
-    unsent = store.get_unsent_messages(limit=10_000)
+    counts = store.count_messages()
+    unsent = store.list_messages(limit=outbox_shown)  # due, backing off and dead: oldest first
+    dead = store.list_messages(schema.MessageState.DEAD, limit=outbox_shown, newest_first=True)
     responses = store.list_responses(limit=20)
     try:
         file_management = control.config_field("file_management")
@@ -661,17 +697,16 @@ def messages_and_files(
     except OSError:
         usage = None
     return {
-        "unsent_count": len(unsent),
-        "unsent": [
-            {
-                "id": m.id,
-                "created_at": when(m.created_at),
-                "attempts": m.attempts,
-                "last_attempt_at": when(m.last_attempt_at),
-                "content": m.content[:200],
-            }
-            for m in unsent[:outbox_shown]
-        ],
+        "unsent_count": counts.due + counts.backing_off + counts.dead,
+        "counts": {
+            "due": counts.due,
+            "backing off": counts.backing_off,
+            "dead letters": counts.dead,
+            "sent": counts.sent,
+        },
+        "next_attempt_at": when(counts.next_attempt_at) if counts.backing_off else None,
+        "unsent": [_outbox_row(entry) for entry in unsent],
+        "dead": [_outbox_row(entry) for entry in dead],
         "responses": [
             {
                 "message_id": r.message_id,

@@ -124,6 +124,7 @@ class Views:
         router.add("GET", "/detections.csv", read(self.detections_csv))
         router.add("GET", "/activity", read(self.activity))
         router.add("GET", "/files", read(self.files))
+        router.add("POST", "/messages/retry", write(self.retry_dead_letters))
         router.add("GET", "/settings", read(self.settings))
         router.add("POST", "/settings", write(self.save_settings))
         router.add("POST", "/settings/check", write(self.check))
@@ -326,8 +327,15 @@ class Views:
                          next=night + dt.timedelta(days=1))  # fmt: skip
 
     def files(self, request: Request) -> Response:
+        retried = request.arg("retried", "")
         return self.page(request, "files.html",
+                         retried=int(retried) if retried.isdigit() else None,
                          **pages.messages_and_files(self.store, self.control, self.disk))  # fmt: skip
+
+    def retry_dead_letters(self, request: Request) -> Response:
+        retried = self.control.retry_dead_letters()
+        log.info("%d dead letter(s) retried from the dashboard", len(retried))
+        return redirect(f"/files?retried={len(retried)}#dead")
 
     def _time_zone(self) -> str:
         """The program's recording.timezone (the deployment's), UTC when the scheduler is away."""
