@@ -40,7 +40,7 @@ from typing import Protocol
 
 from paho.mqtt import client as mqtt
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
 
 from acoustack import __version__, limits, schema
@@ -439,10 +439,13 @@ class MqttMessenger:
         return responses  # type: ignore[return-value]  # every index is filled
 
     def _properties(self, message: schema.Message) -> Properties:
-        properties = Properties(PacketTypes.PUBLISH)
-        properties.UserProperty = [("message_id", str(message.id)), ("device_id", self.client_id)]
-        properties.PayloadFormatIndicator = 1  # UTF-8 text
-        return properties
+        return _PackedProperties(
+            [
+                (_PAYLOAD_FORMAT_INDICATOR, b"\x01"),  # UTF-8 text
+                (_USER_PROPERTY, _utf8("message_id") + _utf8(str(message.id))),
+                (_USER_PROPERTY, _utf8("device_id") + _utf8(self.client_id)),
+            ]
+        )
 
     def _outcome(
         self, message: schema.Message, reason: ReasonCode | None, lost: bool
@@ -497,6 +500,32 @@ class MqttMessenger:
             if client is not None:
                 # Reason 4 asks the broker to publish the will: availability turns offline.
                 _stop(client, ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message"))
+
+
+_PAYLOAD_FORMAT_INDICATOR, _USER_PROPERTY = 0x01, 0x26  # MQTT v5 property identifiers (2.2.2.2)
+
+
+def _utf8(text: str) -> bytes:
+    """An MQTT UTF-8 string: its length in two bytes, then its bytes (MQTT v5 1.5.4)."""
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+class _PackedProperties(Properties):
+    """PUBLISH properties packed once, from (identifier, value bytes) pairs: paho packs any
+    Properties generically, looking each name up, which took as long as the rest of a publish."""
+
+    def __init__(self, pairs: list[tuple[int, bytes]]) -> None:
+        # Not Properties.__init__: its tables per instance are what is slow; paho only packs.
+        object.__setattr__(self, "packetType", PacketTypes.PUBLISH)
+        data = b"".join(bytes([identifier]) + value for identifier, value in pairs)
+        object.__setattr__(self, "_packed", VariableByteIntegers.encode(len(data)) + data)
+
+    def pack(self) -> bytes:
+        return self._packed
+
+    def __str__(self) -> str:  # paho's debug log prints the properties
+        return f"[{len(self._packed)} bytes packed]"
 
 
 def _stop(client: mqtt.Client, reason: ReasonCode | None = None) -> None:

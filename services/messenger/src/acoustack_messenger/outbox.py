@@ -11,7 +11,8 @@ outcome is judged once every messenger has answered for it.
 
 Responses are stored in batches (``RESPONSE_BATCH``, the most one StoreResponses call takes, in
 one transaction) and whatever is left when the run ends: a storage commit per message would cap a
-run at a few hundred messages a second. A worker killed mid-run loses the batch in hand; those
+run at a few hundred messages a second. A full batch is stored in a thread while the run sends the
+next messages (one batch at a time, in order). A worker killed mid-run loses the batch in hand; those
 messages stay unsent and are sent again (delivery is at least once, and receivers drop what they
 have seen). Nothing is ever stored as sent without the receiver's acknowledgement.
 
@@ -28,6 +29,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from acoustack import convert, prometheus, schema
 from acoustack.clients import StoreClient
@@ -66,6 +68,8 @@ class Outbox:
         self._pending: dict[str, tuple[schema.Message, list[schema.Response]]] = {}
         self._last: list[schema.Response] = []  # the responses of the message last answered
         self._unstored: list[tuple[schema.Response, spb.TryOutcome | None]] = []
+        self._storer: ThreadPoolExecutor | None = None  # stores a batch while the run sends on
+        self._storing: Future[None] | None = None
 
     def get_unsent_messages(self) -> Iterator[schema.Message]:
         """A generator rather than a list, so the run can stop between two messages."""
@@ -78,13 +82,34 @@ class Outbox:
                 self._pending[str(message.id)] = (message, [])
                 yield message
         finally:  # the run is over, however it ended
-            self.flush()
+            self._close()
 
-    def flush(self) -> None:
-        """Store the responses kept so far, in one call."""
-        if self._unstored:
-            batch, self._unstored = self._unstored, []
+    def flush(self, *, background: bool = False) -> None:
+        """Store the responses kept so far, in one call. In the ``background`` the call runs
+        while the run sends on (one at a time, in order: a failure is raised by the next flush)."""
+        self._wait_stored()
+        if not self._unstored:
+            return
+        batch, self._unstored = self._unstored, []
+        if not background:
             self.store.store_responses(batch)
+            return
+        if self._storer is None:
+            self._storer = ThreadPoolExecutor(1, thread_name_prefix="outbox-store")
+        self._storing = self._storer.submit(self.store.store_responses, batch)
+
+    def _wait_stored(self) -> None:
+        storing, self._storing = self._storing, None
+        if storing is not None:
+            storing.result()
+
+    def _close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            if self._storer is not None:
+                self._storer.shutdown(wait=True)
+                self._storer = None
 
     def _should_stop(self, left: int) -> bool:
         last = [r.status for r in self._last]
@@ -123,7 +148,7 @@ class Outbox:
                     )
         self._unstored.append((response, outcome))
         if len(self._unstored) >= RESPONSE_BATCH:
-            self.flush()
+            self.flush(background=True)
         self.statuses[response.status.value] += 1
         prometheus.MESSAGE_RESPONSES.labels(response.status.value).inc()
 
