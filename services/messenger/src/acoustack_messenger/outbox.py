@@ -70,6 +70,7 @@ class Outbox:
         self._unstored: list[tuple[schema.Response, spb.TryOutcome | None]] = []
         self._storer: ThreadPoolExecutor | None = None  # stores a batch while the run sends on
         self._storing: Future[None] | None = None
+        self._exhausted = False  # every message of the run was handed out
 
     def get_unsent_messages(self) -> Iterator[schema.Message]:
         """A generator rather than a list, so the run can stop between two messages."""
@@ -81,7 +82,8 @@ class Outbox:
                 message = convert.message_from_proto(proto)
                 self._pending[str(message.id)] = (message, [])
                 yield message
-        finally:  # the run is over, however it ended
+        finally:  # no more messages, however the run ended
+            self._exhausted = True
             self._close()
 
     def flush(self, *, background: bool = False) -> None:
@@ -147,8 +149,12 @@ class Outbox:
                         message.id,
                     )
         self._unstored.append((response, outcome))
-        if len(self._unstored) >= RESPONSE_BATCH:
-            self.flush(background=True)
+        if self._exhausted and not self._pending:
+            # The last window's responses: the template took the messages to the end before
+            # they came, so the generator's own last flush had none of them.
+            self.flush()
+        elif len(self._unstored) >= RESPONSE_BATCH:
+            self.flush(background=not self._exhausted)
         self.statuses[response.status.value] += 1
         prometheus.MESSAGE_RESPONSES.labels(response.status.value).inc()
 

@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -331,6 +331,167 @@ def own_broker(tmp_path_factory) -> Iterator[OwnBroker]:
             assert time.monotonic() < deadline, "the test's Mosquitto did not open its ports"
             time.sleep(0.1)
         yield owner
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+# Between a client and a broker: what is in flight, and a link that goes away
+
+
+def _read_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def _read_packet(sock: socket.socket) -> bytes:
+    """One whole MQTT control packet: its fixed header (type byte, Remaining Length as a
+    variable byte integer) and the rest."""
+    header = _read_exactly(sock, 1)
+    length, shift = 0, 0
+    while True:
+        byte = _read_exactly(sock, 1)
+        header += byte
+        length += (byte[0] & 0x7F) << shift
+        shift += 7
+        if not byte[0] & 0x80:
+            break
+    return header + _read_exactly(sock, length)
+
+
+def _body(packet: bytes) -> bytes:
+    index = 1
+    while packet[index] & 0x80:
+        index += 1
+    return packet[index + 1 :]
+
+
+def _vbi(data: bytes, index: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        value += (data[index] & 0x7F) << shift
+        shift += 7
+        index += 1
+        if not data[index - 1] & 0x80:
+            return value, index
+
+
+class MqttRelay:
+    """A TCP relay in front of a broker that reads the MQTT v5 packets going through: it keeps
+    how many QoS 1 PUBLISHes were awaiting their PUBACK at most (``most_in_flight``) and the
+    payloads whose PUBACK reached the client (``acknowledged``). With ``cut_after`` it forwards
+    that many PUBACKs, then closes both sides and stops listening: the broker went away."""
+
+    def __init__(self, broker: Broker, cut_after: int | None = None) -> None:
+        self.broker = broker
+        self.cut_after = cut_after
+        self.in_flight: dict[int, bytes] = {}  # packet id -> payload
+        self.most_in_flight = 0
+        self.acknowledged: list[bytes] = []
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(4)
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection((self.broker.host, self.broker.port))
+            with self._lock:
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        try:
+            while True:
+                packet = _read_packet(source)
+                kind, qos = packet[0] >> 4, (packet[0] >> 1) & 3
+                if from_client and kind == 3 and qos == 1:  # PUBLISH
+                    body = _body(packet)
+                    topic_end = 2 + int.from_bytes(body[:2], "big")
+                    packet_id = int.from_bytes(body[topic_end : topic_end + 2], "big")
+                    properties, start = _vbi(body, topic_end + 2)
+                    with self._lock:
+                        self.in_flight[packet_id] = body[start + properties :]
+                        self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
+                elif not from_client and kind == 4:  # PUBACK
+                    with self._lock:
+                        if self.cut_after is not None and len(self.acknowledged) >= self.cut_after:
+                            self.close()
+                            return
+                        packet_id = int.from_bytes(_body(packet)[:2], "big")
+                        self.acknowledged.append(self.in_flight.pop(packet_id))
+                sink.sendall(packet)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+@pytest.fixture
+def mqtt_relay(mqtt_broker: Broker) -> Iterator[Callable[..., MqttRelay]]:
+    """Makes MqttRelays in front of the local Mosquitto (closed after the test)."""
+    made: list[MqttRelay] = []
+
+    def make(cut_after: int | None = None) -> MqttRelay:
+        made.append(MqttRelay(mqtt_broker, cut_after))
+        return made[-1]
+
+    yield make
+    for relay in made:
+        relay.close()
+
+
+@pytest.fixture(scope="session")
+def refusing_broker(tmp_path_factory) -> Iterator[Broker]:
+    """A Mosquitto of the test's own whose ACL lets anonymous clients publish under
+    ``acoustack-test/`` only: a publish elsewhere gets a PUBACK refusal ("Not authorized")."""
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    folder = tmp_path_factory.mktemp("mosquitto-acl")
+    (folder / "acl").write_text("topic readwrite acoustack-test/#\n")
+    broker = Broker("127.0.0.1", free_port())
+    (folder / "mosquitto.conf").write_text(
+        f"listener {broker.port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        f"acl_file {folder / 'acl'}\n"
+        "persistence false\n"
+        "user root\n"
+        "log_dest stderr\n"
+    )
+    process = subprocess.Popen(
+        [mosquitto, "-c", str(folder / "mosquitto.conf")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not _port_open(broker.host, broker.port):
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the test's Mosquitto did not open its port"
+            time.sleep(0.1)
+        yield broker
     finally:
         process.terminate()
         process.wait(10)
