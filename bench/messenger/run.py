@@ -6,7 +6,8 @@ changes the count.
 
 acoustack: the storage service as a process on a scratch Postgres database, its outbox filled
 with the messages, then one `acoustack.send_messages` run (the messenger's task, in this process)
-with `messaging.max_per_run` = the count: QoS 1, each PUBACK waited for and each response stored.
+with `messaging.max_per_run` = the count: QoS 1, a window of publishes in flight (up to the
+broker's Receive Maximum), each message's PUBACK waited for and each response stored.
 acoupi: its SqliteMessageStore filled with the same number of messages, drained by its own
 generate_send_messages_task and MQTTMessenger (its defaults: QoS 0), in its own venv
 (bench/messenger/.venv-acoupi, made on the first run). A subscriber counts what reaches the broker
