@@ -429,7 +429,7 @@ class MqttRelay:
                 elif not from_client and kind == 4:  # PUBACK
                     with self._lock:
                         if self.cut_after is not None and len(self.acknowledged) >= self.cut_after:
-                            self.close()
+                            self._cut()
                             return
                         packet_id = int.from_bytes(_body(packet)[:2], "big")
                         self.acknowledged.append(self.in_flight.pop(packet_id))
@@ -440,6 +440,15 @@ class MqttRelay:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+    def _cut(self) -> None:
+        """Shut every link down (closed at the end of the test). PUBACKs forwarded just before
+        may still never be read by the client, as when a real link goes: its write can fail
+        first."""
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._listener.close()
