@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from paho.mqtt import client as mqtt
 
+from acoustack.testing.proxy import TcpProxy
 from acoustack.testing.servers import free_port
 
 MQTT_ENV = "ACOUSTACK_TEST_MQTT"  # host:port of a broker that takes anonymous clients
@@ -285,7 +286,6 @@ def own_broker(tmp_path_factory) -> Iterator[OwnBroker]:
                 "mosquitto openssl)",
                 pytrace=False,
             )
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     folder = tmp_path_factory.mktemp("mosquitto")
     _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
          "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=acoustack test CA", cwd=folder)  # fmt: skip
@@ -316,21 +316,24 @@ def own_broker(tmp_path_factory) -> Iterator[OwnBroker]:
         f"listener {owner.websockets.port} 127.0.0.1\n"
         "protocol websockets\n"
     )
+    with _mosquitto(folder / "mosquitto.conf", owner.plain, owner.tls, owner.websockets):
+        yield owner
+
+
+@contextlib.contextmanager
+def _mosquitto(config: Path, *listening: Broker) -> Iterator[None]:
+    """Mosquitto with ``config``, from when its ports are open until the block ends."""
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     process = subprocess.Popen(
-        [mosquitto, "-c", str(folder / "mosquitto.conf")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [mosquitto, "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         deadline = time.monotonic() + 20
-        while not all(
-            _port_open(b.host, b.port) for b in (owner.plain, owner.tls, owner.websockets)
-        ):
+        while not all(_port_open(b.host, b.port) for b in listening):
             assert process.poll() is None, process.stdout.read()
             assert time.monotonic() < deadline, "the test's Mosquitto did not open its ports"
             time.sleep(0.1)
-        yield owner
+        yield
     finally:
         process.terminate()
         process.wait(10)
@@ -340,6 +343,7 @@ def own_broker(tmp_path_factory) -> Iterator[OwnBroker]:
 
 
 def _read_exactly(sock: socket.socket, count: int) -> bytes:
+    """``count`` bytes, or ConnectionError when the other side closed first."""
     data = b""
     while len(data) < count:
         chunk = sock.recv(count - len(data))
@@ -381,81 +385,51 @@ def _vbi(data: bytes, index: int) -> tuple[int, int]:
             return value, index
 
 
-class MqttRelay:
-    """A TCP relay in front of a broker that reads the MQTT v5 packets going through: it keeps
+class MqttRelay(TcpProxy):
+    """A TcpProxy in front of a broker that reads the MQTT v5 packets going through: it keeps
     how many QoS 1 PUBLISHes were awaiting their PUBACK at most (``most_in_flight``) and the
-    payloads whose PUBACK reached the client (``acknowledged``). With ``cut_after`` it forwards
-    that many PUBACKs, then closes both sides and stops listening: the broker went away."""
+    payloads whose PUBACK it passed on to the client (``acknowledged``). With ``cut_after`` it
+    passes that many PUBACKs on, then cuts every link and refuses new ones: the broker went
+    away."""
 
     def __init__(self, broker: Broker, cut_after: int | None = None) -> None:
-        self.broker = broker
         self.cut_after = cut_after
         self.in_flight: dict[int, bytes] = {}  # packet id -> payload
         self.most_in_flight = 0
         self.acknowledged: list[bytes] = []
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(4)
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._counting = threading.Lock()
+        super().__init__(broker.host, broker.port)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:  # closed
-                return
-            upstream = socket.create_connection((self.broker.host, self.broker.port))
-            with self._lock:
-                self._sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        from_client = src.getpeername() != self.target
+        src.settimeout(None)  # TcpProxy connects upstream with a timeout; idle links stay here
         try:
             while True:
-                packet = _read_packet(source)
+                packet = _read_packet(src)
                 kind, qos = packet[0] >> 4, (packet[0] >> 1) & 3
                 if from_client and kind == 3 and qos == 1:  # PUBLISH
                     body = _body(packet)
                     topic_end = 2 + int.from_bytes(body[:2], "big")
                     packet_id = int.from_bytes(body[topic_end : topic_end + 2], "big")
                     properties, start = _vbi(body, topic_end + 2)
-                    with self._lock:
+                    with self._counting:
                         self.in_flight[packet_id] = body[start + properties :]
                         self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
                 elif not from_client and kind == 4:  # PUBACK
-                    with self._lock:
+                    with self._counting:
                         if self.cut_after is not None and len(self.acknowledged) >= self.cut_after:
-                            self._cut()
-                            return
+                            break
                         packet_id = int.from_bytes(_body(packet)[:2], "big")
                         self.acknowledged.append(self.in_flight.pop(packet_id))
-                sink.sendall(packet)
-        except OSError:
+                dst.sendall(packet)
+        except (OSError, ConnectionError):
             pass
-        finally:
-            for sock in (source, sink):
+        if self.cut_after is not None and len(self.acknowledged) >= self.cut_after:
+            self.cut()  # the PUBACKs passed on just before may never be read, as on a real link
+        else:
+            for sock in (src, dst):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-
-    def _cut(self) -> None:
-        """Shut every link down (closed at the end of the test). PUBACKs forwarded just before
-        may still never be read by the client, as when a real link goes: its write can fail
-        first."""
-        self._listener.close()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._listener.close()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
 
 
 @pytest.fixture
@@ -476,7 +450,6 @@ def mqtt_relay(mqtt_broker: Broker) -> Iterator[Callable[..., MqttRelay]]:
 def refusing_broker(tmp_path_factory) -> Iterator[Broker]:
     """A Mosquitto of the test's own whose ACL lets anonymous clients publish under
     ``acoustack-test/`` only: a publish elsewhere gets a PUBACK refusal ("Not authorized")."""
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     folder = tmp_path_factory.mktemp("mosquitto-acl")
     (folder / "acl").write_text("topic readwrite acoustack-test/#\n")
     broker = Broker("127.0.0.1", free_port())
@@ -488,19 +461,5 @@ def refusing_broker(tmp_path_factory) -> Iterator[Broker]:
         "user root\n"
         "log_dest stderr\n"
     )
-    process = subprocess.Popen(
-        [mosquitto, "-c", str(folder / "mosquitto.conf")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not _port_open(broker.host, broker.port):
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "the test's Mosquitto did not open its port"
-            time.sleep(0.1)
+    with _mosquitto(folder / "mosquitto.conf", broker):
         yield broker
-    finally:
-        process.terminate()
-        process.wait(10)
