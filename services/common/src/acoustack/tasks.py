@@ -301,16 +301,20 @@ def generate_send_messages_task(
     logger: logging.Logger = logger,
 ) -> Callable[[], None]:
     targets = list(messengers or [])
-    # A sequential messenger (an HTTP one) keeps the window at 1: taking more messages from the
-    # store before its responses are in would let the store's early stop come too late.
-    size = min((m.window if isinstance(m, PipelinedMessenger) else 1 for m in targets), default=1)
+
+    def size() -> int:
+        # A sequential messenger (an HTTP one) keeps the window at 1: taking more messages from
+        # the store before its responses are in would let the store's early stop come too late.
+        # Asked before each window, as a messenger may size it to how fast its server answers.
+        sizes = (m.window if isinstance(m, PipelinedMessenger) else 1 for m in targets)
+        return max(1, min(sizes, default=1))
 
     def send_messages_task() -> None:
         if not targets:
             return
         # Lazily, a window at a time: the store may end the run between two windows.
         messages = iter(message_store.get_unsent_messages())
-        while window := list(itertools.islice(messages, max(1, size))):
+        while window := list(itertools.islice(messages, size())):
             for messenger in targets:
                 for response in _send_window(messenger, window, logger):
                     message_store.store_response(response)

@@ -59,6 +59,7 @@ DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where compose secrets and k3s Secr
 # lower it), and how many messages a send run hands the MQTT messenger at once.
 MAX_IN_FLIGHT = 100
 MQTT_WINDOW = 1000
+FIRST_MQTT_WINDOW = 100
 
 
 class CheckableMessenger(Protocol):
@@ -260,7 +261,10 @@ class MqttMessenger:
         self.keepalive_s = keepalive_s
         self.availability_topic = availability_topic
         self.name = f"mqtt {host}:{port}"
-        self.window = MQTT_WINDOW  # messages a send run hands over at once (send_messages)
+        # Messages a send run hands over at once (send_messages): what the broker acknowledged in
+        # timeout_s at the last window's pace, so that a window lasts about as long as one send
+        # may, and the run's deadline (checked between windows) holds on a slow link too.
+        self.window = FIRST_MQTT_WINDOW
         self.where = f"{_SCHEMES[transport, self.tls]}://{host}:{port}"
         self._lock = threading.Lock()  # one send or close at a time
         self._client: mqtt.Client | None = None
@@ -433,6 +437,8 @@ class MqttMessenger:
             if deadline is not None:
                 session.collect_acks(pending, acks, 0, deadline, self.timeout_s)
             lost = not session.connected.is_set()
+            pace = len(acks) / max(time.monotonic() - started, 1e-3)
+            self.window = max(1, min(MQTT_WINDOW, int(pace * self.timeout_s)))
         for index, message in enumerate(messages):
             if responses[index] is None:
                 responses[index] = self._outcome(message, acks.get(mids.get(index, -1)), lost)
