@@ -23,7 +23,7 @@ from acoustack.testing import factories
 from acoustack.v1 import types_pb2 as pb
 from acoustack_messenger import device_status
 from acoustack_messenger.delivery import Backoff
-from acoustack_messenger.messengers import HttpMessenger
+from acoustack_messenger.messengers import FIRST_MQTT_WINDOW, HttpMessenger
 from acoustack_messenger.outbox import Outbox
 from acoustack_messenger.summaries import DetectionSummariser
 from acoustack_messenger.tasks import HeartbeatNotDelivered, MessengerContext, register_tasks
@@ -290,6 +290,109 @@ def test_a_bad_messaging_section_is_refused_naming_the_field(tasks, store, http_
     with pytest.raises(InvalidArgumentError, match=r"messaging\.http_url: 'bats' is not"):
         tasks["send_messages"](program_config={"messaging": {"http_url": "bats"}})
     assert http_sink.posts() == [] and len(store.get_unsent_messages()) == 1
+
+
+# MQTT delivery keeps a window of QoS 1 publishes in flight (real Mosquitto; the relay reads the
+# packets on the way, and can take the link away).
+
+
+def mqtt_section(port: int, topic: str, **extra) -> dict:
+    return {
+        "messaging": {
+            "mqtt_host": "127.0.0.1",
+            "mqtt_port": port,
+            "mqtt_topic": topic,
+            "max_per_run": 1000,
+            "homeassistant_discovery": False,
+            **extra,
+        }
+    }
+
+
+def contents(store: StoreClient, state: schema.MessageState) -> set[str]:
+    return {e.message.content for e in store.list_messages(state, limit=1000)}
+
+
+def test_a_window_of_publishes_in_flight_is_all_acknowledged_and_stored_as_sent(
+    tasks, store, mqtt_relay, subscriber, topic
+):
+    messages = fill_outbox(store, 300)
+    relay = mqtt_relay()
+    result = tasks["send_messages"](program_config=mqtt_section(relay.port, topic))
+    assert result == {"responses": {"success": 300}, "stopped_early": "", "dead_letters": []}
+    # Several publishes awaited their PUBACK at once (up to Mosquitto's Receive Maximum, 20),
+    # not one at a time as before (1, and the availability's).
+    assert 3 < relay.most_in_flight <= 20
+    sent = {m.content for m in messages}
+    assert {p.decode() for p in relay.acknowledged} >= sent
+    assert contents(store, schema.MessageState.SENT) == sent
+    assert store.count_messages().sent == 300
+    arrived = [subscriber.next(topic=topic) for _ in messages]
+    assert [r.payload.decode() for r in arrived] == [m.content for m in messages]  # in order
+    assert {r.user_properties["message_id"] for r in arrived} == {str(m.id) for m in messages}
+    [entry] = store.list_responses(messages[150].id)
+    assert entry.status == pb.RESPONSE_STATUS_SUCCESS and entry.content.startswith("PUBACK")
+
+
+def test_a_broker_gone_mid_window_leaves_the_unacknowledged_unsent_and_backing_off(
+    tasks, store, mqtt_relay, mqtt_broker, subscriber, topic
+):
+    messages = fill_outbox(store, 300)
+    relay = mqtt_relay(cut_after=60)  # 60 PUBACKs reach the messenger, then the link is gone
+    config = mqtt_section(relay.port, topic, retry_backoff_s=1)
+    result = tasks["send_messages"](program_config=config)
+    acknowledged = {p.decode() for p in relay.acknowledged} - {"online"}  # its availability
+    assert len(acknowledged) == 59
+    # Only what the broker acknowledged is sent (the last few PUBACKs forwarded may be lost with
+    # the link: those are sent again); the rest, in flight when the link went or never
+    # published, is unsent: a temporary failure that backs off.
+    sent = contents(store, schema.MessageState.SENT)
+    # (at most a Receive Maximum, 20, of PUBACKs can be on their way)
+    assert 59 - 20 <= len(sent) <= 59 and sent <= acknowledged
+    # The window was the messenger's first (FIRST_MQTT_WINDOW); the run stops after it, as no
+    # messenger reached its server, and the messages behind it were not tried.
+    tried = {m.content for m in messages[:FIRST_MQTT_WINDOW]}
+    waiting = contents(store, schema.MessageState.BACKING_OFF)
+    assert waiting == tried - sent
+    assert contents(store, schema.MessageState.DUE) == {m.content for m in messages} - tried
+    assert result["responses"] == {"success": len(sent), "error": FIRST_MQTT_WINDOW - len(sent)}
+    assert result["stopped_early"] == "no messenger reached its server; 200 message(s) wait"
+    assert result["dead_letters"] == []
+    lost = next(m for m in messages if m.content in waiting)
+    [response] = store.list_responses(lost.id)
+    assert response.status == pb.RESPONSE_STATUS_ERROR
+    assert "the connection was lost before the PUBACK" in response.content
+    entry = next(
+        e
+        for e in store.list_messages(schema.MessageState.BACKING_OFF)
+        if e.message.id == str(lost.id)
+    )
+    assert (entry.message.failed_tries, entry.message.refusals) == (1, 0)
+    # Once their backoff is over, the next run (the broker reachable again) sends them all.
+    time.sleep(1.1)
+    again = tasks["send_messages"](program_config=mqtt_section(mqtt_broker.port, topic))
+    assert again["responses"] == {"success": 300 - len(sent)}
+    assert store.count_messages().sent == 300
+    arrived = {r.payload.decode() for r in subscriber.drain() if r.topic == topic}
+    assert arrived >= {m.content for m in messages}  # at least once, each
+
+
+def test_a_puback_refusal_in_a_window_is_permanent_and_makes_dead_letters(
+    tasks, store, refusing_broker
+):
+    """The broker's ACL refuses the topic: every message of the window gets its own PUBACK
+    "Not authorized", a refusal for good (not a lost connection), and with dead_after_refusals
+    1 each one is a dead letter at once; the run does not stop early."""
+    messages = fill_outbox(store, 40)
+    config = mqtt_section(refusing_broker.port, "refused/here", dead_after_refusals=1)
+    result = tasks["send_messages"](program_config=config)
+    assert result["responses"] == {"failed": 40}
+    assert result["stopped_early"] == ""
+    assert sorted(result["dead_letters"]) == sorted(str(m.id) for m in messages)
+    dead = store.list_messages(schema.MessageState.DEAD, limit=100)
+    assert len(dead) == 40 and all(e.message.refusals == 1 for e in dead)
+    assert "refused the message on refused/here: Not authorized" in dead[0].last_response.content
+    assert store.get_unsent_messages() == []  # dead letters are not tried again
 
 
 def test_storage_unavailable_is_raised_for_celery_to_retry(tmp_path, closed_port, http_sink):

@@ -16,12 +16,15 @@ is safe to run again after a failure at any step:
   output but not all its messages stores the missing ones on the next run, and no duplicates;
 - file management: a recording is copied to its new place, the store updated, and only then the
   temporary file removed; if the store update fails, the copy is removed;
-- messaging: a send that raises is stored as an ERROR response; the message stays unsent.
+- messaging: a send that raises is stored as an ERROR response; the message stays unsent. Messages
+  go out in windows: as many at once as the least pipelined messenger takes (``window`` of a
+  PipelinedMessenger; 1 for any other, which then sends as acoupi's template does, one at a time).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import os
@@ -38,6 +41,7 @@ from acoustack.components.types import (
     Messenger,
     Model,
     ModelOutputCleaner,
+    PipelinedMessenger,
     ProcessingFilter,
     RecordingCondition,
     RecordingSavingFilter,
@@ -254,6 +258,43 @@ def generate_file_management_task(
     return file_management_task
 
 
+def _raised(message: schema.Message, exc: Exception) -> schema.Response:
+    return schema.Response(
+        message_id=message.id,
+        status=schema.ResponseStatus.ERROR,
+        content=f"{type(exc).__name__}: {exc}"[:1000],
+    )
+
+
+def _send_window(
+    messenger: Messenger, window: list[schema.Message], logger: logging.Logger
+) -> list[schema.Response]:
+    """One response per message of ``window``, in its order; a messenger that raises gives ERROR
+    responses (the messages stay unsent)."""
+    if len(window) > 1 and isinstance(messenger, PipelinedMessenger):
+        try:
+            responses = messenger.send_messages(window)
+            if [r.message_id for r in responses] != [m.id for m in window]:
+                raise RuntimeError("its responses do not match the messages it was given")
+            return responses
+        except Exception as exc:
+            logger.exception(
+                "%s could not send %d messages from %s",
+                type(messenger).__name__,
+                len(window),
+                window[0].id,
+            )
+            return [_raised(message, exc) for message in window]
+    responses = []
+    for message in window:
+        try:
+            responses.append(messenger.send_message(message))
+        except Exception as exc:
+            logger.exception("%s could not send message %s", type(messenger).__name__, message.id)
+            responses.append(_raised(message, exc))
+    return responses
+
+
 def generate_send_messages_task(
     message_store: MessageStore,
     messengers: list[Messenger] | None = None,
@@ -261,23 +302,22 @@ def generate_send_messages_task(
 ) -> Callable[[], None]:
     targets = list(messengers or [])
 
+    def size() -> int:
+        # A sequential messenger (an HTTP one) keeps the window at 1: taking more messages from
+        # the store before its responses are in would let the store's early stop come too late.
+        # Asked before each window, as a messenger may size it to how fast its server answers.
+        sizes = (m.window if isinstance(m, PipelinedMessenger) else 1 for m in targets)
+        return max(1, min(sizes, default=1))
+
     def send_messages_task() -> None:
         if not targets:
             return
-        for message in message_store.get_unsent_messages():
+        # Lazily, a window at a time: the store may end the run between two windows.
+        messages = iter(message_store.get_unsent_messages())
+        while window := list(itertools.islice(messages, size())):
             for messenger in targets:
-                try:
-                    response = messenger.send_message(message)
-                except Exception as exc:
-                    logger.exception(
-                        "%s could not send message %s", type(messenger).__name__, message.id
-                    )
-                    response = schema.Response(
-                        message_id=message.id,
-                        status=schema.ResponseStatus.ERROR,
-                        content=f"{type(exc).__name__}: {exc}"[:1000],
-                    )
-                message_store.store_response(response)
+                for response in _send_window(messenger, window, logger):
+                    message_store.store_response(response)
 
     return send_messages_task
 

@@ -1,4 +1,5 @@
-"""The messengers: MQTT and HTTP delivery of one outbox message at a time.
+"""The messengers: MQTT (a window of messages in flight at once) and HTTP (one at a time)
+delivery of outbox messages.
 
 Each ``send_message`` returns an ``acoustack.schema.Response`` and never raises for a delivery
 failure, so the send task stores every attempt. Statuses:
@@ -33,13 +34,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from paho.mqtt import client as mqtt
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
 
 from acoustack import __version__, limits, schema
@@ -54,6 +55,11 @@ Status = schema.ResponseStatus
 SNIPPET_CHARS = 200
 USER_AGENT = f"acoustack-messenger/{__version__}"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where compose secrets and k3s Secret volumes go
+# MQTT: QoS 1 publishes awaiting their PUBACK at once, at most (the broker's Receive Maximum may
+# lower it), and how many messages a send run hands the MQTT messenger at once.
+MAX_IN_FLIGHT = 100
+MQTT_WINDOW = 1000
+FIRST_MQTT_WINDOW = 100
 
 
 class CheckableMessenger(Protocol):
@@ -147,16 +153,23 @@ class _Session:
         self.refusal: ReasonCode | None = None
         self.acks: dict[int, ReasonCode] = {}
         self.acked = threading.Condition()
+        self.receive_maximum = 1
 
-    def on_connect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+    def on_connect(self, _client, _userdata, _flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self.refusal = reason_code
         else:
+            # More QoS 1 publishes in flight than the broker's Receive Maximum (Mosquitto's is
+            # 20) would make it disconnect; paho does not keep to it by itself.
+            most = getattr(properties, "ReceiveMaximum", None) or MAX_IN_FLIGHT
+            self.receive_maximum = min(most, MAX_IN_FLIGHT)
             self.connected.set()
         self.answered.set()
 
     def on_disconnect(self, _client, _userdata, _flags, _reason_code, _properties) -> None:
         self.connected.clear()
+        with self.acked:  # whoever waits for a PUBACK now waits in vain
+            self.acked.notify_all()
 
     def on_publish(self, _client, _userdata, mid, reason_code, _properties) -> None:
         # Kept whether or not a sender waits yet: the PUBACK may beat publish() returning.
@@ -165,13 +178,42 @@ class _Session:
             self.acked.notify_all()
 
     def wait_for_ack(self, mid: int, timeout_s: float) -> ReasonCode | None:
+        got: dict[int, ReasonCode] = {}
+        self.collect_acks({mid}, got, 0, time.monotonic() + timeout_s, timeout_s)
+        return got.get(mid)
+
+    def collect_acks(
+        self,
+        pending: set[int],
+        got: dict[int, ReasonCode],
+        down_to: int,
+        deadline: float,
+        idle_s: float,
+    ) -> float | None:
+        """Move the PUBACKs of ``pending`` into ``got`` until at most ``down_to`` are pending.
+        Returns the deadline for the next wait (``idle_s`` after the last PUBACK: a long window
+        on a slow link is progress, a silent broker is not), or None when the deadline passed or
+        the connection was lost first."""
         with self.acked:
-            self.acked.wait_for(lambda: mid in self.acks, max(0.0, timeout_s))
-            return self.acks.pop(mid, None)
+            while len(pending) > down_to:
+                if self.acks:
+                    arrived, self.acks = self.acks, {}
+                    for mid, reason in arrived.items():
+                        if mid in pending:  # others: retained publishes nobody waits for
+                            pending.discard(mid)
+                            got[mid] = reason
+                    deadline = time.monotonic() + idle_s
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.connected.is_set():
+                    return None
+                self.acked.wait(left)
+        return deadline
 
 
 class MqttMessenger:
-    """Publishes each message with QoS 1 and waits for the broker's PUBACK.
+    """Publishes messages with QoS 1, a window of them at a time (``window``), up to the broker's
+    Receive Maximum awaiting their PUBACK at once, and waits for each one's PUBACK.
 
     One connection per messenger, opened at the first send and kept (a network thread answers the
     broker's keepalives), with the device id as client id and MQTT v5. While it is up a retained
@@ -219,6 +261,10 @@ class MqttMessenger:
         self.keepalive_s = keepalive_s
         self.availability_topic = availability_topic
         self.name = f"mqtt {host}:{port}"
+        # Messages a send run hands over at once (send_messages): what the broker acknowledged in
+        # timeout_s at the last window's pace, so that a window lasts about as long as one send
+        # may, and the run's deadline (checked between windows) holds on a slow link too.
+        self.window = FIRST_MQTT_WINDOW
         self.where = f"{_SCHEMES[transport, self.tls]}://{host}:{port}"
         self._lock = threading.Lock()  # one send or close at a time
         self._client: mqtt.Client | None = None
@@ -238,6 +284,7 @@ class MqttMessenger:
             reconnect_on_failure=False,
         )
         client.connect_timeout = self.timeout_s
+        client.max_inflight_messages_set(MAX_IN_FLIGHT)  # the window's own limit governs
         if self.transport == "websockets":
             client.ws_set_options(path=self.websocket_path)
         if self.tls:
@@ -346,27 +393,78 @@ class MqttMessenger:
         return True
 
     def send_message(self, message: schema.Message) -> schema.Response:
+        return self.send_messages([message])[0]
+
+    def send_messages(self, messages: Sequence[schema.Message]) -> list[schema.Response]:
+        """Publish every message, up to the broker's Receive Maximum in flight at once, and wait
+        for their PUBACKs: one response per message, in order. Each one's PUBACK decides its
+        outcome; a message whose PUBACK did not come (the connection was lost, or the broker
+        fell silent for ``timeout_s``) is a temporary failure, never a success."""
         started = time.monotonic()
+        responses: list[schema.Response | None] = [None] * len(messages)
+        mids: dict[int, int] = {}  # index → mid, of the messages published
+        pending: set[int] = set()
+        acks: dict[int, ReasonCode] = {}
         with self._lock:
             try:
                 client, session = self._ensure_connected()
             except _MqttUnreachable as exc:
-                return _response(message, exc.status, str(exc))
-            properties = Properties(PacketTypes.PUBLISH)
-            properties.UserProperty = [
-                ("message_id", str(message.id)),
-                ("device_id", self.client_id),
-            ]
-            properties.PayloadFormatIndicator = 1  # UTF-8 text
-            info = client.publish(
-                self.topic, message.content.encode(), qos=1, properties=properties
-            )
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return _response(
-                    message, Status.ERROR, f"{self.where}: not sent: {mqtt.error_string(info.rc)}"
+                return [_response(m, exc.status, str(exc)) for m in messages]
+            # The connection may have taken part of the time; the first PUBACK keeps to it.
+            deadline: float | None = started + self.timeout_s
+            for index, message in enumerate(messages):
+                if len(pending) >= session.receive_maximum:
+                    # Wait for one place, not more: a sender that pauses leaves Mosquitto's
+                    # PUBACKs waiting for delayed TCP ACKs (it does not set TCP_NODELAY by
+                    # default), which made a run four times slower.
+                    deadline = session.collect_acks(
+                        pending, acks, session.receive_maximum - 1, deadline, self.timeout_s
+                    )
+                    if deadline is None:
+                        break  # lost or silent: the rest is not published
+                info = client.publish(
+                    self.topic,
+                    message.content.encode(),
+                    qos=1,
+                    properties=self._properties(message),
                 )
-            # The connection may have taken part of the time; the whole send keeps to timeout_s.
-            reason = session.wait_for_ack(info.mid, self.timeout_s - (time.monotonic() - started))
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    responses[index] = _response(
+                        message,
+                        Status.ERROR,
+                        f"{self.where}: not sent: {mqtt.error_string(info.rc)}",
+                    )
+                    continue
+                mids[index] = info.mid
+                pending.add(info.mid)
+            if deadline is not None:
+                session.collect_acks(pending, acks, 0, deadline, self.timeout_s)
+            lost = not session.connected.is_set()
+            pace = len(acks) / max(time.monotonic() - started, 1e-3)
+            self.window = max(1, min(MQTT_WINDOW, int(pace * self.timeout_s)))
+        for index, message in enumerate(messages):
+            if responses[index] is None:
+                responses[index] = self._outcome(message, acks.get(mids.get(index, -1)), lost)
+        return responses  # type: ignore[return-value]  # every index is filled
+
+    def _properties(self, message: schema.Message) -> Properties:
+        return _PackedProperties(
+            [
+                (_PAYLOAD_FORMAT_INDICATOR, b"\x01"),  # UTF-8 text
+                (_USER_PROPERTY, _utf8("message_id") + _utf8(str(message.id))),
+                (_USER_PROPERTY, _utf8("device_id") + _utf8(self.client_id)),
+            ]
+        )
+
+    def _outcome(
+        self, message: schema.Message, reason: ReasonCode | None, lost: bool
+    ) -> schema.Response:
+        if reason is None and lost:
+            return _response(
+                message,
+                Status.ERROR,
+                f"{self.where}: the connection was lost before the PUBACK (topic {self.topic})",
+            )
         if reason is None:
             return _response(
                 message,
@@ -411,6 +509,32 @@ class MqttMessenger:
             if client is not None:
                 # Reason 4 asks the broker to publish the will: availability turns offline.
                 _stop(client, ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message"))
+
+
+_PAYLOAD_FORMAT_INDICATOR, _USER_PROPERTY = 0x01, 0x26  # MQTT v5 property identifiers (2.2.2.2)
+
+
+def _utf8(text: str) -> bytes:
+    """An MQTT UTF-8 string: its length in two bytes, then its bytes (MQTT v5 1.5.4)."""
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+class _PackedProperties(Properties):
+    """PUBLISH properties packed once, from (identifier, value bytes) pairs: paho packs any
+    Properties generically, looking each name up, which took as long as the rest of a publish."""
+
+    def __init__(self, pairs: list[tuple[int, bytes]]) -> None:
+        # Not Properties.__init__: its tables per instance are what is slow; paho only packs.
+        object.__setattr__(self, "packetType", PacketTypes.PUBLISH)
+        data = b"".join(bytes([identifier]) + value for identifier, value in pairs)
+        object.__setattr__(self, "_packed", VariableByteIntegers.encode(len(data)) + data)
+
+    def pack(self) -> bytes:
+        return self._packed
+
+    def __str__(self) -> str:  # paho's debug log prints the properties
+        return f"[{len(self._packed)} bytes packed]"
 
 
 def _stop(client: mqtt.Client, reason: ReasonCode | None = None) -> None:

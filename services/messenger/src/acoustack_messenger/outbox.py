@@ -5,13 +5,19 @@ unsent until one of its responses is a success, and keeps every response. The la
 try without a success carries its outcome (``acoustack_messenger.delivery``): the message waits
 before its next try, and one refused for good too often becomes a dead letter.
 
-Responses are stored in batches (``RESPONSE_BATCH``, one StoreResponses call and one transaction
-each) and whatever is left when the run ends: a storage commit per message would cap a run at a
-few hundred messages a second. A worker killed mid-run loses the batch in hand; those messages
-are sent again (delivery is at least once, and receivers drop what they have seen).
+The send task template may hand the messengers a window of messages at once (an MQTT messenger
+keeps them in flight together): responses are matched to their message by id, and a message's
+outcome is judged once every messenger has answered for it.
+
+Responses are stored in batches (``RESPONSE_BATCH``, the most one StoreResponses call takes, in
+one transaction) and whatever is left when the run ends: a storage commit per message would cap a
+run at a few hundred messages a second. A full batch is stored in a thread while the run sends the
+next messages (one batch at a time, in order). A worker killed mid-run loses the batch in hand; those
+messages stay unsent and are sent again (delivery is at least once, and receivers drop what they
+have seen). Nothing is ever stored as sent without the receiver's acknowledgement.
 
 A run stops early, leaving the rest for the next run, when
-- every messenger failed to reach its server for the message just tried (ERROR or TIMEOUT):
+- every messenger failed to reach its server for the message last answered (ERROR or TIMEOUT):
   trying the other messages now would only spend a timeout on each, and the schedule is the
   backoff;
 - its time is nearly up (``deadline``), so a send is never cut off by the task's time limit.
@@ -23,6 +29,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from acoustack import convert, prometheus, schema
 from acoustack.clients import StoreClient
@@ -33,7 +40,7 @@ from acoustack_messenger.delivery import Backoff, judge
 log = logging.getLogger(__name__)
 
 UNREACHED = frozenset({schema.ResponseStatus.ERROR, schema.ResponseStatus.TIMEOUT})
-RESPONSE_BATCH = 200
+RESPONSE_BATCH = 1000  # acoustack_storage.servicer.MAX_RESPONSES_PER_CALL
 
 
 class Outbox:
@@ -57,9 +64,13 @@ class Outbox:
         self.stopped_early = ""
         self.stored: list[str] = []  # ids of the messages this run put in the outbox
         self.dead_letters: list[str] = []  # ids of the messages this run gave up on
-        self._message: schema.Message | None = None  # the one being tried
-        self._responses: list[schema.Response] = []  # its responses so far
+        # The messages handed out and not yet answered by every messenger, with their responses.
+        self._pending: dict[str, tuple[schema.Message, list[schema.Response]]] = {}
+        self._last: list[schema.Response] = []  # the responses of the message last answered
         self._unstored: list[tuple[schema.Response, spb.TryOutcome | None]] = []
+        self._storer: ThreadPoolExecutor | None = None  # stores a batch while the run sends on
+        self._storing: Future[None] | None = None
+        self._exhausted = False  # every message of the run was handed out
 
     def get_unsent_messages(self) -> Iterator[schema.Message]:
         """A generator rather than a list, so the run can stop between two messages."""
@@ -68,20 +79,42 @@ class Outbox:
             for index, proto in enumerate(page):
                 if index and self._should_stop(len(page) - index):
                     return
-                self._responses = []
-                self._message = convert.message_from_proto(proto)
-                yield self._message
-        finally:  # the run is over, however it ended
-            self.flush()
+                message = convert.message_from_proto(proto)
+                self._pending[str(message.id)] = (message, [])
+                yield message
+        finally:  # no more messages, however the run ended
+            self._exhausted = True
+            self._close()
 
-    def flush(self) -> None:
-        """Store the responses kept so far, in one call."""
-        if self._unstored:
-            batch, self._unstored = self._unstored, []
+    def flush(self, *, background: bool = False) -> None:
+        """Store the responses kept so far, in one call. In the ``background`` the call runs
+        while the run sends on (one at a time, in order: a failure is raised by the next flush)."""
+        self._wait_stored()
+        if not self._unstored:
+            return
+        batch, self._unstored = self._unstored, []
+        if not background:
             self.store.store_responses(batch)
+            return
+        if self._storer is None:
+            self._storer = ThreadPoolExecutor(1, thread_name_prefix="outbox-store")
+        self._storing = self._storer.submit(self.store.store_responses, batch)
+
+    def _wait_stored(self) -> None:
+        storing, self._storing = self._storing, None
+        if storing is not None:
+            storing.result()
+
+    def _close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            if self._storer is not None:
+                self._storer.shutdown(wait=True)
+                self._storer = None
 
     def _should_stop(self, left: int) -> bool:
-        last = [r.status for r in self._responses]
+        last = [r.status for r in self._last]
         if len(last) >= self.messengers and all(s in UNREACHED for s in last):
             self.stopped_early = f"no messenger reached its server; {left} message(s) wait"
         elif self.deadline is not None and time.monotonic() >= self.deadline:
@@ -91,11 +124,14 @@ class Outbox:
         return bool(self.stopped_early)
 
     def store_response(self, response: schema.Response) -> None:
-        self._responses.append(response)
         outcome = None
-        message = self._message
-        if message is not None and len(self._responses) == self.messengers:
-            verdict = judge(message, self._responses, self.backoff)
+        key = str(response.message_id)
+        message, responses = self._pending.get(key, (None, []))
+        responses.append(response)
+        if message is not None and len(responses) >= self.messengers:
+            del self._pending[key]
+            self._last = responses
+            verdict = judge(message, responses, self.backoff)
             if verdict is not None:
                 outcome = spb.TryOutcome(
                     refused=verdict.refused,
@@ -113,8 +149,12 @@ class Outbox:
                         message.id,
                     )
         self._unstored.append((response, outcome))
-        if len(self._unstored) >= RESPONSE_BATCH:
+        if self._exhausted and not self._pending:
+            # The last window's responses: the template took the messages to the end before
+            # they came, so the generator's own last flush had none of them.
             self.flush()
+        elif len(self._unstored) >= RESPONSE_BATCH:
+            self.flush(background=not self._exhausted)
         self.statuses[response.status.value] += 1
         prometheus.MESSAGE_RESPONSES.labels(response.status.value).inc()
 

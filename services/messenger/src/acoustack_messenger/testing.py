@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from paho.mqtt import client as mqtt
 
+from acoustack.testing.proxy import TcpProxy
 from acoustack.testing.servers import free_port
 
 MQTT_ENV = "ACOUSTACK_TEST_MQTT"  # host:port of a broker that takes anonymous clients
@@ -285,7 +286,6 @@ def own_broker(tmp_path_factory) -> Iterator[OwnBroker]:
                 "mosquitto openssl)",
                 pytrace=False,
             )
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     folder = tmp_path_factory.mktemp("mosquitto")
     _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
          "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=acoustack test CA", cwd=folder)  # fmt: skip
@@ -316,21 +316,150 @@ def own_broker(tmp_path_factory) -> Iterator[OwnBroker]:
         f"listener {owner.websockets.port} 127.0.0.1\n"
         "protocol websockets\n"
     )
+    with _mosquitto(folder / "mosquitto.conf", owner.plain, owner.tls, owner.websockets):
+        yield owner
+
+
+@contextlib.contextmanager
+def _mosquitto(config: Path, *listening: Broker) -> Iterator[None]:
+    """Mosquitto with ``config``, from when its ports are open until the block ends."""
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     process = subprocess.Popen(
-        [mosquitto, "-c", str(folder / "mosquitto.conf")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [mosquitto, "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         deadline = time.monotonic() + 20
-        while not all(
-            _port_open(b.host, b.port) for b in (owner.plain, owner.tls, owner.websockets)
-        ):
+        while not all(_port_open(b.host, b.port) for b in listening):
             assert process.poll() is None, process.stdout.read()
             assert time.monotonic() < deadline, "the test's Mosquitto did not open its ports"
             time.sleep(0.1)
-        yield owner
+        yield
     finally:
         process.terminate()
         process.wait(10)
+
+
+# Between a client and a broker: what is in flight, and a link that goes away
+
+
+def _read_exactly(sock: socket.socket, count: int) -> bytes:
+    """``count`` bytes, or ConnectionError when the other side closed first."""
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def _read_packet(sock: socket.socket) -> bytes:
+    """One whole MQTT control packet: its fixed header (type byte, Remaining Length as a
+    variable byte integer) and the rest."""
+    header = _read_exactly(sock, 1)
+    length, shift = 0, 0
+    while True:
+        byte = _read_exactly(sock, 1)
+        header += byte
+        length += (byte[0] & 0x7F) << shift
+        shift += 7
+        if not byte[0] & 0x80:
+            break
+    return header + _read_exactly(sock, length)
+
+
+def _body(packet: bytes) -> bytes:
+    index = 1
+    while packet[index] & 0x80:
+        index += 1
+    return packet[index + 1 :]
+
+
+def _vbi(data: bytes, index: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        value += (data[index] & 0x7F) << shift
+        shift += 7
+        index += 1
+        if not data[index - 1] & 0x80:
+            return value, index
+
+
+class MqttRelay(TcpProxy):
+    """A TcpProxy in front of a broker that reads the MQTT v5 packets going through: it keeps
+    how many QoS 1 PUBLISHes were awaiting their PUBACK at most (``most_in_flight``) and the
+    payloads whose PUBACK it passed on to the client (``acknowledged``). With ``cut_after`` it
+    passes that many PUBACKs on, then cuts every link and refuses new ones: the broker went
+    away."""
+
+    def __init__(self, broker: Broker, cut_after: int | None = None) -> None:
+        self.cut_after = cut_after
+        self.in_flight: dict[int, bytes] = {}  # packet id -> payload
+        self.most_in_flight = 0
+        self.acknowledged: list[bytes] = []
+        self._counting = threading.Lock()
+        super().__init__(broker.host, broker.port)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        from_client = src.getpeername() != self.target
+        src.settimeout(None)  # TcpProxy connects upstream with a timeout; idle links stay here
+        try:
+            while True:
+                packet = _read_packet(src)
+                kind, qos = packet[0] >> 4, (packet[0] >> 1) & 3
+                if from_client and kind == 3 and qos == 1:  # PUBLISH
+                    body = _body(packet)
+                    topic_end = 2 + int.from_bytes(body[:2], "big")
+                    packet_id = int.from_bytes(body[topic_end : topic_end + 2], "big")
+                    properties, start = _vbi(body, topic_end + 2)
+                    with self._counting:
+                        self.in_flight[packet_id] = body[start + properties :]
+                        self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
+                elif not from_client and kind == 4:  # PUBACK
+                    with self._counting:
+                        if self.cut_after is not None and len(self.acknowledged) >= self.cut_after:
+                            break
+                        packet_id = int.from_bytes(_body(packet)[:2], "big")
+                        self.acknowledged.append(self.in_flight.pop(packet_id))
+                dst.sendall(packet)
+        except (OSError, ConnectionError):
+            pass
+        if self.cut_after is not None and len(self.acknowledged) >= self.cut_after:
+            self.cut()  # the PUBACKs passed on just before may never be read, as on a real link
+        else:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def mqtt_relay(mqtt_broker: Broker) -> Iterator[Callable[..., MqttRelay]]:
+    """Makes MqttRelays in front of the local Mosquitto (closed after the test)."""
+    made: list[MqttRelay] = []
+
+    def make(cut_after: int | None = None) -> MqttRelay:
+        made.append(MqttRelay(mqtt_broker, cut_after))
+        return made[-1]
+
+    yield make
+    for relay in made:
+        relay.close()
+
+
+@pytest.fixture(scope="session")
+def refusing_broker(tmp_path_factory) -> Iterator[Broker]:
+    """A Mosquitto of the test's own whose ACL lets anonymous clients publish under
+    ``acoustack-test/`` only: a publish elsewhere gets a PUBACK refusal ("Not authorized")."""
+    folder = tmp_path_factory.mktemp("mosquitto-acl")
+    (folder / "acl").write_text("topic readwrite acoustack-test/#\n")
+    broker = Broker("127.0.0.1", free_port())
+    (folder / "mosquitto.conf").write_text(
+        f"listener {broker.port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        f"acl_file {folder / 'acl'}\n"
+        "persistence false\n"
+        "user root\n"
+        "log_dest stderr\n"
+    )
+    with _mosquitto(folder / "mosquitto.conf", broker):
+        yield broker

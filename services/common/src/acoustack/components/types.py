@@ -87,6 +87,17 @@ class Messenger(Protocol):
 
 
 @runtime_checkable
+class PipelinedMessenger(Messenger, Protocol):
+    """acoustack's addition: a messenger that keeps several messages in flight. The send task
+    hands it up to ``window`` messages at once; it answers with one response per message, in the
+    same order, each message's own outcome."""
+
+    window: int
+
+    def send_messages(self, messages: Sequence[schema.Message]) -> list[schema.Response]: ...
+
+
+@runtime_checkable
 class Summariser(Protocol):
     def build_summary(self, now: dt.datetime) -> schema.Message | None: ...
 
