@@ -118,8 +118,10 @@ class ActivityQuery:
         if self.model_name:
             schema.check_name(self.model_name, "model_name")
         try:
+            if len(self.time_zone) > 64:  # IANA names are short; a long one is a file name error
+                raise ValueError("too long")
             return zoneinfo.ZoneInfo(self.time_zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             raise InvalidArgumentError(
                 f"time_zone: {quote(self.time_zone)} is not an IANA time zone (Europe/London, UTC)"
             ) from None
