@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -27,6 +26,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from acoustack.testing.servers import free_port
 from acoustack.v1 import store_pb2, store_pb2_grpc, types_pb2
 
 pytestmark = pytest.mark.docker
@@ -89,12 +89,6 @@ def require_docker(docker: str) -> None:
             f"{HOW_TO_GET_DOCKER}",
             pytrace=False,
         )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -148,7 +149,21 @@ def _rabbitmqctl(*args: str) -> None:
         raise NoServerError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
 
 
+# Test ports come from below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by
+# default). A port that bind(0) hands out is free only until the socket closes: the next outgoing
+# connection of any process can take it before the server under test binds it (seen in CI while a
+# fuzz run opened thousands of connections). Ports in this range the kernel never picks by itself.
+TEST_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port free now, which no outgoing connection will take meanwhile."""
+    for _ in range(200):
+        port = random.choice(TEST_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {TEST_PORTS.start}-{TEST_PORTS.stop - 1} after 200 tries")
