@@ -104,22 +104,6 @@ def bat_wav_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def model_output(recording_id: uuid.UUID, calls: list[tuple[str, float]]) -> schema.ModelOutput:
-    output = factories.model_output(recording_id, n_detections=len(calls))
-    detections = [
-        d.model_copy(
-            update={
-                "detection_score": score,
-                "tags": [
-                    schema.PredictedTag(tag=schema.Tag(key="species", value=name), confidence=score)
-                ],
-            }
-        )
-        for d, (name, score) in zip(output.detections, calls, strict=True)
-    ]
-    return output.model_copy(update={"detections": detections})
-
-
 def heard(rng: random.Random) -> list[tuple[str, float]]:
     """What a model finds in one recording: nothing half the time, else a call or two."""
     if rng.random() < 0.45:
@@ -184,7 +168,9 @@ def test_a_month_on_a_small_card_with_the_shipped_defaults(card, storage):
             )
             calls_of[recording_id] = heard(rng)
             repository.store_model_output(
-                convert.model_output_to_proto(model_output(recording_id, calls_of[recording_id]))
+                convert.model_output_to_proto(
+                    factories.species_calls(recording_id, calls_of[recording_id])
+                )
             )
         result = manage_files(program_config=program)
         assert result["outcome"] != "failed", result

@@ -51,19 +51,7 @@ def saved_recording(
     )
     store.store_recording(recording)
     if species:
-        output = factories.model_output(rid, n_detections=len(species))
-        detections = [
-            d.model_copy(
-                update={
-                    "detection_score": score,
-                    "tags": [
-                        schema.PredictedTag(tag=schema.Tag(key="species", value=name), confidence=c)
-                    ],
-                }
-            )
-            for d, (name, c) in zip(output.detections, species, strict=True)
-        ]
-        output = output.model_copy(update={"detections": detections})
+        output = factories.species_calls(rid, list(species), detection_score=score)
         store.store_model_output(convert.model_output_to_proto(output))
     return recording
 

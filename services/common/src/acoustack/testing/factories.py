@@ -70,3 +70,29 @@ def model_output(
     }
     values.update(overrides)
     return schema.ModelOutput.model_validate(values)
+
+
+def species_calls(
+    recording_id: uuid.UUID | str,
+    calls: list[tuple[str, float]],
+    *,
+    detection_score: float | None = None,
+    **overrides: Any,
+) -> schema.ModelOutput:
+    """A model output with one detection per (species, confidence), each tagged with that one
+    species; its score is the confidence unless ``detection_score`` is given."""
+    output = model_output(recording_id, n_detections=len(calls), **overrides)
+    detections = [
+        d.model_copy(
+            update={
+                "detection_score": confidence if detection_score is None else detection_score,
+                "tags": [
+                    schema.PredictedTag(
+                        tag=schema.Tag(key="species", value=name), confidence=confidence
+                    )
+                ],
+            }
+        )
+        for d, (name, confidence) in zip(output.detections, calls, strict=True)
+    ]
+    return output.model_copy(update={"detections": detections})
