@@ -5,4 +5,5 @@ pytest_plugins = [
     "acoustack.testing.fixtures",
     "acoustack_storage.testing",
     "acoustack_messenger.testing",
+    "acoustack_hub.testing",
 ]
