@@ -18,7 +18,7 @@ from acoustack.names import TASK_ARGUMENTS, Task
 from acoustack_scheduler.programs import BUILT_IN
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("storage", "detector", "recorder", "messenger", "scheduler", "dashboard")
+SERVICES = ("storage", "detector", "recorder", "messenger", "scheduler", "dashboard", "hub")
 # Each role has the same module name in every service (a role a service lacks, it lacks).
 SKELETON = ("__main__.py", "settings.py", "wiring.py")
 ROLE_MODULES = {"tasks.py": "Celery tasks", "servicer.py": "gRPC servicers"}

@@ -1,0 +1,108 @@
+"""The MQTT side: a shared subscription ($share/<group>/<topic>, MQTT v5) on the central broker.
+
+Replicas in one group split the messages between them. QoS 1 with manual acknowledgements: the
+PUBACK goes only after the message's batch is committed. The session outlives a disconnection
+(clean_start false, a session expiry), so a replica killed mid-batch gets back, when it comes back
+with the same client id, every message it had not acknowledged; stored twice is stored once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import threading
+from pathlib import Path
+
+from paho.mqtt import client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from acoustack_hub.ingest import Ingest
+from acoustack_hub.payloads import Incoming
+
+log = logging.getLogger(__name__)
+
+
+class MqttIngest:
+    def __init__(
+        self,
+        ingest: Ingest,
+        *,
+        host: str,
+        port: int,
+        topic: str,
+        group: str,
+        client_id: str = "",
+        username: str = "",
+        password_file: Path | None = None,
+        session_expiry_s: int = 3600,
+        receive_maximum: int = 1000,
+    ) -> None:
+        self.ingest = ingest
+        self.host, self.port = host, port
+        self.subscription = f"$share/{group}/{topic}"
+        self.session_expiry_s = session_expiry_s
+        self.receive_maximum = receive_maximum
+        self.connected = threading.Event()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"hub-{socket.gethostname()}",
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if username:
+            password = password_file.read_text().strip() if password_file else None
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 30)
+
+    def start(self) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.session_expiry_s
+        properties.ReceiveMaximum = self.receive_maximum
+        self.client.connect_async(
+            self.host, self.port, keepalive=30, clean_start=False, properties=properties
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def publish(self, topic: str, payload: str) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        info.wait_for_publish(10)
+        if not info.is_published():
+            raise RuntimeError(f"not published on {topic}: {mqtt.error_string(info.rc)}")
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker %s:%d refused the connection: %s", self.host, self.port,
+                        reason_code)  # fmt: skip
+            return
+        client.subscribe(self.subscription, options=SubscribeOptions(qos=1))
+        log.info("subscribed to %s on %s:%d", self.subscription, self.host, self.port)
+        self.connected.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+        self.connected.clear()
+        log.warning("broker connection lost (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, _userdata, message) -> None:
+        found = dict(getattr(message.properties, "UserProperty", None) or [])
+        mid, qos = message.mid, message.qos
+        self.ingest.submit(
+            Incoming(
+                raw=message.payload,
+                message_id=found.get("message_id"),
+                device_id=found.get("device_id"),
+                via="mqtt",
+                received_at=dt.datetime.now(dt.UTC),
+                topic=message.topic,
+            ),
+            lambda _item: client.ack(mid, qos),
+        )

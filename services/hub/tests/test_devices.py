@@ -1,0 +1,44 @@
+"""The devices unchanged: the messenger's own MQTT and HTTP messengers, as a device runs them,
+deliver to the hub, and what they send again is stored once."""
+
+from __future__ import annotations
+
+import psycopg
+
+from acoustack import schema
+from acoustack_hub.testing import detection_message, heartbeat_message, wait_for
+from acoustack_messenger.messengers import HttpMessenger, MqttMessenger
+
+
+def test_the_messengers_of_real_devices_deliver_to_the_hub_once(
+    hub_replicas, hub_mqtt, hub_database_url
+):
+    hub = hub_replicas[0].start()
+    topic = hub.env["HUB_SUBSCRIBE_TOPIC"]
+    outbox = [detection_message(i) for i in range(300)]
+    mqtt_device = MqttMessenger(hub_mqtt.host, hub_mqtt.port, topic, "meadow-mqtt")
+    try:
+        responses = mqtt_device.send_messages(outbox)
+        again = mqtt_device.send_messages(outbox[:50])  # a run sending again what it had sent
+    finally:
+        mqtt_device.close()
+    assert {r.status for r in responses + again} == {schema.ResponseStatus.SUCCESS}
+
+    http_device = HttpMessenger(f"{hub.url}/messages", device_id="meadow-http")
+    heartbeat = heartbeat_message("meadow-http", status="ok", free_storage=12.5)
+    for message in (*outbox[:3], heartbeat, heartbeat):
+        response = http_device.send_message(message)
+        assert response.status is schema.ResponseStatus.SUCCESS, response.content
+
+    def stored():
+        with psycopg.connect(hub_database_url) as conn:
+            return dict(
+                conn.execute("SELECT device_id, count(*) FROM messages GROUP BY 1").fetchall()
+            )
+
+    # The three POSTed detections were already stored from meadow-mqtt: kept once, as they came.
+    wait_for(lambda: stored() == {"meadow-mqtt": 300, "meadow-http": 1})
+    device = hub.get("/devices/meadow-http")
+    assert device["status"] == "ok" and device["metrics"] == {"free_storage": 12.5}
+    assert device["software_version"] == "acoustack 0.1.0"
+    assert hub.get("/devices/meadow-mqtt")["last_detection_at"] is not None
