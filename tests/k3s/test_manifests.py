@@ -304,7 +304,7 @@ def test_the_fleet_has_a_hub_with_two_replicas_a_central_postgres_and_broker():
     service_port(docs, f"{settings.broker_host}:{settings.broker_port}")
     assert settings.client_id == "pod-0" and settings.broker_username
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert str(settings.broker_password_file.parent) in mounts
+    assert str(settings.broker_secret_file.parent) in mounts
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     service_port(docs, f"hub:{settings.http_port}")

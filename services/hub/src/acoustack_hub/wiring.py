@@ -91,7 +91,7 @@ def build(settings: HubSettings) -> Hub:
             group=settings.share_group,
             client_id=settings.client_id,
             username=settings.broker_username,
-            password_file=settings.broker_password_file,
+            password_file=settings.broker_secret_file,
             session_expiry_s=settings.session_expiry_s,
             receive_maximum=min(65535, 2 * settings.batch_size),
         )
