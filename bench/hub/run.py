@@ -133,8 +133,12 @@ class LiveFleet:
             client.loop_stop()
 
 
+# The backlog's messages were all made over an hour before the run; the live ones during it.
+BACKLOG_BEFORE = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+
+
 def backlog(device: str) -> list[schema.Message]:
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    start = BACKLOG_BEFORE - dt.timedelta(seconds=SLOT_S * BACKLOG_PER_DEVICE)
     return [
         detection_message(hash((device, k)) & 0xFFFFFF, n_detections=2,
                           created_at=start + dt.timedelta(seconds=SLOT_S * k))
@@ -199,8 +203,7 @@ def main() -> int:
             with psycopg.connect(url, autocommit=True) as conn:
                 while True:
                     stored = conn.execute(
-                        "SELECT count(*) FROM messages WHERE id = ANY(%s::uuid[])",
-                        (list(backlog_ids),),
+                        "SELECT count(*) FROM messages WHERE sent_at < %s", (BACKLOG_BEFORE,)
                     ).fetchone()[0]
                     if stored == len(backlog_ids) or time.monotonic() > deadline:
                         break
