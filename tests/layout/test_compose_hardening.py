@@ -38,7 +38,8 @@ def test_the_microphone_overlay_adds_a_device_not_privileges():
 
 def test_the_hub_on_one_machine_is_hardened_and_its_broker_has_the_hub_limits():
     hub = yaml.safe_load((REPO / "compose" / "hub.yaml").read_text())["services"]
-    assert {"postgres", "mosquitto", "hub-1", "hub-2"} <= set(hub)
+    assert {"postgres", "mosquitto", "hub-1", "hub-2", "dashboard"} <= set(hub)
+    assert hub["dashboard"]["environment"]["DASHBOARD_HUB_URL"] == "http://hub-1:8090"
     for name, service in hub.items():
         assert service["read_only"] is True, name
         assert service["cap_drop"] == ["ALL"], name

@@ -187,7 +187,7 @@ def test_http_posts_are_stored_once_by_their_idempotency_key_and_queryable(
     threshold = sorted(scores)[2]
     assert len(hub.get(f"/detections?min_score={threshold}")) == sum(s >= threshold for s in scores)
     species = hub.get("/species?bucket=hour")
-    assert [(s["species"], s["detections"], s["devices"]) for s in species] == [
+    assert [(s["species"], s["detections"], s["devices_total"]) for s in species] == [
         ("Myotis mystacinus", 3, 1),
         ("Pipistrellus", 2, 1),
     ]

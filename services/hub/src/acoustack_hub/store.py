@@ -256,12 +256,19 @@ class HubStore:
     def species_over_time(
         self, bucket: str, since: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
-        """Detections per species per hour or day across the fleet, and on how many devices."""
+        """Detections per species per hour or day across the fleet, on how many devices in
+        each, and on how many over the whole span (devices_total)."""
         return self._all(
-            """SELECT date_trunc(%(bucket)s, detected_at) AS bucket, species,
-                      count(*) AS detections, count(DISTINCT device_id) AS devices
-               FROM detections
-               WHERE %(since)s::timestamptz IS NULL OR detected_at >= %(since)s
+            """WITH chosen AS (
+                   SELECT * FROM detections
+                   WHERE %(since)s::timestamptz IS NULL OR detected_at >= %(since)s),
+               totals AS (
+                   SELECT species, count(DISTINCT device_id) AS devices_total
+                   FROM chosen GROUP BY species)
+               SELECT date_trunc(%(bucket)s, c.detected_at) AS bucket, c.species,
+                      count(*) AS detections, count(DISTINCT c.device_id) AS devices,
+                      min(t.devices_total) AS devices_total
+               FROM chosen c JOIN totals t ON t.species IS NOT DISTINCT FROM c.species
                GROUP BY 1, 2 ORDER BY 1, 2""",
             {"bucket": bucket, "since": since},
         )
