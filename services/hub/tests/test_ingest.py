@@ -199,3 +199,44 @@ def test_http_posts_are_stored_once_by_their_idempotency_key_and_queryable(
         raise AssertionError("a bad time was taken")
     except urllib.error.HTTPError as exc:
         assert exc.code == 400 and "since" in json.loads(exc.read())["error"]
+
+
+def test_the_database_away_mid_stream_loses_nothing(hub_replicas, hub_mqtt, hub_database_url):
+    """Postgres unreachable (a real cut link between the hub and it): nothing is acknowledged
+    meanwhile, the broker keeps it, and everything is stored once the database is back."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from acoustack.testing.proxy import TcpProxy
+
+    url = urlsplit(hub_database_url)
+    proxy = TcpProxy(url.hostname, url.port)
+    try:
+        hub = hub_replicas[0]
+        hub.env["HUB_DATABASE_URL"] = urlunsplit(
+            url._replace(netloc=f"postgres@127.0.0.1:{proxy.port}")
+        )
+        hub.start()
+        topic = hub.env["HUB_SUBSCRIBE_TOPIC"]
+        before, during = _fleet_traffic(600)[:300], _fleet_traffic(600)[300:]
+        publish_as_device(hub_mqtt, topic, before, "sim-4")
+        wait_for(lambda: _count(hub_database_url, "SELECT count(*) FROM messages") == 300)
+        proxy.cut()
+        publish_as_device(hub_mqtt, topic, during, "sim-5")
+        wait_for(lambda: _get_status(hub, "/healthz") == 503, 20, "the hub saying so")
+        assert _count(hub_database_url, "SELECT count(*) FROM messages") == 300
+        assert hub.process.poll() is None
+        proxy.restore()
+        wait_for(lambda: _count(hub_database_url, "SELECT count(*) FROM messages") == 600, 90)
+        with psycopg.connect(hub_database_url) as conn:
+            stored = {str(r[0]) for r in conn.execute("SELECT id FROM messages").fetchall()}
+        assert stored == {str(m.id) for _, m in before + during}
+    finally:
+        proxy.close()
+
+
+def _get_status(hub, path: str) -> int:
+    try:
+        with urllib.request.urlopen(hub.url + path, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
