@@ -240,3 +240,26 @@ def _get_status(hub, path: str) -> int:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def test_a_replica_stopped_for_good_leaves_its_share_to_the_other(
+    hub_replicas, hub_mqtt, hub_database_url
+):
+    """SIGTERM (a scale-down, a rolling update): the replica unsubscribes, stores what the broker
+    still had for it, ends its session; the other takes everything after, nothing waits for
+    the one that is gone (Mosquitto would keep handing a session that stays its share)."""
+    leaving, staying = hub_replicas
+    leaving.start()
+    staying.start()
+    sent = _fleet_traffic(4000)
+    topic = leaving.env["HUB_SUBSCRIBE_TOPIC"]
+    publisher = threading.Thread(target=publish_as_device, args=(hub_mqtt, topic, sent, "sim-6"))
+    publisher.start()
+    wait_for(lambda: leaving.taken() >= 200, what="the leaving replica storing its first batches")
+    assert leaving.stop() == 0
+    publisher.join(120)
+    wait_for(
+        lambda: _count(hub_database_url, "SELECT count(*) FROM messages") == len(sent),
+        what=f"all {len(sent)} messages stored by the replica that stayed",
+    )
+    assert staying.taken() > len(sent) / 2
