@@ -57,7 +57,7 @@ fuzz: sync test-servers model ## fuzz every RPC of every server for long (tests/
 		ACOUSTACK_FUZZ_SECONDS=$(FUZZ_SECONDS) ACOUSTACK_FUZZ_CALL_BOUND_S=$(FUZZ_CALL_BOUND_S) \
 		$(RUN) pytest -p no:cacheprovider --timeout=$$(( $(FUZZ_SECONDS) + 600 )) tests/fuzz/test_fuzz.py
 
-bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline bench-messenger bench-dashboard ## every benchmark
+bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline bench-messenger bench-dashboard bench-hub ## every benchmark
 
 bench-storage: sync ## storage benchmark against acoupi 0.8.0, BENCH_ACOUPI_VERSION=0.6.0 the old one (prints nine lines)
 	$(RUN) python bench/storage/run.py
@@ -99,8 +99,8 @@ base-images: docker ## debian:bookworm-slim (debootstrap, no registry) and acous
 	DOCKER=$(DOCKER) FORCE=$(FORCE) DEBIAN_IMAGE=$(DEBIAN_IMAGE) PYTHON_IMAGE=$(PYTHON_IMAGE) \
 		scripts/base-images.sh
 
-# The six service images, each from services/<name>/Dockerfile and build/wheelhouse/<name>.
-SERVICES := storage detector recorder messenger scheduler dashboard
+# The service images (the fleet's hub among them), each from services/<name>/Dockerfile and build/wheelhouse/<name>.
+SERVICES := storage detector recorder messenger scheduler dashboard hub
 
 wheelhouse: ## wheels each service image installs offline (build/wheelhouse/<service>, from uv.lock)
 	@for service in $(SERVICES); do \
@@ -125,7 +125,7 @@ images: base-images wheelhouse model ## build acoustack/{postgres,rabbitmq,mosqu
 k3s-images: images ## save the images to build/acoustack-images-$(ACOUSTACK_VERSION).tar for `k3s ctr images import` (see k3s/README.md)
 	@mkdir -p build
 	$(DOCKER) save -o build/acoustack-images-$(ACOUSTACK_VERSION).tar \
-		$(foreach image,postgres rabbitmq $(SERVICES),acoustack/$(image):$(ACOUSTACK_VERSION))
+		$(foreach image,postgres rabbitmq mosquitto $(SERVICES),acoustack/$(image):$(ACOUSTACK_VERSION))
 
 up: images secrets ## build the images, make the passwords once, start the stack and wait (UP_TIMEOUT s) until every service is healthy
 	$(COMPOSE) up -d --wait --wait-timeout $(UP_TIMEOUT) --no-build --pull never \
@@ -153,6 +153,8 @@ container-lint: secrets ## hadolint every Dockerfile, validate the compose files
 	uvx check-jsonschema --builtin-schema vendor.compose-spec $(COMPOSE_FILE) compose/compose.microphone.yaml
 	$(COMPOSE) config --quiet
 	$(COMPOSE) -f compose/compose.microphone.yaml config --quiet
+	uvx check-jsonschema --builtin-schema vendor.compose-spec compose/hub.yaml
+	$(DOCKER) compose --env-file compose/.env --env-file $(SECRETS_FILE) -f compose/hub.yaml config --quiet
 	$(MAKE) --no-print-directory k3s-lint
 
 K3S_OVERLAYS := $(sort $(dir $(wildcard k3s/overlays/*/kustomization.yaml)))
@@ -184,10 +186,13 @@ model: ## export BatDetect2 1.3.1 to ONNX into build/model (checkpoint sha256 ch
 reference: ## re-make the detector's parity fixtures with batdetect2 1.3.1's own API
 	$(MODEL_BUILD) reference
 
-.PHONY: bench-detector bench-pipeline bench-retention bench-messenger bench-dashboard
+.PHONY: bench-detector bench-pipeline bench-retention bench-messenger bench-dashboard bench-hub
 
 bench-messenger: sync test-servers ## 10,000 outbox messages to the local Mosquitto at QoS 1, against acoupi 0.8's MQTT messenger (one line)
 	$(RUN) python bench/messenger/run.py
+
+bench-hub: sync test-servers ## 1,000 simulated devices into two hub replicas on a real Mosquitto and Postgres, then 100 hours of backlog (five lines)
+	$(RUN) python bench/hub/run.py
 
 bench-detector: sync model ## detector CPU and memory against batdetect2 1.3.1 (torch), parity, and two models at once (5 lines)
 	$(RUN) python bench/detector/run.py

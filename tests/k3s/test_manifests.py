@@ -16,6 +16,7 @@ import yaml
 
 from acoustack_dashboard.settings import DashboardSettings
 from acoustack_detector.settings import DetectorSettings
+from acoustack_hub.settings import HubSettings
 from acoustack_messenger.settings import MessengerSettings
 from acoustack_recorder.settings import RecorderSettings
 from acoustack_scheduler.settings import SchedulerSettings
@@ -51,11 +52,17 @@ def render(overlay: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-def by_namespace(docs: list[dict]) -> dict[str, list[dict]]:
+HUB_NAMESPACE = "hub"
+
+
+def by_namespace(docs: list[dict], hub: bool = False) -> dict[str, list[dict]]:
+    """Each device's stack by namespace (or, with ``hub``, the fleet's hub alone)."""
     spaces: dict[str, list[dict]] = {}
     for doc in docs:
         if doc["kind"] != "Namespace":
-            spaces.setdefault(doc["metadata"]["namespace"], []).append(doc)
+            namespace = doc["metadata"]["namespace"]
+            if (namespace == HUB_NAMESPACE) == hub:
+                spaces.setdefault(namespace, []).append(doc)
     return spaces
 
 
@@ -68,6 +75,7 @@ def find(docs, kind: str, name: str) -> dict:
 # The Secret a device is given before its first start (k3s/README.md): made from the file
 # scripts/secrets.sh writes, as `kubectl create secret generic --from-env-file` would.
 CREDENTIALS = "acoustack-credentials"
+HUB_CREDENTIALS = "hub-credentials"  # the hub's: made the same way (k3s/README.md)
 _secrets: dict[str, str] = {}
 
 
@@ -98,12 +106,15 @@ def container_env(docs, container: dict) -> dict[str, str]:
     for item in container.get("env", []):
         if "value" in item:
             value = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), item["value"])
+        elif "fieldRef" in item["valueFrom"]:  # the pod's own name: the first replica's
+            assert item["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+            value = "pod-0"
         elif "configMapKeyRef" in item["valueFrom"]:
             ref = item["valueFrom"]["configMapKeyRef"]
             value = str(find(docs, "ConfigMap", ref["name"])["data"][ref["key"]])
         else:
             ref = item["valueFrom"]["secretKeyRef"]
-            if ref["name"] == CREDENTIALS:  # made on the device, never in the manifests
+            if ref["name"] in (CREDENTIALS, HUB_CREDENTIALS):  # made by hand, never shipped
                 value = _secrets[ref["key"]]
             else:
                 encoded = find(docs, "Secret", ref["name"])["data"][ref["key"]]
@@ -270,3 +281,74 @@ def test_the_dashboard_gets_usable_settings_http_probes_and_read_only_recordings
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
         assert mounts["/recordings"].get("readOnly") and mounts["/recordings/tmp"].get("readOnly")
         assert "memory" in container["resources"]["limits"]
+
+
+# The fleet's hub (namespace hub)
+
+
+def hub_stack() -> list[dict]:
+    [docs] = by_namespace(render("fleet"), hub=True).values()
+    return docs
+
+
+def test_the_fleet_has_a_hub_with_two_replicas_a_central_postgres_and_broker():
+    docs = hub_stack()
+    hub = workload(docs, "hub")
+    assert hub["kind"] == "StatefulSet" and hub["spec"]["replicas"] >= 2  # names kept: client ids
+    container = main_container(docs, "hub")
+    settings = HubSettings.load("HUB", container_env(docs, container))
+    database = urlsplit(settings.database_url)
+    service_port(docs, f"{database.hostname}:{database.port}")
+    assert database.password == _secrets["POSTGRES_PASSWORD"]
+    assert workload(docs, "postgres")["kind"] == "StatefulSet"
+    service_port(docs, f"{settings.broker_host}:{settings.broker_port}")
+    assert settings.client_id == "pod-0" and settings.broker_username
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert str(settings.broker_secret_file.parent) in mounts
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    service_port(docs, f"hub:{settings.http_port}")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": settings.http_port, "metrics": settings.metrics_port}
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"] == []
+    for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet")):
+        assert w["spec"]["template"]["spec"]["nodeSelector"] == {"acoustack-role": "hub"}
+
+
+def test_the_hub_broker_gets_the_hub_broker_configuration():
+    docs = hub_stack()
+    [config] = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("hub-broker")
+    ]
+    shipped = (K3S.parent / "services" / "hub" / "broker.conf").read_text()
+    assert config["data"]["broker.conf"] == shipped
+    broker = workload(docs, "mosquitto")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in broker["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in main_container(docs, "mosquitto")["volumeMounts"]}
+    assert (
+        volumes[mounts["/etc/mosquitto/acoustack.d"]]["configMap"]["name"]
+        == config["metadata"]["name"]
+    )
+
+
+def test_each_fleet_device_is_set_to_send_to_the_hub():
+    """The Job each device runs sets its messaging section to the hub's broker, by a name that
+    resolves to the hub's mosquitto Service, and may reach the device's scheduler."""
+    hub = hub_stack()
+    for namespace, docs in by_namespace(render("fleet")).items():
+        job = find(docs, "Job", "send-to-hub")
+        template = job["spec"]["template"]
+        assert template["metadata"]["labels"]["acoustack.io/control-client"] == "true"
+        [container] = template["spec"]["containers"]
+        env = container_env(docs, container)
+        service_port(docs, env["ACOUSTACK_CONTROL"])
+        host = env["HUB_MQTT_HOST"]
+        assert host == f"mosquitto.{HUB_NAMESPACE}.svc.cluster.local", namespace
+        service_port(hub, f"mosquitto:{env['HUB_MQTT_PORT']}")
+        script = container["command"][-1]
+        for field in ("mqtt_host", "mqtt_port", "mqtt_topic", "mqtt_username"):
+            assert f"acoustack config set --field messaging.{field}" in script
+        topic = HubSettings.load("HUB", container_env(hub, main_container(hub, "hub")))
+        assert env["HUB_MQTT_TOPIC"] == topic.subscribe_topic

@@ -15,6 +15,7 @@ K3S = Path(__file__).resolve().parents[2] / "k3s"
 OVERLAYS = sorted(p.parent.name for p in (K3S / "overlays").glob("*/kustomization.yaml"))
 SERVICES = ["storage", "detector", "recorder", "messenger", "scheduler"]
 CONTROL_CLIENT = {"acoustack.io/control-client": "true"}
+HUB = "hub"  # the fleet's hub namespace (tested on its own below)
 
 
 def render(overlay: str) -> list[dict]:
@@ -82,7 +83,7 @@ def test_every_pod_is_covered_by_a_default_deny(rendered):
 
 def test_who_reaches_what(rendered):
     policies, pods = rendered
-    namespaces = sorted({ns for ns, _ in pods})
+    namespaces = sorted({ns for ns, _ in pods} - {HUB})
     dashboard = {"app.kubernetes.io/name": "dashboard", **CONTROL_CLIENT}
     stranger = {"app.kubernetes.io/name": "something-else"}
     for namespace in namespaces:
@@ -116,3 +117,30 @@ def test_who_reaches_what(rendered):
                 assert not reach("storage", 50051, label["scheduler"], other)
                 assert not reach("scheduler", 50054, dashboard, other)
                 assert not reach("postgres", 5432, label["storage"], other)
+
+
+def test_the_hub_takes_the_devices_messengers_and_keeps_its_database_to_itself():
+    docs = render("fleet")
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    labels = {
+        (d["metadata"]["namespace"], d["metadata"]["name"]): d["spec"]["template"]["metadata"][
+            "labels"
+        ]
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet")
+    }
+    device = next(ns for ns, _ in labels if ns != HUB)
+
+    def reach(target, port, source, source_ns):
+        return allowed(policies, HUB, labels[(HUB, target)], port, source, source_ns)
+
+    hub, messenger = labels[(HUB, "hub")], labels[(device, "messenger")]
+    assert reach("postgres", 5432, hub, HUB)
+    assert not reach("postgres", 5432, labels[(device, "storage")], device)
+    assert not reach("postgres", 5432, labels[(HUB, "mosquitto")], HUB)
+    assert reach("mosquitto", 1883, messenger, device)  # a device publishes
+    assert reach("mosquitto", 1883, hub, HUB)  # the hub subscribes
+    assert not reach("mosquitto", 1883, labels[(device, "storage")], device)
+    assert reach("hub", 8090, messenger, device)  # the messenger's HTTP POST
+    assert reach("hub", 9160, {"app": "prometheus"}, "monitoring")
+    assert not reach("hub", 5432, messenger, device)

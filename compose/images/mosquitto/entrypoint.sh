@@ -18,5 +18,10 @@ persistence_location /mosquitto/data/
 log_dest stdout
 listener 1883 0.0.0.0
 CONF
+# A role's own limits (the fleet hub's broker: services/hub/broker.conf), mounted as *.conf here.
+extra=/etc/mosquitto/acoustack.d
+if ls "$extra"/*.conf >/dev/null 2>&1; then
+    echo "include_dir $extra" >>/tmp/mosquitto.conf
+fi
 echo "acoustack-mosquitto: user $user, listening on 1883"
 exec mosquitto -c /tmp/mosquitto.conf

@@ -187,7 +187,7 @@ def test_http_posts_are_stored_once_by_their_idempotency_key_and_queryable(
     threshold = sorted(scores)[2]
     assert len(hub.get(f"/detections?min_score={threshold}")) == sum(s >= threshold for s in scores)
     species = hub.get("/species?bucket=hour")
-    assert [(s["species"], s["detections"], s["devices"]) for s in species] == [
+    assert [(s["species"], s["detections"], s["devices_total"]) for s in species] == [
         ("Myotis mystacinus", 3, 1),
         ("Pipistrellus", 2, 1),
     ]
@@ -199,3 +199,67 @@ def test_http_posts_are_stored_once_by_their_idempotency_key_and_queryable(
         raise AssertionError("a bad time was taken")
     except urllib.error.HTTPError as exc:
         assert exc.code == 400 and "since" in json.loads(exc.read())["error"]
+
+
+def test_the_database_away_mid_stream_loses_nothing(hub_replicas, hub_mqtt, hub_database_url):
+    """Postgres unreachable (a real cut link between the hub and it): nothing is acknowledged
+    meanwhile, the broker keeps it, and everything is stored once the database is back."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from acoustack.testing.proxy import TcpProxy
+
+    url = urlsplit(hub_database_url)
+    proxy = TcpProxy(url.hostname, url.port)
+    try:
+        hub = hub_replicas[0]
+        hub.env["HUB_DATABASE_URL"] = urlunsplit(
+            url._replace(netloc=f"postgres@127.0.0.1:{proxy.port}")
+        )
+        hub.start()
+        topic = hub.env["HUB_SUBSCRIBE_TOPIC"]
+        before, during = _fleet_traffic(600)[:300], _fleet_traffic(600)[300:]
+        publish_as_device(hub_mqtt, topic, before, "sim-4")
+        wait_for(lambda: _count(hub_database_url, "SELECT count(*) FROM messages") == 300)
+        proxy.cut()
+        publish_as_device(hub_mqtt, topic, during, "sim-5")
+        wait_for(lambda: _get_status(hub, "/healthz") == 503, 20, "the hub saying so")
+        assert _count(hub_database_url, "SELECT count(*) FROM messages") == 300
+        assert hub.process.poll() is None
+        proxy.restore()
+        wait_for(lambda: _count(hub_database_url, "SELECT count(*) FROM messages") == 600, 90)
+        with psycopg.connect(hub_database_url) as conn:
+            stored = {str(r[0]) for r in conn.execute("SELECT id FROM messages").fetchall()}
+        assert stored == {str(m.id) for _, m in before + during}
+    finally:
+        proxy.close()
+
+
+def _get_status(hub, path: str) -> int:
+    try:
+        with urllib.request.urlopen(hub.url + path, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_replica_stopped_for_good_leaves_its_share_to_the_other(
+    hub_replicas, hub_mqtt, hub_database_url
+):
+    """SIGTERM (a scale-down, a rolling update): the replica unsubscribes, stores what the broker
+    still had for it, ends its session; the other takes everything after, nothing waits for
+    the one that is gone (Mosquitto would keep handing a session that stays its share)."""
+    leaving, staying = hub_replicas
+    leaving.start()
+    staying.start()
+    sent = _fleet_traffic(4000)
+    topic = leaving.env["HUB_SUBSCRIBE_TOPIC"]
+    publisher = threading.Thread(target=publish_as_device, args=(hub_mqtt, topic, sent, "sim-6"))
+    publisher.start()
+    wait_for(lambda: leaving.taken() >= 200, what="the leaving replica storing its first batches")
+    assert leaving.stop() == 0
+    publisher.join(120)
+    wait_for(
+        lambda: _count(hub_database_url, "SELECT count(*) FROM messages") == len(sent),
+        what=f"all {len(sent)} messages stored by the replica that stayed",
+    )
+    assert staying.taken() > len(sent) / 2

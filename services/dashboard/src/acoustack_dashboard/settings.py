@@ -51,6 +51,14 @@ class DashboardSettings(StorageClientSettings):
     http_port: Annotated[
         int, Field(ge=0, le=65535, description="web port (0 takes a free one)")
     ] = 8080
+    hub_url: Annotated[
+        str,
+        Field(
+            pattern=r"^(https?://.*)?$",
+            description="the fleet hub's HTTP API, e.g. http://hub.hub.svc.cluster.local:8090; "
+            "set: hub mode, the fleet pages at /fleet; empty: none",
+        ),
+    ] = ""
     spectrogram_cache_mb: Annotated[
         int, Field(ge=0, le=10_000, description="disk kept for rendered spectrograms (0: none)")
     ] = 200

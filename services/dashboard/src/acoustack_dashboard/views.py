@@ -10,6 +10,7 @@ import json
 import logging
 import mimetypes
 import queue
+import urllib.parse
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from acoustack.errors import (
     PermissionDeniedError,
     UnavailableError,
 )
-from acoustack_dashboard import audio, pages, spectrogram
+from acoustack_dashboard import audio, fleet, pages, spectrogram
 from acoustack_dashboard.auth import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -98,9 +99,11 @@ class Views:
     feed: LiveFeed | None = None
     sessions: Sessions | None = None
     throttle: LoginThrottle | None = None
+    hub: fleet.HubClient | None = None  # hub mode: the fleet pages
 
     def __post_init__(self) -> None:
         self.env = templates()
+        self.env.globals["fleet"] = self.hub is not None
         self.sessions = self.sessions or Sessions()
         self.throttle = self.throttle or LoginThrottle()
         self.disk = pages.DiskUsage(self.recordings_root)
@@ -133,6 +136,10 @@ class Views:
         router.add("GET", rec + "/spectrogram.png", read(self.spectrogram))
         router.add("GET", rec + "/audio.wav", read(self.audio))
         router.add("GET", rec + "/download", read(self.download))
+        if self.hub is not None:
+            router.add("GET", "/fleet", read(self.fleet))
+            router.add("GET", "/fleet/devices/(?P<id>[^/]+)", read(self.fleet_device))
+            router.add("GET", "/fleet/species", read(self.fleet_species))
         return router
 
     def session_of(self, request: Request) -> Session | None:
@@ -433,6 +440,24 @@ class Views:
         name = wav.path.name.replace('"', "")
         disposition = ("Content-Disposition", f'attachment; filename="{name}"')
         return _ranged(request, audio.whole_file(wav.path), [disposition])
+
+    # --- the fleet (hub mode) ---------------------------------------------------------------
+
+    def fleet(self, request: Request) -> Response:
+        now = dt.datetime.now(dt.UTC)
+        return self.page(request, "fleet.html", devices=fleet.devices(self.hub, now))
+
+    def fleet_device(self, request: Request) -> Response:
+        device_id = urllib.parse.unquote(request.params["id"])
+        now = dt.datetime.now(dt.UTC)
+        return self.page(
+            request, "fleet_device.html", device=fleet.device(self.hub, device_id, now)
+        )
+
+    def fleet_species(self, request: Request) -> Response:
+        bucket = request.arg("bucket", "day")
+        table = fleet.species_over_time(self.hub, bucket)
+        return self.page(request, "fleet_species.html", table=table, bucket=bucket)
 
 
 def _ranged(request: Request, source: audio.ByteSource, headers: list) -> Response:

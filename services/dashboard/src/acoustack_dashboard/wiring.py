@@ -8,6 +8,7 @@ from acoustack.clients import StoreClient
 from acoustack_dashboard.auth import load_password
 from acoustack_dashboard.cache import ImageCache
 from acoustack_dashboard.events import LiveFeed
+from acoustack_dashboard.fleet import HubClient
 from acoustack_dashboard.pages import ControlClient
 from acoustack_dashboard.settings import DashboardSettings
 from acoustack_dashboard.views import Views
@@ -30,6 +31,7 @@ class Dashboard:
             ),
             public_pages=settings.public_pages,
             feed=self.feed,
+            hub=HubClient(settings.hub_url) if settings.hub_url else None,
         )
         self.server = WebServer(self.views.router(), settings.http_host, settings.http_port)
 

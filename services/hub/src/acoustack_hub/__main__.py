@@ -26,9 +26,9 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    if settings.broker_password_file is not None and not settings.broker_password_file.is_file():
+    if settings.broker_secret_file is not None and not settings.broker_secret_file.is_file():
         print(
-            f"acoustack-hub: {PREFIX}_MQTT_PASSWORD_FILE: no file {settings.broker_password_file}",
+            f"acoustack-hub: {PREFIX}_MQTT_PASSWORD_FILE: no file {settings.broker_secret_file}",
             file=sys.stderr,
         )
         return 2

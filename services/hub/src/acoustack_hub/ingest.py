@@ -92,6 +92,7 @@ class Ingest:
                 log.warning("database unavailable, batch of %d waits: %s", len(items), exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        log.debug("batch of %d stored", len(batch))
         for pending, item in zip(batch, items, strict=True):
             outcome = "rejected" if isinstance(item, Rejected) else "taken"
             MESSAGES.labels(pending.incoming.via, outcome).inc()

@@ -4,6 +4,12 @@ Replicas in one group split the messages between them. QoS 1 with manual acknowl
 PUBACK goes only after the message's batch is committed. The session outlives a disconnection
 (clean_start false, a session expiry), so a replica killed mid-batch gets back, when it comes back
 with the same client id, every message it had not acknowledged; stored twice is stored once.
+
+Mosquitto (2.0) hands a shared subscription's messages to a member's session while it is away
+too, and does not pass them to another member, so a replica that crashed has its share wait for
+it. A replica that is stopped (SIGTERM: a rolling update, a scale-down) leaves cleanly instead:
+it unsubscribes, takes what the broker still had for it until none comes for a moment, stores
+and acknowledges it, then ends its session, so nothing waits for a replica that may not return.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import datetime as dt
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
 
 from paho.mqtt import client as mqtt
@@ -46,6 +53,8 @@ class MqttIngest:
         self.session_expiry_s = session_expiry_s
         self.receive_maximum = receive_maximum
         self.connected = threading.Event()
+        self.unsubscribed = threading.Event()
+        self.last_message = time.monotonic()
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id or f"hub-{socket.gethostname()}",
@@ -58,6 +67,7 @@ class MqttIngest:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_unsubscribe = lambda *_args: self.unsubscribed.set()
         self.client.reconnect_delay_set(1, 30)
 
     def start(self) -> None:
@@ -69,8 +79,25 @@ class MqttIngest:
         )
         self.client.loop_start()
 
-    def stop(self) -> None:
-        self.client.disconnect()
+    def unsubscribe_and_drain(self, quiet_s: float = 1.0, timeout_s: float = 20.0) -> None:
+        """No more messages for this replica; returns once what the broker still had for it
+        has come (none for quiet_s), or after timeout_s."""
+        if not self.connected.is_set():
+            return
+        self.client.unsubscribe(self.subscription)
+        self.unsubscribed.wait(min(5.0, timeout_s))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and time.monotonic() - self.last_message < quiet_s:
+            time.sleep(0.1)
+
+    def stop(self, end_session: bool = True) -> None:
+        """Leaves the broker, after the acknowledgements already handed to paho. With
+        end_session, the broker forgets this replica's session (nothing more waits for it)."""
+        properties = None
+        if end_session:
+            properties = Properties(PacketTypes.DISCONNECT)
+            properties.SessionExpiryInterval = 0
+        self.client.disconnect(properties=properties)
         self.client.loop_stop()
 
     def publish(self, topic: str, payload: str) -> None:
@@ -93,6 +120,7 @@ class MqttIngest:
         log.warning("broker connection lost (%s); reconnecting", reason_code)
 
     def _on_message(self, client, _userdata, message) -> None:
+        self.last_message = time.monotonic()
         found = dict(getattr(message.properties, "UserProperty", None) or [])
         mid, qos = message.mid, message.qos
         self.ingest.submit(

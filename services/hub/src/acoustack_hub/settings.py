@@ -57,7 +57,7 @@ class HubSettings(MetricsSettings):
         ),
     ] = ""
     broker_username: Annotated[str, Field(description="the broker's user; empty: anonymous")] = ""
-    broker_password_file: Annotated[
+    broker_secret_file: Annotated[
         Path | None,
         Field(description="a file holding the broker user's password (a secret volume)"),
     ] = None

@@ -1,7 +1,9 @@
 """The central Postgres: messages stored once by id, detections, the device registry, alarms.
 
-Batches are written with one statement per table (``unnest`` of arrays), rows sorted by key, so
-two replicas writing overlapping batches wait for each other instead of deadlocking.
+A batch is copied (COPY, far cheaper per row than any parameter list) into temporary staging
+tables of the connection, then inserted from them in one statement with ON CONFLICT DO NOTHING,
+rows in key order, so two replicas writing overlapping batches wait for each other instead of
+deadlocking.
 """
 
 from __future__ import annotations
@@ -37,6 +39,17 @@ def migrate(conn: psycopg.Connection) -> list[int]:
     return apply_migrations(conn, bundled_migrations("acoustack_hub.migrations"), _MIGRATION_LOCK)
 
 
+def _staging(conn: psycopg.Connection) -> None:
+    """Each pooled connection's own staging tables, emptied at every commit."""
+    conn.execute(
+        """CREATE TEMP TABLE stage_messages
+               (LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+           CREATE TEMP TABLE stage_detections
+               (LIKE detections INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"""
+    )
+    conn.commit()
+
+
 class HubStore:
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
@@ -59,7 +72,9 @@ class HubStore:
                 log.warning("waiting for the database: %s", exc)
                 time.sleep(1.0)
         log.info("database ready; migrations applied now: %s", applied or "none")
-        pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=30)
+        pool = ConnectionPool(
+            url, min_size=1, max_size=max_size, open=True, timeout=30, configure=_staging
+        )
         return cls(pool)
 
     def close(self) -> None:
@@ -84,54 +99,46 @@ class HubStore:
         with self.pool.connection() as conn, conn.transaction():
             new_ids = self._insert_messages(conn, accepted)
             fresh = [a for a in accepted if a.id in new_ids]
-            self._insert_detections(conn, fresh)
             self._upsert_devices(conn, fresh)
             stored_rejected = self._insert_rejected(conn, rejected)
         return BatchResult(len(fresh), len(items) - len(fresh) - len(rejected), stored_rejected)
 
     def _insert_messages(self, conn: psycopg.Connection, rows: list[Accepted]) -> set:
+        """The messages not stored yet, with their detections; returns their ids."""
         if not rows:
             return set()
-        cursor = conn.execute(
-            """INSERT INTO messages (id, device_id, kind, via, sent_at, received_at, payload)
-               SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[],
-                                    %s::timestamptz[], %s::timestamptz[], %s::text[]::jsonb[])
-               ON CONFLICT (id) DO NOTHING RETURNING id""",
-            (
-                [r.id for r in rows],
-                [r.device_id for r in rows],
-                [r.kind for r in rows],
-                [r.via for r in rows],
-                [r.sent_at for r in rows],
-                [r.received_at for r in rows],
-                [r.payload for r in rows],
-            ),
+        cursor = conn.cursor()
+        with cursor.copy(
+            "COPY stage_messages (id, device_id, kind, via, sent_at, received_at, payload) "
+            "FROM STDIN"
+        ) as copy:
+            for r in rows:
+                copy.write_row((r.id, r.device_id, r.kind, r.via, r.sent_at, r.received_at,
+                                r.payload))  # fmt: skip
+        with cursor.copy(
+            "COPY stage_detections (id, message_id, device_id, recording_id, model_name, "
+            "detected_at, species, score, tags) FROM STDIN"
+        ) as copy:
+            for m in rows:
+                for d in m.detections:
+                    copy.write_row((d.id, m.id, m.device_id, d.recording_id, d.model_name,
+                                    d.detected_at, d.species, d.score, d.tags))  # fmt: skip
+        # The detections' foreign key is checked at the statement's end, when the messages of
+        # the first part are in.
+        cursor.execute(
+            """WITH new AS (
+                   INSERT INTO messages (id, device_id, kind, via, sent_at, received_at, payload)
+                   SELECT id, device_id, kind, via, sent_at, received_at, payload
+                   FROM stage_messages ORDER BY id
+                   ON CONFLICT (id) DO NOTHING RETURNING id),
+               detections_of_new AS (
+                   INSERT INTO detections
+                   SELECT d.* FROM stage_detections d JOIN new ON new.id = d.message_id
+                   ORDER BY d.id
+                   ON CONFLICT (id) DO NOTHING)
+               SELECT id FROM new"""
         )
         return {row[0] for row in cursor.fetchall()}
-
-    def _insert_detections(self, conn: psycopg.Connection, rows: list[Accepted]) -> None:
-        found = sorted(((m, d) for m in rows for d in m.detections), key=lambda pair: pair[1].id)
-        if not found:
-            return
-        conn.execute(
-            """INSERT INTO detections (id, message_id, device_id, recording_id, model_name,
-                                       detected_at, species, score, tags)
-               SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::uuid[], %s::text[],
-                                    %s::timestamptz[], %s::text[], %s::float8[],
-                                    %s::text[]::jsonb[])
-               ON CONFLICT (id) DO NOTHING""",
-            (
-                [d.id for _, d in found],
-                [m.id for m, _ in found],
-                [m.device_id for m, _ in found],
-                [d.recording_id for _, d in found],
-                [d.model_name for _, d in found],
-                [d.detected_at for _, d in found],
-                [d.species for _, d in found],
-                [d.score for _, d in found],
-                [d.tags for _, d in found],
-            ),
-        )
 
     def _upsert_devices(self, conn: psycopg.Connection, rows: list[Accepted]) -> None:
         devices: dict[str, dict[str, Any]] = {}
@@ -249,12 +256,19 @@ class HubStore:
     def species_over_time(
         self, bucket: str, since: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
-        """Detections per species per hour or day across the fleet, and on how many devices."""
+        """Detections per species per hour or day across the fleet, on how many devices in
+        each, and on how many over the whole span (devices_total)."""
         return self._all(
-            """SELECT date_trunc(%(bucket)s, detected_at) AS bucket, species,
-                      count(*) AS detections, count(DISTINCT device_id) AS devices
-               FROM detections
-               WHERE %(since)s::timestamptz IS NULL OR detected_at >= %(since)s
+            """WITH chosen AS (
+                   SELECT * FROM detections
+                   WHERE %(since)s::timestamptz IS NULL OR detected_at >= %(since)s),
+               totals AS (
+                   SELECT species, count(DISTINCT device_id) AS devices_total
+                   FROM chosen GROUP BY species)
+               SELECT date_trunc(%(bucket)s, c.detected_at) AS bucket, c.species,
+                      count(*) AS detections, count(DISTINCT c.device_id) AS devices,
+                      min(t.devices_total) AS devices_total
+               FROM chosen c JOIN totals t ON t.species IS NOT DISTINCT FROM c.species
                GROUP BY 1, 2 ORDER BY 1, 2""",
             {"bucket": bucket, "since": since},
         )

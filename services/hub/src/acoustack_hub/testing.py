@@ -132,7 +132,7 @@ class HubProcess:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(20)
+                self.process.wait(60)
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.process.returncode if self.process else None

@@ -62,10 +62,13 @@ class Hub:
                 log.exception("alarm pass failed; the next one tries again")
 
     def stop(self) -> None:
-        """What was received is stored and acknowledged first, then the broker is left."""
+        """No more messages taken; what was received is stored and acknowledged; then the
+        broker is left, the session ended (mqtt_ingest)."""
         self.stopping.set()
         self.http.stop()
-        self.ingest.stop()
+        if self.mqtt is not None:
+            self.mqtt.unsubscribe_and_drain()
+        self.ingest.stop(timeout_s=20.0)
         if self.mqtt is not None:
             self.mqtt.stop()
         self.store.close()
@@ -91,7 +94,7 @@ def build(settings: HubSettings) -> Hub:
             group=settings.share_group,
             client_id=settings.client_id,
             username=settings.broker_username,
-            password_file=settings.broker_password_file,
+            password_file=settings.broker_secret_file,
             session_expiry_s=settings.session_expiry_s,
             receive_maximum=min(65535, 2 * settings.batch_size),
         )
