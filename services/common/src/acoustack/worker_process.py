@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from acoustack.grpc_server import RunningServer
 from acoustack.names import Queue
@@ -57,6 +57,50 @@ def die_with_parent(parent_pid: int) -> None:
 def pool_children_die_with_parent() -> None:
     """Each prefork pool child, once forked, dies with the process that forked it."""
     worker_process_init.connect(lambda **_: die_with_parent(os.getppid()), weak=False)
+
+
+def port_is_free(port: int, host: str = "0.0.0.0") -> bool:
+    """Checked by the main process when a pool child will bind the port: a child that cannot
+    would be replaced again and again rather than stop the service with a message."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve_from_pool_child(
+    start: Callable[[], RunningServer], *, child_index: int = 0
+) -> list[RunningServer]:
+    """The layout that saves an interpreter: the worker is the service's main process (it never
+    touches gRPC, so forking is safe) and the prefork pool child numbered ``child_index`` serves
+    gRPC once forked (``start()``), beside its tasks; the server stops when the child ends. A
+    child killed at a task's hard time limit takes its server with it; the child that replaces it
+    (the same index) serves again within a second. Returns the list the running server is put
+    in (in that child)."""
+    running: list[RunningServer] = []
+
+    @worker_process_init.connect(weak=False)
+    def serve(**_: Any) -> None:
+        from billiard.process import current_process
+
+        if getattr(current_process(), "index", 0) != child_index:
+            return
+        try:
+            running.append(start())
+        except OSError as exc:
+            # Raising would make the pool replace this child again and again; the tasks go on,
+            # and the health check (unreachable) tells the operator.
+            log.error("gRPC not served: %s", exc)
+
+    @worker_process_shutdown.connect(weak=False)
+    def finish(**_: Any) -> None:
+        for server in running:
+            server.set_serving(False)
+            server.stop(5)
+
+    return running
 
 
 def _run(
