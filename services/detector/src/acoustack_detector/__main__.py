@@ -5,7 +5,7 @@ This process is the Celery worker on queue `detection`, with the prefork pool
 also serves gRPC: `Model` (the bundled model), health and SelfCheck, with the model its detections
 use (see ``wiring``).
 
-Why not a gRPC process beside the worker (acoustack.worker_process.start_worker_process): that is
+Why not a gRPC process beside the worker (the layout acoustack.worker_process replaced): that is
 one interpreter more, and a second copy of the model as soon as the self-check or a `Model` call
 loads it there, about 250 MB on a device with one worker; gRPC must not run in a process that
 forks, and only a pool child never forks, so that is where the server goes.
