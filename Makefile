@@ -57,7 +57,7 @@ fuzz: sync test-servers model ## fuzz every RPC of every server for long (tests/
 		ACOUSTACK_FUZZ_SECONDS=$(FUZZ_SECONDS) ACOUSTACK_FUZZ_CALL_BOUND_S=$(FUZZ_CALL_BOUND_S) \
 		$(RUN) pytest -p no:cacheprovider --timeout=$$(( $(FUZZ_SECONDS) + 600 )) tests/fuzz/test_fuzz.py
 
-bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline bench-messenger bench-dashboard bench-hub ## every benchmark
+bench: bench-storage bench-retention bench-recorder bench-detector bench-pipeline bench-messenger bench-dashboard bench-hub bench-stack ## every benchmark
 
 bench-storage: sync ## storage benchmark against acoupi 0.8.0, BENCH_ACOUPI_VERSION=0.6.0 the old one (prints nine lines)
 	$(RUN) python bench/storage/run.py
@@ -82,12 +82,19 @@ PYTHON_IMAGE ?= acoustack/python:3.11-bookworm
 DOCKER_BUILD := DOCKER_BUILDKIT=1 $(DOCKER) build
 # The passwords: made once into this git-ignored file (scripts/secrets.sh), read after compose/.env.
 SECRETS_FILE ?= compose/secrets.env
+# LOW_MEMORY=1: the low-memory profile (compose/low-memory.env, read after .env) for a Pi 3B+ or
+# a Zero 2 W; `make up LOW_MEMORY=1`.
+LOW_MEMORY ?= 0
+ENV_FILES := compose/.env $(if $(filter 1,$(LOW_MEMORY)),compose/low-memory.env) $(SECRETS_FILE)
 COMPOSE := ACOUSTACK_VERSION=$(ACOUSTACK_VERSION) $(DOCKER) compose \
-	--env-file compose/.env --env-file $(SECRETS_FILE) -f $(COMPOSE_FILE)
+	$(foreach file,$(ENV_FILES),--env-file $(file)) -f $(COMPOSE_FILE)
 UP_TIMEOUT ?= 180
 FORCE ?= 0
 
-.PHONY: docker wheelhouse container-lint k3s-lint secrets
+.PHONY: docker wheelhouse container-lint k3s-lint secrets bench-stack
+
+bench-stack: sync images ## the compose stack, low-memory profile: memory while detecting, cold start, image sizes (bench/stack)
+	DOCKER=$(DOCKER) ACOUSTACK_VERSION=$(ACOUSTACK_VERSION) $(RUN) python bench/stack/run.py
 
 secrets: ## make the stack's Postgres, RabbitMQ and MQTT passwords once (SECRETS_FILE, git-ignored, mode 0600)
 	@DOCKER=$(DOCKER) SECRETS_FILE=$(SECRETS_FILE) scripts/secrets.sh

@@ -1,6 +1,6 @@
 """The servers the fuzz suite runs, each real and on a loopback port: storage over a scratch
 database; the detector's server (Model over the bundled BatDetect2, SelfCheck, health) as
-acoustack_detector.__main__ puts it together; the messenger's (SelfCheck, health); the scheduler's
+acoustack_detector.wiring.serve_grpc puts it together; the messenger's (SelfCheck, health); the scheduler's
 Control over its own storage, a RabbitMQ vhost and a configuration file of its own. (The recorder's
 server, SelfCheck making a test recording, is the same SelfCheckServicer; it is not run here.)
 

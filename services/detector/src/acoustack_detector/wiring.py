@@ -1,6 +1,7 @@
 """The detector's parts, built from its settings: the bundled model (loaded on first use), the
-worker (spawned, prefork pool, one model per pool child) and what the gRPC process serves (the
-bundled model's `Model` service, and the self-check)."""
+worker (this service's main process, prefork pool, one model per pool child) and what the first
+pool child serves over gRPC (the bundled model's `Model` service, and the self-check) with the
+model its detections use."""
 
 from __future__ import annotations
 
@@ -12,11 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from acoustack import schema
+from acoustack import self_check as self_check_service
 from acoustack.celery_app import create_app
 from acoustack.clients import StoreClient
+from acoustack.grpc_server import RunningServer, start_server
 from acoustack.names import Queue
-from acoustack.worker_process import run_prefork_worker
+from acoustack.worker_process import (
+    pool_children_die_with_parent,
+    run_prefork_worker,
+    serve_from_pool_child,
+)
+from acoustack_detector import servicer
 from acoustack_detector.audio_model import AudioModel
+from acoustack_detector.checks import self_check
 from acoustack_detector.pipeline import Detector
 from acoustack_detector.settings import DetectorSettings
 from acoustack_detector.tasks import register_detect_task
@@ -61,14 +70,37 @@ class LazyModel:
         return self().detect_file(path, time_expansion)
 
 
-def run_worker(settings: DetectorSettings) -> int:
-    """The Celery worker on queue `detection`: prefork, ``concurrency`` children, each loading its
-    model on its first task (after the fork), so a detection past its time limit is stopped."""
-    app = create_app(settings.broker_url)
-    register_detect_task(
-        app,
-        lambda: Detector(StoreClient(settings.storage_target), lambda: load_bundled(settings)),
+def serve_grpc(settings: DetectorSettings, bundled: LazyModel) -> RunningServer:
+    """In the first pool child: Model, SelfCheck and health, on the child's own model."""
+    check_file = Path(settings.check_file) if settings.check_file else None
+    server = start_server(
+        [
+            servicer.register(
+                servicer.ModelServicer(
+                    bundled,
+                    recordings_root=settings.recordings_root,
+                    max_audio_bytes=settings.max_audio_mb * 1024 * 1024,
+                )
+            ),
+            self_check_service.register(lambda config: self_check(bundled, check_file, config)),
+        ],
+        address=f"{settings.grpc_host}:{settings.grpc_port}",
+        max_message_bytes=settings.max_message_mb * 1024 * 1024,
     )
+    log.info("gRPC (Model, health, SelfCheck) on port %d", server.port)
+    return server
+
+
+def run_worker(settings: DetectorSettings) -> int:
+    """The Celery worker on queue `detection`, in this process: prefork, ``concurrency``
+    children, each loading its model on its first use (after the fork), so a detection past its
+    time limit is stopped. The first child serves gRPC too, sharing its model."""
+    pool_children_die_with_parent()
+    # Made before the fork and still empty: each child fills its own copy.
+    bundled = LazyModel(lambda: load_bundled(settings))
+    serve_from_pool_child(lambda: serve_grpc(settings, bundled))
+    app = create_app(settings.broker_url)
+    register_detect_task(app, lambda: Detector(StoreClient(settings.storage_target), bundled))
     return run_prefork_worker(
         app,
         Queue.DETECTION,

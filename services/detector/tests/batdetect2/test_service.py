@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import grpc
 
@@ -42,6 +43,10 @@ def start_detector(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
         assert time.monotonic() < deadline, "the detector never reported SERVING"
         time.sleep(0.2)
     return proc, target
+
+
+def child_pids(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def stop(proc: subprocess.Popen) -> str:
@@ -103,8 +108,13 @@ def test_the_bundled_detector_serves_model_and_works_the_queue(
             assert outputs[0].model_name == bundled_model.name
             assert all(d.detection_score >= 0.2 for d in outputs[0].detections)
             assert len(store.get_unsent_messages()) == 1  # the whole output, by default
+        # One worker is two processes: the worker and its pool child, which served the calls above.
+        (child,) = child_pids(proc.pid)
+        assert child_pids(child) == []
     finally:
-        stop(proc)
+        output = stop(proc)
+    # The self-check, Info and the detection used one model: loaded once.
+    assert output.count(f"bundled model {bundled_model.name}") == 1, output[-3000:]
 
 
 def test_a_custom_model_server_replaces_the_bundled_model_at_the_next_task(

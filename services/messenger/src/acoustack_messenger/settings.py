@@ -39,12 +39,12 @@ class MessengerSettings(BrokerSettings, StorageClientSettings, MetricsSettings):
             "(compose secrets, a k3s Secret volume)"
         ),
     ] = Path("/run/secrets")
-    shutdown_grace_s: Annotated[
-        float, Field(gt=0, description="time the task in progress is given on SIGTERM")
-    ] = 60.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     removed: ClassVar[dict[str, str]] = {
         "MESSENGER_TASK_SOFT_TIME_LIMIT_S": TIME_LIMITS_MOVED,
         "MESSENGER_TASK_TIME_LIMIT_S": TIME_LIMITS_MOVED,
+        "MESSENGER_SHUTDOWN_GRACE_S": "on SIGTERM the task in progress finishes (Celery's warm "
+        "shutdown) within the container's own stop grace (compose stop_grace_period, k3s "
+        "terminationGracePeriodSeconds)",
     }

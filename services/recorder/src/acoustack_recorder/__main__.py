@@ -13,26 +13,15 @@ the time limit takes the server with it; the child that replaces it serves again
 
 from __future__ import annotations
 
-import socket
 import sys
 
 from acoustack import prometheus
 from acoustack.config import load_service_settings
 from acoustack.errors import ConfigError
 from acoustack.program_config import RecordingConfig
+from acoustack.worker_process import port_is_free
 from acoustack_recorder.settings import PREFIX, RecorderSettings
 from acoustack_recorder.wiring import build_source, health_state_file, run_worker
-
-
-def port_is_free(port: int) -> bool:
-    """Checked here because the pool child binds it: a child that cannot would be replaced again
-    and again rather than stop the service with a message."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
 
 
 def main() -> int:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
 
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_process_shutdown
 
 from acoustack import __version__
 from acoustack import self_check as self_check_service
@@ -24,7 +23,11 @@ from acoustack.identity import LearnedIdentity
 from acoustack.names import Queue
 from acoustack.program_config import RecordingConfig
 from acoustack.time_windows import recording_windows
-from acoustack.worker_process import pool_children_die_with_parent, run_prefork_worker
+from acoustack.worker_process import (
+    pool_children_die_with_parent,
+    run_prefork_worker,
+    serve_from_pool_child,
+)
 from acoustack_recorder.conditions import (
     AllOf,
     FreeDiskSpace,
@@ -149,10 +152,9 @@ def reconfigure_from(settings: RecorderSettings) -> Reconfigure:
     return apply
 
 
-def serve_from_pool_child(settings: RecorderSettings, follow_every_s: float = 1.0) -> None:
-    """Once a pool child is forked: its gRPC server (health following the recorder's saved
+def serve_health_from_pool_child(settings: RecorderSettings, follow_every_s: float = 1.0) -> None:
+    """Once the pool child is forked: its gRPC server (health following the recorder's saved
     state, SelfCheck), stopped when the child ends."""
-    running: list[RunningServer] = []
     stop = threading.Event()
 
     def follow_health(server: RunningServer) -> None:
@@ -169,31 +171,20 @@ def serve_from_pool_child(settings: RecorderSettings, follow_every_s: float = 1.
                 )
                 server.set_serving(serving)
 
-    @worker_process_init.connect(weak=False)
-    def start(**_: Any) -> None:
+    def start() -> RunningServer:
         from acoustack_recorder.checks import self_check  # it builds sources with this module
 
-        try:
-            server = start_server(
-                [self_check_service.register(lambda config: self_check(settings, config))],
-                address=f"0.0.0.0:{settings.health_port}",
-                max_workers=4,
-            )
-        except OSError as exc:
-            # Raising would make the pool replace this child again and again; recording goes
-            # on, and the health check (unreachable) tells the operator.
-            log.error("health and SelfCheck not served: %s", exc)
-            return
-        running.append(server)
+        server = start_server(
+            [self_check_service.register(lambda config: self_check(settings, config))],
+            address=f"0.0.0.0:{settings.health_port}",
+            max_workers=4,
+        )
         threading.Thread(target=follow_health, args=(server,), daemon=True).start()
         log.info("gRPC (health, SelfCheck) on port %d; source %s", server.port, settings.source)
+        return server
 
-    @worker_process_shutdown.connect(weak=False)
-    def finish(**_: Any) -> None:
-        stop.set()
-        for server in running:
-            server.set_serving(False)
-            server.stop(5)
+    serve_from_pool_child(start)
+    worker_process_shutdown.connect(lambda **_: stop.set(), weak=False)
 
 
 def run_worker(settings: RecorderSettings) -> int:
@@ -202,7 +193,7 @@ def run_worker(settings: RecorderSettings) -> int:
     child, which also serves health and SelfCheck."""
     temp_dir = temporary_area(settings.temp_dir, settings.temp_fallback_dir)
     pool_children_die_with_parent()
-    serve_from_pool_child(settings)
+    serve_health_from_pool_child(settings)
     app = create_app(settings.broker_url)
 
     def make_recorder(section: RecordingConfig) -> Recorder:

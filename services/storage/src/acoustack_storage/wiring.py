@@ -1,5 +1,7 @@
 """Storage's parts, built from its settings: the repository (migrated once the database answers),
-the device identity, the gRPC server with its database watch, and the file-management worker."""
+the device identity, the gRPC server with its database watch, and the file-management worker. With
+a broker the worker is the service's main process and its pool child serves the Store beside the
+file-management runs, on one connection pool (``run_file_worker``)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,19 @@ import logging
 import threading
 import time
 
+from celery.signals import worker_process_shutdown
+
+from acoustack import prometheus
 from acoustack.celery_app import create_app
 from acoustack.errors import UnavailableError
 from acoustack.grpc_server import RunningServer, start_server
-from acoustack.names import TASK_TIME_LIMITS, Queue, Task
-from acoustack.worker_process import run_prefork_worker
+from acoustack.names import Queue
+from acoustack.worker_process import (
+    pool_children_die_with_parent,
+    run_prefork_worker,
+    serve_from_pool_child,
+)
+from acoustack_storage import exported_metrics
 from acoustack_storage.device import DeviceIdentity
 from acoustack_storage.events import EventPublisher
 from acoustack_storage.migrate import apply_migrations
@@ -21,9 +31,6 @@ from acoustack_storage.settings import StorageSettings
 from acoustack_storage.tasks import register_manage_files_task
 
 log = logging.getLogger("acoustack_storage")
-
-# A file-management run in progress may take up to its hard time limit to end.
-WORKER_STOP_GRACE_S = TASK_TIME_LIMITS[Task.MANAGE_FILES].hard_s + 5
 
 
 def with_events(store: PostgresStore, settings: StorageSettings) -> PostgresStore:
@@ -88,16 +95,49 @@ def serve(settings: StorageSettings, store: PostgresStore) -> RunningServer:
 
 
 def run_file_worker(settings: StorageSettings) -> int:
-    """The Celery worker on queue `files`, until SIGTERM (a warm shutdown: the run in progress
-    ends first). Module-level, so that a spawned process can run it."""
+    """The Celery worker on queue `files`, in this process, until SIGTERM (a warm shutdown: the
+    run in progress ends first). Prefork with one child, so a run's time limit is enforced; the
+    child also serves the Store, its health (following the database) and /metrics, with the
+    repository file management uses. Why: a gRPC process beside the worker is one interpreter
+    more (about 70 MB) and a pool of connections more (a Postgres process each)."""
+    pool_children_die_with_parent()
+    child: dict[str, PostgresStore] = {}
+    stop = threading.Event()
+
+    def start() -> RunningServer:
+        store = child["store"] = open_repository(settings)
+        # The database may have gone since the main process migrated (a replaced child).
+        wait_and_migrate(store, settings.database_wait_s)
+        prometheus.start_exporter(
+            settings.metrics_port,
+            settings.metrics_host,
+            metrics_dir=settings.metrics_dir,
+            collectors=[exported_metrics.collector(store)],
+        )
+        server = serve(settings, store)
+        log.info("storage serving on %s:%d", settings.grpc_host, server.port)
+        threading.Thread(
+            target=watch_database,
+            args=(store, server, settings.health_interval_s, stop),
+            daemon=True,
+        ).start()
+        return server
+
+    def file_store() -> PostgresStore:
+        # The serving child's repository; a child that could not serve opens its own.
+        if "store" not in child:
+            child["store"] = open_repository(settings)
+        return child["store"]
+
+    serve_from_pool_child(start, grace_s=settings.shutdown_grace_s)
+
+    @worker_process_shutdown.connect(weak=False)
+    def _close(**_: object) -> None:  # after the server has stopped (connected after it)
+        stop.set()
+        if "store" in child:
+            child["store"].close()
+
     app = create_app(settings.broker_url)
-    register_manage_files_task(
-        app,
-        # One task at a time needs few connections.
-        lambda: with_events(
-            PostgresStore.open(settings.database_url, min_size=1, max_size=2), settings
-        ),
-        settings.temporary_areas,
-    )
+    register_manage_files_task(app, file_store, settings.temporary_areas)
     log.info("file management: temporary area %s", ", ".join(map(str, settings.temporary_areas)))
     return run_prefork_worker(app, Queue.FILES, name="storage", log_level=settings.log_level)
