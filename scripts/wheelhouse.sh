@@ -4,7 +4,8 @@
 #   *.whl             those dependencies as wheels (pip download, binary only, CPython 3.11)
 #                     plus PACKAGE and the workspace packages it depends on, built with `uv build`
 # Usage: scripts/wheelhouse.sh PACKAGE [OUT_DIR]       e.g. scripts/wheelhouse.sh acoustack-storage
-# WHEEL_PLATFORM (e.g. manylinux2014_aarch64) fetches wheels for another machine than this one.
+# WHEEL_PLATFORM fetches wheels for another machine than this one: one platform tag or several,
+# space-separated (e.g. "manylinux_2_36_aarch64 manylinux2014_aarch64" for a Debian bookworm arm64).
 # EXTRAS (e.g. microphone) adds the package's optional dependencies. A dependency that PyPI has
 # only as source (PyAudio) is fetched as its sdist; the image's builder stage compiles it.
 SOURCE_ONLY=${SOURCE_ONLY:-pyaudio}
@@ -25,7 +26,7 @@ for extra in ${EXTRAS:-}; do extras+=(--extra "$extra"); done
 "$UV" export --quiet --frozen --no-dev --package "$pkg" "${extras[@]}" --no-hashes --no-header \
     --no-annotate --no-emit-workspace -o "$out/requirements.txt"
 platform=()
-[ -n "${WHEEL_PLATFORM:-}" ] && platform=(--platform "$WHEEL_PLATFORM")
+for tag in ${WHEEL_PLATFORM:-}; do platform+=(--platform "$tag"); done
 source_only_pattern="^($(echo "$SOURCE_ONLY" | tr ' ' '|'))=="
 grep -viE "$source_only_pattern" "$out/requirements.txt" >"$out/binary-requirements.txt" || true
 $PIP download --quiet --no-deps --only-binary=:all: \
