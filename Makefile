@@ -184,7 +184,7 @@ k3s-lint: sync ## render the k3s base and every overlay (kubectl kustomize) and 
 	done
 
 # --- the detector's model (build time only: torch lives in a throwaway venv, build/model-env) ---
-# TORCH_PIP_ARGS: extra pip arguments for torch alone. On x86_64, PyPI's torch is the CUDA build,
+# TORCH_PIP_ARGS: extra pip arguments for torch alone. PyPI's torch is a CUDA build (x86_64 and aarch64),
 # which the build refuses: make model TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 # MODEL_PIP_ARGS: extra pip arguments for every package (e.g. --no-index --find-links WHEELHOUSE).
 MODEL_DIR ?= build/model
