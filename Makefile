@@ -8,7 +8,7 @@ COMPOSE_FILE := compose/compose.yaml
 .PHONY: help tools test-servers sync proto proto-check lint test test-fast bench bench-storage bench-recorder up down logs base-images images
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 tools: ## install uv when it is missing (the one tool the workspace needs to start)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -78,8 +78,6 @@ bench-recorder: sync test-servers ## recorder CPU and memory over 60 s of 384 kH
 DOCKER ?= /usr/bin/docker
 ACOUSTACK_VERSION ?= $(or $(shell sed -n 's/^ACOUSTACK_VERSION=//p' compose/.env),dev)
 DEBIAN_IMAGE ?= debian:bookworm-slim
-PYTHON_IMAGE ?= acoustack/python:3.11-bookworm
-DOCKER_BUILD := DOCKER_BUILDKIT=1 $(DOCKER) build
 # The passwords: made once into this git-ignored file (scripts/secrets.sh), read after compose/.env.
 SECRETS_FILE ?= compose/secrets.env
 # LOW_MEMORY=1: the low-memory profile (compose/low-memory.env, read after .env) for a Pi 3B+ or
@@ -102,32 +100,52 @@ secrets: ## make the stack's Postgres, RabbitMQ and MQTT passwords once (SECRETS
 docker: ## install and start the Docker engine and compose plugin when missing (scripts/ensure-docker.sh; root)
 	@DOCKER=$(DOCKER) scripts/ensure-docker.sh
 
-base-images: docker ## debian:bookworm-slim (debootstrap, no registry) and acoustack/python; kept if present, FORCE=1 remakes
-	DOCKER=$(DOCKER) FORCE=$(FORCE) DEBIAN_IMAGE=$(DEBIAN_IMAGE) PYTHON_IMAGE=$(PYTHON_IMAGE) \
-		scripts/base-images.sh
+base-images: docker ## debian:bookworm-slim (debootstrap, no registry); kept if present, FORCE=1 remakes
+	DOCKER=$(DOCKER) FORCE=$(FORCE) DEBIAN_IMAGE=$(DEBIAN_IMAGE) scripts/base-images.sh
 
-# The service images (the fleet's hub among them), each from services/<name>/Dockerfile and build/wheelhouse/<name>.
+# The service images (the fleet's hub among them), each from services/<name>/Dockerfile. On a machine that reaches the
+# registries `docker compose up --build` builds them from nothing (their wheels and model stages);
+# here (offline) they take the wheelhouse and the model made on the host (scripts/build-images.sh).
 SERVICES := storage detector recorder messenger scheduler dashboard hub
+WHEELHOUSE ?= build/wheelhouse
+WHEEL_PLATFORM ?=
 
-wheelhouse: ## wheels each service image installs offline (build/wheelhouse/<service>, from uv.lock)
+wheelhouse: ## wheels each service image installs offline (WHEELHOUSE/<service>, from uv.lock)
 	@for service in $(SERVICES); do \
 		extras=""; [ "$$service" = recorder ] && extras=microphone; \
-		UV=$(UV) EXTRAS="$$extras" scripts/wheelhouse.sh "acoustack-$$service" || exit 1; \
+		UV=$(UV) EXTRAS="$$extras" WHEEL_PLATFORM="$(WHEEL_PLATFORM)" \
+			scripts/wheelhouse.sh "acoustack-$$service" "$(WHEELHOUSE)/$$service" || exit 1; \
 	done
 
-images: base-images wheelhouse model ## build acoustack/{postgres,rabbitmq,mosquitto,storage,detector,recorder,messenger,scheduler}:ACOUSTACK_VERSION
-	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
-		-t acoustack/postgres:$(ACOUSTACK_VERSION) compose/images/postgres
-	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
-		-t acoustack/rabbitmq:$(ACOUSTACK_VERSION) compose/images/rabbitmq
-	$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(DEBIAN_IMAGE) \
-		-t acoustack/mosquitto:$(ACOUSTACK_VERSION) compose/images/mosquitto
-	@for service in $(SERVICES); do \
-		echo "== acoustack/$$service:$(ACOUSTACK_VERSION)"; \
-		$(DOCKER_BUILD) --build-arg BASE_IMAGE=$(PYTHON_IMAGE) \
-			-t "acoustack/$$service:$(ACOUSTACK_VERSION)" -f "services/$$service/Dockerfile" . \
-			|| exit 1; \
-	done
+images: base-images wheelhouse model ## build acoustack/{postgres,rabbitmq,mosquitto,<the services>}:ACOUSTACK_VERSION offline
+	SERVICES="$(SERVICES)" DOCKER=$(DOCKER) TAG=$(ACOUSTACK_VERSION) DEBIAN_IMAGE=$(DEBIAN_IMAGE) WHEELHOUSE=$(WHEELHOUSE) \
+		scripts/build-images.sh
+
+# --- linux/arm64 (a Raspberry Pi), built and run here under emulation (qemu-user-static) ---
+# Tagged ACOUSTACK_VERSION-arm64 beside this machine's images; the base image under Docker Hub's
+# name for it. The wheels: Debian bookworm's glibc (2.36) takes every manylinux tag up to it.
+ARM64_TAG ?= $(ACOUSTACK_VERSION)-arm64
+ARM64_DEBIAN_IMAGE ?= arm64v8/debian:bookworm-slim
+ARM64_WHEELHOUSE ?= build/wheelhouse-arm64
+ARM64_WHEEL_PLATFORM ?= $(foreach v,36 35 34 31 28 27 24,manylinux_2_$(v)_aarch64) manylinux2014_aarch64
+
+.PHONY: arm64-emulation images-arm64 test-arm64 bench-arm64
+
+arm64-emulation: ## qemu-user-static and binfmt_misc, so this machine runs arm64 binaries (scripts/ensure-arm64-emulation.sh; root)
+	@scripts/ensure-arm64-emulation.sh
+
+images-arm64: docker arm64-emulation model ## build every image for linux/arm64 (tag ACOUSTACK_VERSION-arm64), under emulation: slow
+	DOCKER=$(DOCKER) FORCE=$(FORCE) ARCH=arm64 DEBIAN_IMAGE=$(ARM64_DEBIAN_IMAGE) scripts/base-images.sh
+	$(MAKE) --no-print-directory wheelhouse WHEELHOUSE=$(ARM64_WHEELHOUSE) \
+		WHEEL_PLATFORM="$(ARM64_WHEEL_PLATFORM)"
+	SERVICES="$(SERVICES)" DOCKER=$(DOCKER) TAG=$(ARM64_TAG) DEBIAN_IMAGE=$(ARM64_DEBIAN_IMAGE) \
+		WHEELHOUSE=$(ARM64_WHEELHOUSE) PLATFORM=linux/arm64 scripts/build-images.sh
+
+test-arm64: sync images-arm64 secrets ## start the arm64 stack under emulation until it stores a detection from the bundled model (tests/arm64; slow)
+	DOCKER=$(DOCKER) ACOUSTACK_ARM64_TAG=$(ARM64_TAG) $(RUN) pytest -m arm64 tests/arm64 -v
+
+bench-arm64: sync ## image sizes on amd64 and arm64, the arm64 detector under emulation (after make images images-arm64)
+	DOCKER=$(DOCKER) $(RUN) python bench/stack/arm64.py --tag $(ACOUSTACK_VERSION)
 
 k3s-images: images ## save the images to build/acoustack-images-$(ACOUSTACK_VERSION).tar for `k3s ctr images import` (see k3s/README.md)
 	@mkdir -p build
@@ -175,7 +193,7 @@ k3s-lint: sync ## render the k3s base and every overlay (kubectl kustomize) and 
 	done
 
 # --- the detector's model (build time only: torch lives in a throwaway venv, build/model-env) ---
-# TORCH_PIP_ARGS: extra pip arguments for torch alone. On x86_64, PyPI's torch is the CUDA build,
+# TORCH_PIP_ARGS: extra pip arguments for torch alone. PyPI's torch is a CUDA build (x86_64 and aarch64),
 # which the build refuses: make model TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 # MODEL_PIP_ARGS: extra pip arguments for every package (e.g. --no-index --find-links WHEELHOUSE).
 MODEL_DIR ?= build/model

@@ -4,16 +4,33 @@
 #   *.whl             those dependencies as wheels (pip download, binary only, CPython 3.11)
 #                     plus PACKAGE and the workspace packages it depends on, built with `uv build`
 # Usage: scripts/wheelhouse.sh PACKAGE [OUT_DIR]       e.g. scripts/wheelhouse.sh acoustack-storage
-# WHEEL_PLATFORM (e.g. manylinux2014_aarch64) fetches wheels for another machine than this one.
+# WHEEL_PLATFORM fetches wheels for another machine than this one: one platform tag or several,
+# space-separated (e.g. "manylinux_2_36_aarch64 manylinux2014_aarch64" for a Debian bookworm arm64).
 # EXTRAS (e.g. microphone) adds the package's optional dependencies. A dependency that PyPI has
 # only as source (PyAudio) is fetched as its sdist; the image's builder stage compiles it.
+# The Dockerfiles' wheels stage (WHEELS=pypi) runs it too, where uv is missing: uv $UV_VERSION is
+# then installed into a venv of its own, and Python is never downloaded (the image's is used).
 SOURCE_ONLY=${SOURCE_ONLY:-pyaudio}
+UV_VERSION=${UV_VERSION:-0.13.9}
 # Re-running only fetches what is missing (pip keeps files already in OUT_DIR).
 set -euo pipefail
 
 pkg=${1:?usage: scripts/wheelhouse.sh PACKAGE [OUT_DIR]}
 out=${2:-build/wheelhouse/${pkg#acoustack-}}
 UV=${UV:-uv}
+# pip and uv trust the system's CA bundle, not only their own (in an image build it is the host's,
+# handed over as the build secret ca-certificates): a TLS-inspecting proxy's CA works too.
+system_ca=/etc/ssl/certs/ca-certificates.crt
+if [ -f "$system_ca" ]; then
+    export PIP_CERT=${PIP_CERT:-$system_ca} SSL_CERT_FILE=${SSL_CERT_FILE:-$system_ca}
+fi
+if ! command -v "$UV" >/dev/null; then
+    uv_env=$(mktemp -d)/uv
+    python3 -m venv "$uv_env"
+    "$uv_env/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    UV=$uv_env/bin/uv
+    export UV_PYTHON_DOWNLOADS=never
+fi
 # pip run by uv in a tool environment of its own: no need for a python3 that has pip (under
 # `uv run` the workspace's .venv python comes first on PATH, and it has none).
 PIP=${PIP:-"$UV" tool run --quiet --from pip pip}
@@ -25,7 +42,7 @@ for extra in ${EXTRAS:-}; do extras+=(--extra "$extra"); done
 "$UV" export --quiet --frozen --no-dev --package "$pkg" "${extras[@]}" --no-hashes --no-header \
     --no-annotate --no-emit-workspace -o "$out/requirements.txt"
 platform=()
-[ -n "${WHEEL_PLATFORM:-}" ] && platform=(--platform "$WHEEL_PLATFORM")
+for tag in ${WHEEL_PLATFORM:-}; do platform+=(--platform "$tag"); done
 source_only_pattern="^($(echo "$SOURCE_ONLY" | tr ' ' '|'))=="
 grep -viE "$source_only_pattern" "$out/requirements.txt" >"$out/binary-requirements.txt" || true
 $PIP download --quiet --no-deps --only-binary=:all: \

@@ -11,7 +11,7 @@
 #                   the CUDA build (several GB, pulling nvidia-* packages), which this script
 #                   refuses; point pip at a CPU-only build instead, e.g.
 #                     make model TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
-#                   (on arm64, e.g. a Raspberry Pi, PyPI's torch is already CPU-only).
+#                   (on arm64 too: PyPI's torch 2.13 for aarch64 pulls nvidia-cudnn-cu13).
 #   MODEL_PIP_ARGS  extra pip arguments for every install, e.g. an offline wheelhouse:
 #                     MODEL_PIP_ARGS="--no-index --find-links /path/to/wheels"
 set -euo pipefail

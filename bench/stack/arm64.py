@@ -1,0 +1,123 @@
+"""Image sizes on both architectures, and the arm64 detector under emulation.
+
+`make bench-arm64` (after `make images` and `make images-arm64`); `make bench-stack` may run it
+for these lines. stdout, one line per figure:
+
+    image_size_<service>_amd64: X MB       docker's size of acoustack/<service>:TAG
+    image_size_<service>_arm64: X MB       the same of acoustack/<service>:TAG-arm64
+    detector_arm64_emulated_ms_per_audio_s: X ms (informational: emulation, not a Pi)
+
+X MB is 10^6 bytes, as `docker images` counts. The detector figure: the arm64 image's own Python
+runs the bundled BatDetect2 (ONNX Runtime, its default settings) on the three bundled recordings
+under qemu-user; after a warm-up pass, the least CPU time of ROUNDS passes per file, over their
+audio duration. A Pi's cores run natively, so this says only that the arm64 image works and how
+heavy the emulation is: `bench-detector` measures the detector itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("storage", "detector", "recorder", "messenger", "scheduler", "dashboard")
+ARCHITECTURES = {"amd64": "", "arm64": "-arm64"}  # tag suffix of each architecture's images
+ROUNDS = 2
+RUN_TIMEOUT_S = 1800
+
+# Runs inside the arm64 detector image: its venv, its model ($ACOUSTACK_MODEL_DIR), its audio.
+MEASURE = """
+import json, os, platform, sys, time, wave
+from pathlib import Path
+from acoustack_detector.batdetect2 import BatDetect2Onnx
+rounds = int(sys.argv[1])
+files = sorted(Path("/opt/acoustack/audio").glob("*.wav"))
+model = BatDetect2Onnx.load()
+audio_s = cpu_s = 0.0
+for path in files:
+    with wave.open(str(path)) as w:
+        audio_s += w.getnframes() / w.getframerate()
+    model.predict_file(path)
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        model.predict_file(path)
+        best = min(best, time.process_time() - started)
+    cpu_s += best
+json.dump({"machine": platform.machine(), "files": len(files), "audio_s": audio_s,
+           "cpu_s": cpu_s}, sys.stdout)
+"""
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def docker() -> str:
+    return os.environ.get("DOCKER", "/usr/bin/docker")
+
+
+def image_facts(image: str) -> tuple[int, str] | None:
+    """(size in bytes, architecture) of a local image, None when it is not there."""
+    done = subprocess.run(
+        [docker(), "image", "inspect", "-f", "{{.Size}} {{.Architecture}}", image],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return None
+    size, architecture = done.stdout.split()
+    return int(size), architecture
+
+
+def emulated_detector(image: str) -> dict:
+    done = subprocess.run(
+        [docker(), "run", "--rm", "--platform", "linux/arm64", "--network", "none",
+         "--entrypoint", "python", image, "-c", MEASURE, str(ROUNDS)],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"the arm64 detector failed ({done.returncode}): {done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tag", default=os.environ.get("ACOUSTACK_VERSION", "dev"))
+    args = parser.parse_args()
+    missing = []
+    for service in SERVICES:
+        for architecture, suffix in ARCHITECTURES.items():
+            image = f"acoustack/{service}:{args.tag}{suffix}"
+            facts = image_facts(image)
+            if facts is None:
+                missing.append(image)
+                continue
+            size, built_for = facts
+            if built_for != architecture:
+                log(f"{image} is built for {built_for}, not {architecture}: rebuild it")
+                return 1
+            print(f"image_size_{service}_{architecture}: {size / 1e6:.0f} MB", flush=True)
+    if missing:
+        log(f"missing images: {', '.join(missing)}; run `make images` and `make images-arm64`")
+        return 1
+    log(f"the arm64 detector under emulation, {ROUNDS} rounds per file ...")
+    measured = emulated_detector(f"acoustack/detector:{args.tag}-arm64")
+    if measured["machine"] != "aarch64":
+        log(f"the detector image ran as {measured['machine']}, not aarch64")
+        return 1
+    log(json.dumps(measured))
+    ms = measured["cpu_s"] * 1000 / measured["audio_s"]
+    print(
+        f"detector_arm64_emulated_ms_per_audio_s: {ms:.0f} ms (informational: emulation, not a Pi)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

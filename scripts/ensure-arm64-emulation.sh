@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Make this (x86_64) machine run linux/arm64 binaries and containers under emulation, for
+# `make images-arm64` and `make test-arm64`:
+#   1. Debian's qemu-user-static and binfmt-support (apt-get, when missing);
+#   2. the binfmt_misc filesystem at /proc/sys/fs/binfmt_misc (mounted when it is not);
+#   3. the qemu-aarch64 handler registered and enabled there (update-binfmts).
+# Idempotent; run as root. On an arm64 machine (a Pi) there is nothing to do.
+set -euo pipefail
+
+BINFMT=/proc/sys/fs/binfmt_misc
+say() { echo "arm64-emulation: $*"; }
+die() { echo "arm64-emulation: ERROR: $*" >&2; exit 1; }
+
+case "$(uname -m)" in
+aarch64 | arm64) say "this machine is arm64: no emulation needed"; exit 0 ;;
+esac
+
+if [ -e "$BINFMT/qemu-aarch64" ] && grep -q '^enabled' "$BINFMT/qemu-aarch64" \
+    && [ -x /usr/bin/qemu-aarch64-static ]; then
+    say "ready: $(head -n1 "$BINFMT/qemu-aarch64") ($BINFMT/qemu-aarch64)"
+    exit 0
+fi
+[ "$(id -u)" = 0 ] || die "run as root (it installs Debian packages and mounts binfmt_misc)"
+
+if [ ! -x /usr/bin/qemu-aarch64-static ] || ! command -v update-binfmts >/dev/null; then
+    command -v apt-get >/dev/null || die "needs apt-get to install qemu-user-static and binfmt-support"
+    say "installing qemu-user-static binfmt-support"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends qemu-user-static binfmt-support
+fi
+
+if [ ! -e "$BINFMT/register" ]; then
+    say "mounting binfmt_misc at $BINFMT"
+    mount -t binfmt_misc binfmt_misc "$BINFMT" \
+        || die "cannot mount binfmt_misc (a container without it cannot emulate arm64)"
+fi
+# The package registers its handlers when systemd or binfmt-support's service runs; a container
+# runs neither, so enable them here (the 'F' flag keeps the interpreter open for every namespace).
+update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || update-binfmts --import qemu-aarch64 >/dev/null
+[ -e "$BINFMT/qemu-aarch64" ] || die "qemu-aarch64 is not registered in $BINFMT"
+grep -q '^enabled' "$BINFMT/qemu-aarch64" || die "qemu-aarch64 is registered but disabled"
+say "ready: $(grep -E '^(enabled|interpreter|flags)' "$BINFMT/qemu-aarch64" | tr '\n' ' ')"
