@@ -232,6 +232,10 @@ def main() -> int:
     latencies = [(rows[i] - t) * 1000 for i, t in fleet.published.items() if i in rows]
     log(f"{len(fleet.published)} live messages, {len(backlog_ids)} backlog messages, "
         f"{len(rows)} stored, {detections} detections")  # fmt: skip
+    calm = [(rows[i] - t) * 1000 for i, t in fleet.published.items() if i in rows and t < began]
+    flood = [(rows[i] - t) * 1000 for i, t in fleet.published.items() if i in rows and t >= began]
+    log(f"live p95 before the backlog: {p95(calm):.0f} ms ({len(calm)} messages); "
+        f"from its start on: {p95(flood):.0f} ms ({len(flood)})")  # fmt: skip
     print(f"hub_ingest_msgs_per_s: {during / (drained - began):.0f} /s")
     print(f"hub_ingest_latency_p95: {p95(latencies):.0f} ms")
     print(f"hub_backlog_drain_s: {drained - began:.1f} s")

@@ -263,3 +263,43 @@ def test_a_replica_stopped_for_good_leaves_its_share_to_the_other(
         what=f"all {len(sent)} messages stored by the replica that stayed",
     )
     assert staying.taken() > len(sent) / 2
+
+
+def test_the_ids_are_read_among_whatever_other_properties_a_publish_carries(
+    hub_replicas, hub_mqtt, hub_database_url
+):
+    """The hub reads a PUBLISH's user properties from its bytes (mqtt_ingest): through the real
+    broker, with every other property a PUBLISH may carry, and names outside ASCII."""
+    from paho.mqtt import client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    hub = hub_replicas[0].start()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-7", protocol=mqtt.MQTTv5)
+    client.connect(hub_mqtt.host, hub_mqtt.port)
+    client.loop_start()
+    sent = [detection_message(i) for i in range(3)]
+    try:
+        for i, message in enumerate(sent):
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.PayloadFormatIndicator = 1
+            properties.MessageExpiryInterval = 3600
+            properties.ContentType = "application/json"
+            properties.ResponseTopic = "fleet/answers/é"
+            properties.CorrelationData = b"\x00\xffcorrelation"
+            properties.UserProperty = [
+                ("note", "ünïcödé " * i),
+                ("message_id", str(message.id)),
+                ("device_id", f"prairie-{i}-Ørsted"),
+            ]
+            info = client.publish(
+                hub.env["HUB_SUBSCRIBE_TOPIC"], message.content, qos=1, properties=properties
+            )
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    wait_for(lambda: _count(hub_database_url, "SELECT count(*) FROM messages") == 3)
+    with psycopg.connect(hub_database_url) as conn:
+        rows = dict(conn.execute("SELECT id::text, device_id FROM messages").fetchall())
+    assert rows == {str(m.id): f"prairie-{i}-Ørsted" for i, m in enumerate(sent)}

@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -27,7 +27,6 @@ from acoustack import schema
 
 SCHEMA_VERSIONS = (1,)
 HEAD_BYTES = 1024  # what is kept of a rejected payload
-SPECIES_KEY = "species"
 _USER_AGENT = re.compile(r"^acoustack-messenger/(\S+)")
 
 
@@ -50,17 +49,6 @@ class Incoming:
 
 
 @dataclass(frozen=True)
-class DetectionRow:
-    id: uuid.UUID
-    recording_id: uuid.UUID | None
-    model_name: str | None
-    detected_at: dt.datetime
-    species: str | None
-    score: float
-    tags: str  # JSON
-
-
-@dataclass(frozen=True)
 class Accepted:
     id: uuid.UUID
     device_id: str
@@ -69,7 +57,7 @@ class Accepted:
     sent_at: dt.datetime | None
     received_at: dt.datetime
     payload: str  # JSON text, as Postgres's jsonb takes it
-    detections: list[DetectionRow] = field(default_factory=list)
+    detections: int = 0  # how many a detection message holds
     status: str | None = None  # a heartbeat's verdict
     metrics: str | None = None  # a heartbeat's metrics, JSON {name: value}
     software_version: str | None = None
@@ -156,11 +144,6 @@ def _problems(exc: ValidationError) -> str:
     )
 
 
-def _best_species(tags: list[dict[str, Any]]) -> str | None:
-    chosen = [t for t in tags if t["key"] == SPECIES_KEY]
-    return max(chosen, key=lambda t: t["confidence"])["value"] if chosen else None
-
-
 def _software_version(incoming: Incoming, body: dict[str, Any]) -> str | None:
     given = body.get("software_version")
     if isinstance(given, str) and given:
@@ -245,32 +228,22 @@ def read(incoming: Incoming, max_bytes: int) -> Accepted | Rejected:
 
 
 def _detection(body: dict[str, Any], common: dict[str, Any]) -> Accepted:
+    """Checked here (a refusal names the field); the rows of ``detections`` are made from the
+    payload by Postgres itself (store.py), as the message is inserted."""
     _uuid(body.get("model_output_id"), "model_output_id")
-    recording = body.get("recording_id")
-    recording_id = None if recording is None else _uuid(recording, "recording_id")
+    if body.get("recording_id") is not None:
+        _uuid(body["recording_id"], "recording_id")
     try:
         created_at = _TIME.validate_python(body.get("created_at"))
     except ValidationError as exc:
         raise _Invalid(f"created_at: {exc.errors()[0]['msg']}") from None
-    model = body.get("model")
-    model_name = model.get("name") if isinstance(model, dict) else None
     detections = body.get("detections")
     if not isinstance(detections, list):
         raise _Invalid("detections: not a list")
-    rows = []
     for i, d in enumerate(detections):
         if not isinstance(d, dict):
             raise _Invalid(f"detections.{i}: not an object")
-        tags = _tags(d.get("tags", []), f"detections.{i}.tags")
-        rows.append(
-            DetectionRow(
-                id=_uuid(d.get("id"), f"detections.{i}.id"),
-                recording_id=recording_id,
-                model_name=model_name if isinstance(model_name, str) else None,
-                detected_at=created_at,
-                species=_best_species(tags),
-                score=_probability(d.get("detection_score"), f"detections.{i}.detection_score"),
-                tags=json.dumps(tags, separators=(",", ":")),
-            )
-        )
-    return Accepted(kind="detection", sent_at=created_at, detections=rows, **common)
+        _uuid(d.get("id"), f"detections.{i}.id")
+        _probability(d.get("detection_score"), f"detections.{i}.detection_score")
+        _tags(d.get("tags", []), f"detections.{i}.tags")
+    return Accepted(kind="detection", sent_at=created_at, detections=len(detections), **common)

@@ -42,10 +42,7 @@ def migrate(conn: psycopg.Connection) -> list[int]:
 def _staging(conn: psycopg.Connection) -> None:
     """Each pooled connection's own staging tables, emptied at every commit."""
     conn.execute(
-        """CREATE TEMP TABLE stage_messages
-               (LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-           CREATE TEMP TABLE stage_detections
-               (LIKE detections INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"""
+        "CREATE TEMP TABLE stage_messages (LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     conn.commit()
 
@@ -104,7 +101,8 @@ class HubStore:
         return BatchResult(len(fresh), len(items) - len(fresh) - len(rejected), stored_rejected)
 
     def _insert_messages(self, conn: psycopg.Connection, rows: list[Accepted]) -> set:
-        """The messages not stored yet, with their detections; returns their ids."""
+        """The messages not stored yet, and a row per detection of each (made from the payload,
+        which payloads.py checked); returns their ids."""
         if not rows:
             return set()
         cursor = conn.cursor()
@@ -115,14 +113,6 @@ class HubStore:
             for r in rows:
                 copy.write_row((r.id, r.device_id, r.kind, r.via, r.sent_at, r.received_at,
                                 r.payload))  # fmt: skip
-        with cursor.copy(
-            "COPY stage_detections (id, message_id, device_id, recording_id, model_name, "
-            "detected_at, species, score, tags) FROM STDIN"
-        ) as copy:
-            for m in rows:
-                for d in m.detections:
-                    copy.write_row((d.id, m.id, m.device_id, d.recording_id, d.model_name,
-                                    d.detected_at, d.species, d.score, d.tags))  # fmt: skip
         # The detections' foreign key is checked at the statement's end, when the messages of
         # the first part are in.
         cursor.execute(
@@ -132,9 +122,19 @@ class HubStore:
                    FROM stage_messages ORDER BY id
                    ON CONFLICT (id) DO NOTHING RETURNING id),
                detections_of_new AS (
-                   INSERT INTO detections
-                   SELECT d.* FROM stage_detections d JOIN new ON new.id = d.message_id
-                   ORDER BY d.id
+                   INSERT INTO detections (id, message_id, device_id, recording_id, model_name,
+                                           detected_at, species, score, tags)
+                   SELECT (d ->> 'id')::uuid, m.id, m.device_id,
+                          (m.payload ->> 'recording_id')::uuid, m.payload -> 'model' ->> 'name',
+                          m.sent_at,
+                          (SELECT t ->> 'value' FROM jsonb_array_elements(d -> 'tags') t
+                           WHERE t ->> 'key' = 'species'
+                           ORDER BY COALESCE((t ->> 'confidence')::float8, 1) DESC LIMIT 1),
+                          (d ->> 'detection_score')::float8, COALESCE(d -> 'tags', '[]')
+                   FROM stage_messages m JOIN new ON new.id = m.id
+                   CROSS JOIN LATERAL jsonb_array_elements(m.payload -> 'detections') d
+                   WHERE m.kind = 'detection'
+                   ORDER BY 1
                    ON CONFLICT (id) DO NOTHING)
                SELECT id FROM new"""
         )
