@@ -60,7 +60,6 @@ def messenger(celery, rabbitmq, storage_target, tmp_path) -> Iterator[tuple[str,
         "MESSENGER_GRPC_HOST": "127.0.0.1",
         "MESSENGER_GRPC_PORT": str(port),
         "MESSENGER_DATA_DIR": str(tmp_path / "data"),
-        "MESSENGER_SHUTDOWN_GRACE_S": "20",
     })  # fmt: skip
     target = f"127.0.0.1:{port}"
     try:
