@@ -21,8 +21,9 @@ A container's memory is what `docker stats` shows and what compose's `mem_limit`
 cgroup's usage less its inactive file cache, so a page shared by a container's processes (a
 forked child's, a library's) counts once. Summing each process's RSS would count such pages once
 per process. stderr gives, per container, that figure at the highest sample, the processes and
-their PSS sum (shared pages split between the processes that map them) for comparison. MB here is
-MiB (as docker stats), image sizes are 10^6 bytes (as `docker images`).
+their PSS sum (shared pages split between the processes that map them) for comparison, and the
+tmpfs pages in the figure (the recorder's: recordings waiting in the RAM-backed temporary area).
+MB here is MiB (as docker stats), image sizes are 10^6 bytes (as `docker images`).
 
 BENCH_STACK_ENV_FILES (space-separated, default `compose/.env compose/low-memory.env`) picks
 another profile: `BENCH_STACK_ENV_FILES=compose/.env make bench-stack` measures the Pi 4 default.
@@ -126,6 +127,13 @@ def cgroup_memory_bytes(directory: Path) -> int:
     return usage - inactive if inactive < usage else usage
 
 
+def cgroup_shmem_bytes(directory: Path) -> int:
+    """tmpfs pages charged to the container: the recorder's are the recordings in the RAM-backed
+    temporary area, data rather than a process's memory."""
+    stat = dict(line.split() for line in (directory / "memory.stat").read_text().splitlines())
+    return int(stat.get("total_shmem", stat.get("shmem", 0)))
+
+
 def pss_bytes(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -144,6 +152,7 @@ class Container:
     peak: int = 0
     processes: list[str] = field(default_factory=list)
     pss: int = 0
+    shmem: int = 0
 
     def memory(self) -> int:
         if self.cgroup is not None:
@@ -161,6 +170,7 @@ class Container:
         """The container's processes (command and RSS) and their PSS sum, at this moment."""
         done = run([DOCKER, "top", self.id, "-eo", "pid,rss,args"], 30, check=False)
         self.processes, self.pss = [], 0
+        self.shmem = cgroup_shmem_bytes(self.cgroup) if self.cgroup is not None else 0
         for line in done.stdout.splitlines()[1:]:
             pid, rss, command = line.split(None, 2)
             self.pss += pss_bytes(int(pid))
@@ -303,7 +313,10 @@ def main() -> int:
                 services, total = measure(containers, MEASURE_S)
                 log(f"{outputs_stored(store)} model outputs stored by the end")
             for c in containers:
-                log(f"{c.service}: {c.peak / MIB:.0f} MiB (PSS sum {c.pss / MIB:.0f} MiB)")
+                log(
+                    f"{c.service}: {c.peak / MIB:.0f} MiB (PSS sum {c.pss / MIB:.0f} MiB; "
+                    f"tmpfs {c.shmem / MIB:.0f} MiB)"
+                )
                 for process in c.processes:
                     log(f"    {process}")
         except BaseException:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,7 +60,6 @@ def messenger(celery, rabbitmq, storage_target, tmp_path) -> Iterator[tuple[str,
         "MESSENGER_GRPC_HOST": "127.0.0.1",
         "MESSENGER_GRPC_PORT": str(port),
         "MESSENGER_DATA_DIR": str(tmp_path / "data"),
-        "MESSENGER_SHUTDOWN_GRACE_S": "20",
     })  # fmt: skip
     target = f"127.0.0.1:{port}"
     try:
@@ -172,6 +172,7 @@ def test_bad_settings_stop_the_messenger_naming_the_variable():
         "MESSENGER_GRPC_PORT": "fifty",
         "MESSENGER_TASK_SOFT_TIME_LIMIT_S": "100",
         "MESSENGER_TASK_TIME_LIMIT_S": "50",
+        "MESSENGER_SHUTDOWN_GRACE_S": "30",
     })  # fmt: skip
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
@@ -182,3 +183,21 @@ def test_bad_settings_stop_the_messenger_naming_the_variable():
         "MESSENGER_TASK_TIME_LIMIT_S: no longer a setting; a task's time limits are part of its "
         "contract"
     ) in output
+    assert (
+        "MESSENGER_SHUTDOWN_GRACE_S: no longer a setting; on SIGTERM the task in progress finishes"
+    ) in output
+
+
+def test_a_grpc_port_already_taken_stops_the_messenger_naming_it(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        proc = start_messenger({
+            "MESSENGER_BROKER_URL": "amqp://x",
+            "MESSENGER_GRPC_HOST": "127.0.0.1",
+            "MESSENGER_GRPC_PORT": str(port),
+            "MESSENGER_DATA_DIR": str(tmp_path),
+        })  # fmt: skip
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert f"MESSENGER_GRPC_PORT: port {port} is taken" in output

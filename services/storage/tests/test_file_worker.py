@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -136,3 +137,18 @@ def test_the_worker_is_optional_and_its_settings_have_defaults():
         PREFIX, {"STORAGE_DATABASE_URL": "postgresql://x/y", "ACOUSTACK_TEMP_DIR": "/mnt/ram"}
     )
     assert moved.temp_dir == Path("/mnt/ram")
+
+
+def test_a_port_already_taken_stops_storage_naming_it():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "acoustack_storage"],
+            env={**os.environ, "STORAGE_DATABASE_URL": "postgresql://x/y",
+                 "STORAGE_BROKER_URL": "amqp://x", "STORAGE_GRPC_HOST": "127.0.0.1",
+                 "STORAGE_GRPC_PORT": str(port)},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 2
+    assert f"STORAGE_GRPC_PORT: port {port} is taken" in proc.stderr

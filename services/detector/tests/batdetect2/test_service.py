@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -164,3 +165,18 @@ def test_bad_settings_name_the_variable_and_removed_ones_what_replaced_them():
         proc.stderr
     )
     assert "acoustack config set --field detection.threshold VALUE" in proc.stderr
+
+
+def test_a_grpc_port_already_taken_stops_the_detector_naming_it():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "acoustack_detector"],
+            env={**os.environ, "DETECTOR_BROKER_URL": "amqp://x", "DETECTOR_GRPC_HOST": "127.0.0.1",
+                 "DETECTOR_GRPC_PORT": str(port)},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 2
+    assert f"DETECTOR_GRPC_PORT: port {port} is taken" in proc.stderr
+    assert "choose a free one" in proc.stderr
