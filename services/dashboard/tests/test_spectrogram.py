@@ -102,3 +102,19 @@ def test_the_image_stays_narrow_for_a_long_recording():
 def test_a_recording_shorter_than_one_window_still_renders():
     png, layout = spectrogram.render(np.zeros(100, np.float32), 384_000)
     assert decode_png(png).shape[1] == layout.width_px == 1
+
+
+def test_the_dashboard_starts_without_numpy():
+    """numpy (about 11 MB resident) is loaded at the first spectrogram, not at start: a dashboard
+    nobody opens a recording in does without it. A fresh interpreter, as the service starts."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, acoustack_dashboard.__main__; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'numpy')[:3])"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert loaded == "[]", f"numpy imported at start by: {loaded}"

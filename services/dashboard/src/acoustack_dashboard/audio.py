@@ -9,10 +9,12 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from acoustack.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError, quote
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Playback speeds offered, as slow-down factors: 1 plays in real time, 10 (the default) brings a
 # 40 kHz call down to 4 kHz.
@@ -97,7 +99,10 @@ def read_layout(path: Path) -> WavLayout:
 
 def read_samples(layout: WavLayout, channel: int = 0) -> np.ndarray:
     """One channel, as stored (int16, int32 or float32): read into memory once, so no mapping of
-    the file stays in the process."""
+    the file stays in the process. numpy is imported here, at the first spectrogram: the pages
+    and playback do without it."""
+    import numpy as np
+
     dtype = np.dtype(
         {(1, 16): "<i2", (1, 32): "<i4", (3, 32): "<f4"}[(layout.audio_format, layout.bits)]
     )

@@ -9,8 +9,11 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # Frequency rows: an FFT of 512 samples gives 256 rows (750 Hz each at 384 kHz).
 FFT_SIZE = 512
@@ -21,20 +24,27 @@ BOX_COLOUR = (255, 64, 64)
 
 # A perceptually ordered dark-to-bright ramp (dark blue, purple, orange, pale yellow), its anchors
 # chosen here and interpolated linearly.
-_ANCHORS = np.array(
-    [[8, 8, 32], [48, 16, 96], [128, 32, 112], [208, 72, 72], [248, 152, 48], [252, 240, 160]],
-    dtype=np.float64,
+_ANCHORS = (
+    (8, 8, 32),
+    (48, 16, 96),
+    (128, 32, 112),
+    (208, 72, 72),
+    (248, 152, 48),
+    (252, 240, 160),
 )
 
 
-def _palette() -> np.ndarray:
-    positions = np.linspace(0, len(_ANCHORS) - 1, 256)
-    lower = np.floor(positions).astype(int).clip(0, len(_ANCHORS) - 2)
+@cache
+def palette() -> np.ndarray:
+    """The 256 colours, made at the first render: numpy (about 11 MB) is imported only by a
+    process that draws a spectrogram, not by the dashboard at start."""
+    import numpy as np
+
+    anchors = np.array(_ANCHORS, dtype=np.float64)
+    positions = np.linspace(0, len(anchors) - 1, 256)
+    lower = np.floor(positions).astype(int).clip(0, len(anchors) - 2)
     fraction = (positions - lower)[:, None]
-    return (_ANCHORS[lower] * (1 - fraction) + _ANCHORS[lower + 1] * fraction).astype(np.uint8)
-
-
-PALETTE = _palette()
+    return (anchors[lower] * (1 - fraction) + anchors[lower + 1] * fraction).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,8 @@ def power_db(samples: np.ndarray, hop: int) -> np.ndarray:
 
     Only the windows the image shows are converted to float, a block of columns at a time, so a
     3 s recording at 384 kHz (1.15 million samples, 1,200 columns) costs a few MB at most."""
+    import numpy as np
+
     if len(samples) < FFT_SIZE:
         samples = np.pad(samples, (0, FFT_SIZE - len(samples)))
     windows = np.lib.stride_tricks.sliding_window_view(samples, FFT_SIZE)[::hop]
@@ -101,17 +113,21 @@ def render(
     """The PNG of ``samples`` (mono, any numeric type) captured at ``samplerate_hz``."""
     if samplerate_hz <= 0:
         raise ValueError(f"samplerate_hz: must be positive, got {samplerate_hz}")
+    import numpy as np
+
     layout = layout_for(len(samples), samplerate_hz)
     db = power_db(samples, hop_for(len(samples)))
     ceiling = float(db.max()) if db.size else 0.0
     scaled = np.clip((db - (ceiling - DYNAMIC_RANGE_DB)) / DYNAMIC_RANGE_DB, 0.0, 1.0)
-    image = PALETTE[(scaled * 255).astype(np.uint8)]
+    image = palette()[(scaled * 255).astype(np.uint8)]
     for box in boxes:
         _draw_box(image, layout, box)
     return encode_png(image), layout
 
 
 def _draw_box(image: np.ndarray, layout: Layout, box: Box) -> None:
+    import numpy as np
+
     height, width = image.shape[:2]
     left = int(np.clip(layout.x_of(box.start_time_s), 0, width - 1))
     right = int(np.clip(layout.x_of(box.end_time_s), left, width - 1))
@@ -125,6 +141,8 @@ def _draw_box(image: np.ndarray, layout: Layout, box: Box) -> None:
 
 def encode_png(rgb: np.ndarray) -> bytes:
     """An 8-bit RGB PNG of ``rgb`` (height × width × 3, uint8): one IDAT, no row filters."""
+    import numpy as np
+
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected height × width × 3 uint8, got {rgb.shape} {rgb.dtype}")
     height, width = rgb.shape[:2]

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from acoustack.errors import AcoustackError, InvalidArgumentError
 from acoustack.program_config import DetectionConfig, read_section
 from acoustack.self_check import CheckResult
@@ -61,8 +59,9 @@ def model_check(
             what = f"found {found} call(s) in {check_file.name}"
         else:
             # No known recording: the model must at least run on audio end to end.
-            noise = np.random.default_rng(0).normal(0, 0.01, 256_000).astype(np.float32)
-            found = len(loaded.detect_audio(noise, 256_000))
+            from acoustack_detector.batdetect2.model import faint_noise
+
+            found = len(loaded.detect_audio(faint_noise(256_000, 0.01), 256_000))
             what = f"ran on 1 s of synthetic noise ({found} detections); set DETECTOR_CHECK_FILE "
             what += "to check against a known recording"
     except (AcoustackError, OSError) as exc:
