@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from acoustack import schema
+from acoustack_dashboard.fleet import fleet_map
 from acoustack_dashboard.settings import DashboardSettings
 from acoustack_dashboard.testing import PASSWORD, Client
 from acoustack_dashboard.wiring import Dashboard
@@ -83,7 +86,7 @@ def test_the_fleet_pages_show_each_device_its_detail_and_species_over_time(hub, 
 
     # A device silent past its intervals shows its open alarm.
     time.sleep(2.5)
-    assert "silent" in fleet_web.get("/fleet").text
+    assert "<td>silent</td>" in fleet_web.get("/fleet").text
 
     assert fleet_web.get("/fleet/devices/elsewhere").status == 404
     bad = fleet_web.get("/fleet/species?bucket=week")
@@ -94,3 +97,60 @@ def test_without_the_hub_the_fleet_pages_say_so(hub, fleet_web):
     hub.stop()
     page = fleet_web.get("/fleet")
     assert page.status == 503 and "DASHBOARD_HUB_URL" in page.text
+
+
+def _placed(name: str, latitude: float, longitude: float) -> schema.HeartbeatDeployment:
+    return schema.HeartbeatDeployment(
+        id=uuid.uuid4(), name=name, latitude=latitude, longitude=longitude
+    )
+
+
+def test_the_fleet_map_places_each_device_from_its_heartbeats_deployment(hub, fleet_web):
+    _post(hub, "fen", heartbeat_message("fen", deployment=_placed("fen east", 52.40, 0.30)))
+    _post(hub, "moor", heartbeat_message("moor", status="degraded: disk full",
+                                         deployment=_placed("high moor", 54.30, -2.10)))  # fmt: skip
+    _post(hub, "shed", heartbeat_message("shed"))  # an older messenger: no deployment
+    page = fleet_web.get("/fleet")
+    assert page.status == 200
+    svg = page.text.split('<svg id="fleet-map"')[1].split("</svg>")[0]
+    assert svg.count('<a class="marker"') == 2 and 'data-device="shed"' not in svg
+    assert (
+        '<a class="marker" href="/fleet/devices/moor" data-device="moor" data-state="degraded">'
+        in svg
+    )
+    assert "<title>fen — fen east (ok; 52.4, 0.3)</title>" in svg
+    # The graticule is labelled in degrees, both hemispheres of longitude in view.
+    assert ">2.0°W<" in svg and ">54.0°N<" in svg and ">0.0°<" in svg
+    unplaced = page.text.split('class="unplaced"')[1].split("</p>")[0]
+    assert '<a href="/fleet/devices/shed">shed</a>' in unplaced
+
+
+def _row(device_id: str, latitude: float | None, longitude: float | None) -> dict:
+    return {"device_id": device_id, "latitude": latitude, "longitude": longitude}
+
+
+def test_the_map_is_fitted_to_the_devices_west_to_east_and_south_to_north():
+    rows = [_row("north", 60.0, 5.0), _row("south", 50.0, 4.0), _row("east", 55.0, 10.0),
+            _row("nowhere", None, None)]  # fmt: skip
+    drawn = fleet_map(rows)
+    at = {m["device_id"]: (m["x"], m["y"]) for m in drawn.markers}
+    assert at["south"][0] < at["north"][0] < at["east"][0]  # west to east: x grows
+    assert at["north"][1] < at["east"][1] < at["south"][1]  # south to north: y shrinks
+    x, y, w, h = drawn.plot
+    # Within the plot, with a margin all round; the east-west scale that of the middle latitude.
+    assert all(x < mx < x + w and y < my < y + h for mx, my in at.values())
+    assert abs((w / (6.0 * 1.2)) / (h / (10.0 * 1.2)) - 0.5736) < 0.01  # cos 55°
+    assert [m["device_id"] for m in drawn.unplaced] == ["nowhere"]
+    assert [label for _, label in drawn.parallels] == [
+        "50°N",
+        "52°N",
+        "54°N",
+        "56°N",
+        "58°N",
+        "60°N",
+    ]
+    # One device alone is shown with a couple of kilometres around it, finely graduated.
+    alone = fleet_map([_row("only", -33.9, 18.4)])
+    assert len(alone.markers) == 1 and alone.parallels[0][1].endswith("°S")
+    assert "." in alone.meridians[0][1]
+    assert fleet_map([_row("nowhere", None, None)]).markers == []

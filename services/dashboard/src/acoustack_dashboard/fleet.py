@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -61,6 +62,11 @@ def _device_row(device: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         "last_detection_at": _time(device.get("last_detection_at")),
         "software_version": device.get("software_version") or "—",
         "metrics": device.get("metrics") or {},
+        "deployment_name": device.get("deployment_name"),
+        "latitude": device.get("latitude"),
+        "longitude": device.get("longitude"),
+        # The map's colour: silent wins over degraded (a silent device's verdict is stale).
+        "map_state": "silent" if "silent" in alarms else ("degraded" if state != "ok" else "ok"),
     }
 
 
@@ -106,3 +112,83 @@ def species_over_time(hub: HubClient, bucket: str) -> dict[str, Any]:
             for name, counts in sorted(table.items())
         ],
     }
+
+
+# --- the fleet map: drawn here, no tile server (none is reachable in the field) ---------------
+
+MAP_WIDTH, MAP_MAX_HEIGHT = 760, 460  # the plot, in SVG units; labels go in the padding
+MAP_PAD_LEFT, MAP_PAD_BOTTOM, MAP_PAD = 64, 28, 12
+MIN_SPAN_DEG = 0.02  # one device, or several at one site: about 2 km shown around it
+# Graticule steps, in degrees, from a few hundred metres to a continent.
+STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30)
+
+
+@dataclass(frozen=True)
+class FleetMap:
+    width: int  # the whole SVG
+    height: int
+    plot: tuple[int, int, int, int]  # x, y, width, height of the mapped area
+    meridians: list[tuple[float, str]]  # (x, label)
+    parallels: list[tuple[float, str]]  # (y, label)
+    markers: list[dict[str, Any]]  # a device row with its x, y
+    unplaced: list[dict[str, Any]]  # devices whose heartbeats never said where they are
+
+
+def _step(span: float) -> float:
+    """The smallest step giving at most six lines across ``span``."""
+    return next((s for s in STEPS if span / s <= 6), STEPS[-1])
+
+
+def _label(value: float, step: float, positive: str, negative: str) -> str:
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    hemisphere = positive if value > 0 else (negative if value < 0 else "")
+    return f"{abs(value):.{decimals}f}°{hemisphere}"
+
+
+def _lines(low: float, high: float, step: float) -> list[float]:
+    first = math.ceil(low / step - 1e-9)
+    return [i * step for i in range(first, math.floor(high / step + 1e-9) + 1)]
+
+
+def fleet_map(rows: list[dict[str, Any]]) -> FleetMap:
+    """Equirectangular, with the east-west scale of the middle latitude so a site keeps its
+    shape; fitted to the devices' extent and a tenth of it as margin. (A fleet straddling the
+    180th meridian is drawn the long way round.)"""
+    placed = [r for r in rows if r["latitude"] is not None and r["longitude"] is not None]
+    unplaced = [r for r in rows if r not in placed]
+    if not placed:
+        return FleetMap(0, 0, (0, 0, 0, 0), [], [], [], unplaced)
+    lats = [r["latitude"] for r in placed]
+    lons = [r["longitude"] for r in placed]
+
+    def bounds(values: list[float], limit: float) -> tuple[float, float]:
+        low, high = min(values), max(values)
+        margin = max((high - low) / 10, MIN_SPAN_DEG / 2)
+        return max(low - margin, -limit), min(high + margin, limit)
+
+    south, north = bounds(lats, 90.0)
+    west, east = bounds(lons, 180.0)
+    shrink = max(math.cos(math.radians((south + north) / 2)), 0.05)
+    scale = MAP_WIDTH / ((east - west) * shrink)  # SVG units per degree of latitude
+    if (north - south) * scale > MAP_MAX_HEIGHT:
+        scale = MAP_MAX_HEIGHT / (north - south)
+    plot_w = round((east - west) * shrink * scale)
+    plot_h = round((north - south) * scale)
+    x0, y0 = MAP_PAD_LEFT, MAP_PAD
+
+    def x(lon: float) -> float:
+        return round(x0 + (lon - west) * shrink * scale, 1)
+
+    def y(lat: float) -> float:
+        return round(y0 + (north - lat) * scale, 1)
+
+    lon_step, lat_step = _step(east - west), _step(north - south)
+    return FleetMap(
+        width=x0 + plot_w + MAP_PAD,
+        height=y0 + plot_h + MAP_PAD_BOTTOM,
+        plot=(x0, y0, plot_w, plot_h),
+        meridians=[(x(v), _label(v, lon_step, "E", "W")) for v in _lines(west, east, lon_step)],
+        parallels=[(y(v), _label(v, lat_step, "N", "S")) for v in _lines(south, north, lat_step)],
+        markers=[r | {"x": x(r["longitude"]), "y": y(r["latitude"])} for r in placed],
+        unplaced=unplaced,
+    )
