@@ -4,6 +4,7 @@ feed it: the devices with their state and last seen, a device's detail, species 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 import urllib.request
 import uuid
@@ -120,7 +121,7 @@ def test_the_fleet_map_places_each_device_from_its_heartbeats_deployment(hub, fl
     )
     assert "<title>fen — fen east (ok; 52.4, 0.3)</title>" in svg
     # The graticule is labelled in degrees, both hemispheres of longitude in view.
-    assert ">2.0°W<" in svg and ">54.0°N<" in svg and ">0.0°<" in svg
+    assert ">2°W<" in svg and ">1°E<" in svg and ">54.0°N<" in svg and ">0°<" in svg
     unplaced = page.text.split('class="unplaced"')[1].split("</p>")[0]
     assert '<a href="/fleet/devices/shed">shed</a>' in unplaced
 
@@ -137,18 +138,19 @@ def test_the_map_is_fitted_to_the_devices_west_to_east_and_south_to_north():
     assert at["south"][0] < at["north"][0] < at["east"][0]  # west to east: x grows
     assert at["north"][1] < at["east"][1] < at["south"][1]  # south to north: y shrinks
     x, y, w, h = drawn.plot
-    # Within the plot, with a margin all round; the east-west scale that of the middle latitude.
-    assert all(x < mx < x + w and y < my < y + h for mx, my in at.values())
-    assert abs((w / (6.0 * 1.2)) / (h / (10.0 * 1.2)) - 0.5736) < 0.01  # cos 55°
+    # Within the plot, with a margin all round, the frame filled.
+    assert all(x + 10 < mx < x + w - 10 and y + 10 < my < y + h - 10 for mx, my in at.values())
+    assert (w, h) == (760, 460)
+    # A degree east-west is cos(55°), the middle latitude's, of a degree north-south.
+    per_lon = (at["east"][0] - at["south"][0]) / (10.0 - 4.0)
+    per_lat = (at["south"][1] - at["north"][1]) / (60.0 - 50.0)
+    assert per_lon / per_lat == pytest.approx(0.5736, abs=0.001)
     assert [m["device_id"] for m in drawn.unplaced] == ["nowhere"]
-    assert [label for _, label in drawn.parallels] == [
-        "50°N",
-        "52°N",
-        "54°N",
-        "56°N",
-        "58°N",
-        "60°N",
-    ]
+    labels = [label for _, label in drawn.parallels]
+    assert labels[0] == "50°N" and labels[-1] == "60°N"
+    assert [y for y, _ in drawn.parallels] == sorted((y for y, _ in drawn.parallels), reverse=True)
+    xs = [x for x, _ in drawn.meridians]
+    assert all(b - a >= 70 for a, b in itertools.pairwise(xs))
     # One device alone is shown with a couple of kilometres around it, finely graduated.
     alone = fleet_map([_row("only", -33.9, 18.4)])
     assert len(alone.markers) == 1 and alone.parallels[0][1].endswith("°S")

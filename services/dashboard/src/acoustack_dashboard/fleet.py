@@ -116,7 +116,8 @@ def species_over_time(hub: HubClient, bucket: str) -> dict[str, Any]:
 
 # --- the fleet map: drawn here, no tile server (none is reachable in the field) ---------------
 
-MAP_WIDTH, MAP_MAX_HEIGHT = 760, 460  # the plot, in SVG units; labels go in the padding
+MAP_WIDTH, MAP_HEIGHT = 760, 460  # the plot, in SVG units; labels go in the padding
+LABEL_SPACING = 70  # at least this far apart, so the degrees' labels never overlap
 MAP_PAD_LEFT, MAP_PAD_BOTTOM, MAP_PAD = 64, 28, 12
 MIN_SPAN_DEG = 0.02  # one device, or several at one site: about 2 km shown around it
 # Graticule steps, in degrees, from a few hundred metres to a continent.
@@ -134,9 +135,11 @@ class FleetMap:
     unplaced: list[dict[str, Any]]  # devices whose heartbeats never said where they are
 
 
-def _step(span: float) -> float:
-    """The smallest step giving at most six lines across ``span``."""
-    return next((s for s in STEPS if span / s <= 6), STEPS[-1])
+def _step(span: float, length: float) -> float:
+    """The smallest step whose lines across ``span`` degrees (``length`` units) are at least
+    LABEL_SPACING apart."""
+    most = max(length // LABEL_SPACING, 2)
+    return next((s for s in STEPS if span / s <= most), STEPS[-1])
 
 
 def _label(value: float, step: float, positive: str, negative: str) -> str:
@@ -152,8 +155,9 @@ def _lines(low: float, high: float, step: float) -> list[float]:
 
 def fleet_map(rows: list[dict[str, Any]]) -> FleetMap:
     """Equirectangular, with the east-west scale of the middle latitude so a site keeps its
-    shape; fitted to the devices' extent and a tenth of it as margin. (A fleet straddling the
-    180th meridian is drawn the long way round.)"""
+    shape; the devices' extent and a tenth of it as margin fitted into the frame, then widened
+    (or heightened) to fill it. (A fleet straddling the 180th meridian is drawn the long way
+    round.)"""
     placed = [r for r in rows if r["latitude"] is not None and r["longitude"] is not None]
     unplaced = [r for r in rows if r not in placed]
     if not placed:
@@ -161,17 +165,20 @@ def fleet_map(rows: list[dict[str, Any]]) -> FleetMap:
     lats = [r["latitude"] for r in placed]
     lons = [r["longitude"] for r in placed]
 
-    def bounds(values: list[float], limit: float) -> tuple[float, float]:
-        low, high = min(values), max(values)
-        margin = max((high - low) / 10, MIN_SPAN_DEG / 2)
-        return max(low - margin, -limit), min(high + margin, limit)
+    def spread(values: list[float]) -> float:
+        return max((max(values) - min(values)) * 1.2, MIN_SPAN_DEG)
 
-    south, north = bounds(lats, 90.0)
-    west, east = bounds(lons, 180.0)
-    shrink = max(math.cos(math.radians((south + north) / 2)), 0.05)
-    scale = MAP_WIDTH / ((east - west) * shrink)  # SVG units per degree of latitude
-    if (north - south) * scale > MAP_MAX_HEIGHT:
-        scale = MAP_MAX_HEIGHT / (north - south)
+    def around(values: list[float], span: float, limit: float) -> tuple[float, float]:
+        middle = (min(values) + max(values)) / 2
+        low = min(max(middle - span / 2, -limit), limit - span)
+        return max(low, -limit), min(low + span, limit)
+
+    middle_lat = (min(lats) + max(lats)) / 2
+    shrink = max(math.cos(math.radians(middle_lat)), 0.05)
+    lat_span, lon_span = spread(lats), spread(lons)
+    scale = min(MAP_WIDTH / (lon_span * shrink), MAP_HEIGHT / lat_span)  # units per degree
+    south, north = around(lats, min(MAP_HEIGHT / scale, 180.0), 90.0)
+    west, east = around(lons, min(MAP_WIDTH / (shrink * scale), 360.0), 180.0)
     plot_w = round((east - west) * shrink * scale)
     plot_h = round((north - south) * scale)
     x0, y0 = MAP_PAD_LEFT, MAP_PAD
@@ -182,7 +189,7 @@ def fleet_map(rows: list[dict[str, Any]]) -> FleetMap:
     def y(lat: float) -> float:
         return round(y0 + (north - lat) * scale, 1)
 
-    lon_step, lat_step = _step(east - west), _step(north - south)
+    lon_step, lat_step = _step(east - west, plot_w), _step(north - south, plot_h)
     return FleetMap(
         width=x0 + plot_w + MAP_PAD,
         height=y0 + plot_h + MAP_PAD_BOTTOM,
