@@ -50,7 +50,7 @@ from acoustack_hub.testing import (
     hub_broker,
     hub_database,
 )
-from acoustack_messenger.messengers import MqttMessenger
+from acoustack_messenger.messengers import USER_AGENT, MqttMessenger
 
 DEVICES = int(os.environ.get("BENCH_DEVICES", "1000"))
 LIVE_S = float(os.environ.get("BENCH_LIVE_S", "60"))
@@ -116,7 +116,11 @@ class LiveFleet:
             if wait > 0 and self.stop.wait(wait):
                 return
             properties = Properties(PacketTypes.PUBLISH)
-            properties.UserProperty = [("message_id", str(message.id)), ("device_id", device)]
+            properties.UserProperty = [
+                ("message_id", str(message.id)),
+                ("device_id", device),
+                ("software", USER_AGENT),  # as a device's messenger sends them
+            ]
             self.published[str(message.id)] = time.time()
             self.clients[index % PUBLISHERS].publish(
                 TOPIC, message.content, qos=1, properties=properties

@@ -8,7 +8,7 @@ import uuid
 
 import psycopg
 
-from acoustack import schema
+from acoustack import __version__, schema
 from acoustack_hub.testing import detection_message, heartbeat_message, wait_for
 from acoustack_messenger.messengers import HttpMessenger, MqttMessenger
 
@@ -44,7 +44,10 @@ def test_the_messengers_of_real_devices_deliver_to_the_hub_once(
     device = hub.get("/devices/meadow-http")
     assert device["status"] == "ok" and device["metrics"] == {"free_storage": 12.5}
     assert device["software_version"] == "acoustack 0.1.0"
-    assert hub.get("/devices/meadow-mqtt")["last_detection_at"] is not None
+    over_mqtt = hub.get("/devices/meadow-mqtt")
+    assert over_mqtt["last_detection_at"] is not None
+    # The software version over MQTT too: the messenger's user property `software`.
+    assert over_mqtt["software_version"] == f"acoustack {__version__}"
 
 
 def test_the_registry_keeps_where_each_device_is_from_its_newest_heartbeat(

@@ -220,6 +220,8 @@ class MqttIngest:
                 via="mqtt",
                 received_at=dt.datetime.now(dt.UTC),
                 topic=message.topic,
+                # The messenger's `software` property is HTTP's User-Agent over MQTT.
+                user_agent=found.get("software"),
             ),
             lambda _item: client.ack(mid, qos),
         )

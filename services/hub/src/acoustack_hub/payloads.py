@@ -43,7 +43,7 @@ class Incoming:
     via: str  # "mqtt" or "http"
     received_at: dt.datetime
     topic: str | None = None
-    user_agent: str | None = None
+    user_agent: str | None = None  # HTTP's User-Agent; over MQTT, user property software
     size: int | None = None  # when only the head of a message too large was kept
 
     @property

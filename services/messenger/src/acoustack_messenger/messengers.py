@@ -13,7 +13,8 @@ failure, so the send task stores every attempt. Statuses:
 - TIMEOUT: no answer within the configured time (tried again after a backoff).
 
 Every message carries its id, so a receiver can drop the duplicates that at-least-once delivery
-can make: MQTT v5 user property ``message_id`` (and ``device_id``), HTTP headers ``X-Message-Id``
+can make: MQTT v5 user property ``message_id`` (and ``device_id``, and ``software``: the sender's
+``acoustack-messenger/<version>``, as HTTP's User-Agent), HTTP headers ``X-Message-Id``
 and ``Idempotency-Key`` (and ``X-Device-Id``). The payload itself is the message's content,
 unchanged.
 
@@ -453,6 +454,7 @@ class MqttMessenger:
                 (_PAYLOAD_FORMAT_INDICATOR, b"\x01"),  # UTF-8 text
                 (_USER_PROPERTY, _utf8("message_id") + _utf8(str(message.id))),
                 (_USER_PROPERTY, _utf8("device_id") + _utf8(self.client_id)),
+                (_USER_PROPERTY, _SOFTWARE),
             ]
         )
 
@@ -518,6 +520,10 @@ def _utf8(text: str) -> bytes:
     """An MQTT UTF-8 string: its length in two bytes, then its bytes (MQTT v5 1.5.4)."""
     data = text.encode()
     return len(data).to_bytes(2, "big") + data
+
+
+# The same on every PUBLISH: encoded once. What a hub shows as the device's software version.
+_SOFTWARE = _utf8("software") + _utf8(USER_AGENT)
 
 
 class _PackedProperties(Properties):
