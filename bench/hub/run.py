@@ -12,7 +12,9 @@ Then BENCH_BACKLOG_DEVICES (100) devices come back after an hour offline, each w
 detection messages (every 10 s slot: 360), sent oldest first by the messenger's own
 MqttMessenger (pipelined windows, as a device sends its outbox), 20 devices at a time; each also
 sends its first 20 messages again, as a device whose responses were lost does. The live
-traffic goes on meanwhile.
+traffic goes on meanwhile. The backlog goes to its own topic (BENCH_BACKLOG_TOPIC, default
+fleet/bench/backlog: messaging.mqtt_backlog_topic, HUB_BACKLOG_TOPIC), which the hubs take after
+live traffic; BENCH_BACKLOG_TOPIC= (empty) mixes it with the live traffic, as before.
 
 stdout carries exactly five lines:
     hub_ingest_msgs_per_s: X /s      messages stored per second while the backlog drained (both
@@ -64,6 +66,9 @@ PUBLISHERS = 10
 BACKLOG_AT_ONCE = 20
 RESENT = 20
 TOPIC = "fleet/bench/messages"
+# The backlog on a topic of its own (messaging.mqtt_backlog_topic, HUB_BACKLOG_TOPIC), taken after
+# live traffic; BENCH_BACKLOG_TOPIC= (empty) sends it on TOPIC with the live traffic, as before.
+BACKLOG_TOPIC = os.environ.get("BENCH_BACKLOG_TOPIC", "fleet/bench/backlog")
 
 
 def device_name(i: int) -> str:
@@ -151,7 +156,9 @@ def backlog(device: str) -> list[schema.Message]:
 
 
 def send_backlog(broker, device: str, messages: list[schema.Message]) -> None:
-    messenger = MqttMessenger(broker.host, broker.port, TOPIC, device, timeout_s=30)
+    messenger = MqttMessenger(
+        broker.host, broker.port, TOPIC, device, timeout_s=30, backlog_topic=BACKLOG_TOPIC
+    )
     try:
         sent = 0
         for first in range(0, len(messages), messenger.window):
@@ -179,6 +186,7 @@ def main() -> int:
             "HUB_BROKER_HOST": broker.host,
             "HUB_BROKER_PORT": str(broker.port),
             "HUB_SUBSCRIBE_TOPIC": TOPIC,
+            "HUB_BACKLOG_TOPIC": BACKLOG_TOPIC,
             "HUB_LOG_LEVEL": "WARNING",
             "HUB_ALARM_CHECK_S": "3600",  # the simulated devices send no real status
         }

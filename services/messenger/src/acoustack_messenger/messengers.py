@@ -239,6 +239,8 @@ class MqttMessenger:
         timeout_s: float = 10.0,
         keepalive_s: int = 60,
         availability_topic: str | None = None,
+        backlog_topic: str = "",
+        backlog_age_s: float = 300.0,
     ) -> None:
         if not host:
             raise InvalidArgumentError("messaging.mqtt_host: empty")
@@ -247,11 +249,19 @@ class MqttMessenger:
                 f"messaging.mqtt_topic: {topic!r} is not a topic one can publish to "
                 "(not empty, no wildcards + or #)"
             )
+        if any(c in backlog_topic for c in "#+\0"):
+            raise InvalidArgumentError(
+                f"messaging.mqtt_backlog_topic: {backlog_topic!r} is not a topic one can publish "
+                "to (no wildcards + or #)"
+            )
         if transport not in ("tcp", "websockets"):
             raise InvalidArgumentError(
                 f"messaging.mqtt_transport: {transport!r}, expected tcp or websockets"
             )
         self.host, self.port, self.topic = host, port, topic
+        # A backlog on a topic of its own, so a receiver can take live messages first (its broker
+        # queues each subscription's messages in order: live ones would wait behind the backlog).
+        self.backlog_topic, self.backlog_age = backlog_topic, dt.timedelta(seconds=backlog_age_s)
         self.client_id = client_id
         self.username, self.password = username, password
         self.tls = tls or tls_context is not None
@@ -413,6 +423,7 @@ class MqttMessenger:
                 return [_response(m, exc.status, str(exc)) for m in messages]
             # The connection may have taken part of the time; the first PUBACK keeps to it.
             deadline: float | None = started + self.timeout_s
+            backlog_before = schema.utc_now() - self.backlog_age
             for index, message in enumerate(messages):
                 if len(pending) >= session.receive_maximum:
                     # Wait for one place, not more: a sender that pauses leaves Mosquitto's
@@ -423,8 +434,9 @@ class MqttMessenger:
                     )
                     if deadline is None:
                         break  # lost or silent: the rest is not published
+                old = self.backlog_topic and message.created_at < backlog_before
                 info = client.publish(
-                    self.topic,
+                    self.backlog_topic if old else self.topic,
                     message.content.encode(),
                     qos=1,
                     properties=self._properties(message),
@@ -720,6 +732,8 @@ def build_messengers(
                 transport=config.mqtt_transport,
                 timeout_s=config.mqtt_timeout_s,
                 availability_topic=availability_topic(config, device_id),
+                backlog_topic=config.mqtt_backlog_topic,
+                backlog_age_s=config.mqtt_backlog_age_s,
             )
         )
     return messengers
