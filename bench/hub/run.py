@@ -148,11 +148,14 @@ BACKLOG_BEFORE = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
 
 def backlog(device: str) -> list[schema.Message]:
     start = BACKLOG_BEFORE - dt.timedelta(seconds=SLOT_S * BACKLOG_PER_DEVICE)
+    made = [start + dt.timedelta(seconds=SLOT_S * k) for k in range(BACKLOG_PER_DEVICE)]
+    # Put in the outbox when detected, as a device's detector does (what makes them a backlog).
     return [
-        detection_message(hash((device, k)) & 0xFFFFFF, n_detections=2,
-                          created_at=start + dt.timedelta(seconds=SLOT_S * k))
-        for k in range(BACKLOG_PER_DEVICE)
-    ]  # fmt: skip
+        detection_message(hash((device, k)) & 0xFFFFFF, n_detections=2, created_at=when).model_copy(
+            update={"created_at": when}
+        )
+        for k, when in enumerate(made)
+    ]
 
 
 def send_backlog(broker, device: str, messages: list[schema.Message]) -> None:
