@@ -12,7 +12,9 @@ Then BENCH_BACKLOG_DEVICES (100) devices come back after an hour offline, each w
 detection messages (every 10 s slot: 360), sent oldest first by the messenger's own
 MqttMessenger (pipelined windows, as a device sends its outbox), 20 devices at a time; each also
 sends its first 20 messages again, as a device whose responses were lost does. The live
-traffic goes on meanwhile.
+traffic goes on meanwhile. The backlog goes to its own topic (BENCH_BACKLOG_TOPIC, default
+fleet/bench/backlog: messaging.mqtt_backlog_topic, HUB_BACKLOG_TOPIC), which the hubs take after
+live traffic; BENCH_BACKLOG_TOPIC= (empty) mixes it with the live traffic, as before.
 
 stdout carries exactly five lines:
     hub_ingest_msgs_per_s: X /s      messages stored per second while the backlog drained (both
@@ -50,7 +52,7 @@ from acoustack_hub.testing import (
     hub_broker,
     hub_database,
 )
-from acoustack_messenger.messengers import MqttMessenger
+from acoustack_messenger.messengers import USER_AGENT, MqttMessenger
 
 DEVICES = int(os.environ.get("BENCH_DEVICES", "1000"))
 LIVE_S = float(os.environ.get("BENCH_LIVE_S", "60"))
@@ -64,6 +66,9 @@ PUBLISHERS = 10
 BACKLOG_AT_ONCE = 20
 RESENT = 20
 TOPIC = "fleet/bench/messages"
+# The backlog on a topic of its own (messaging.mqtt_backlog_topic, HUB_BACKLOG_TOPIC), taken after
+# live traffic; BENCH_BACKLOG_TOPIC= (empty) sends it on TOPIC with the live traffic, as before.
+BACKLOG_TOPIC = os.environ.get("BENCH_BACKLOG_TOPIC", "fleet/bench/backlog")
 
 
 def device_name(i: int) -> str:
@@ -116,7 +121,11 @@ class LiveFleet:
             if wait > 0 and self.stop.wait(wait):
                 return
             properties = Properties(PacketTypes.PUBLISH)
-            properties.UserProperty = [("message_id", str(message.id)), ("device_id", device)]
+            properties.UserProperty = [
+                ("message_id", str(message.id)),
+                ("device_id", device),
+                ("software", USER_AGENT),  # as a device's messenger sends them
+            ]
             self.published[str(message.id)] = time.time()
             self.clients[index % PUBLISHERS].publish(
                 TOPIC, message.content, qos=1, properties=properties
@@ -139,15 +148,20 @@ BACKLOG_BEFORE = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
 
 def backlog(device: str) -> list[schema.Message]:
     start = BACKLOG_BEFORE - dt.timedelta(seconds=SLOT_S * BACKLOG_PER_DEVICE)
+    made = [start + dt.timedelta(seconds=SLOT_S * k) for k in range(BACKLOG_PER_DEVICE)]
+    # Put in the outbox when detected, as a device's detector does (what makes them a backlog).
     return [
-        detection_message(hash((device, k)) & 0xFFFFFF, n_detections=2,
-                          created_at=start + dt.timedelta(seconds=SLOT_S * k))
-        for k in range(BACKLOG_PER_DEVICE)
-    ]  # fmt: skip
+        detection_message(hash((device, k)) & 0xFFFFFF, n_detections=2, created_at=when).model_copy(
+            update={"created_at": when}
+        )
+        for k, when in enumerate(made)
+    ]
 
 
 def send_backlog(broker, device: str, messages: list[schema.Message]) -> None:
-    messenger = MqttMessenger(broker.host, broker.port, TOPIC, device, timeout_s=30)
+    messenger = MqttMessenger(
+        broker.host, broker.port, TOPIC, device, timeout_s=30, backlog_topic=BACKLOG_TOPIC
+    )
     try:
         sent = 0
         for first in range(0, len(messages), messenger.window):
@@ -175,6 +189,7 @@ def main() -> int:
             "HUB_BROKER_HOST": broker.host,
             "HUB_BROKER_PORT": str(broker.port),
             "HUB_SUBSCRIBE_TOPIC": TOPIC,
+            "HUB_BACKLOG_TOPIC": BACKLOG_TOPIC,
             "HUB_LOG_LEVEL": "WARNING",
             "HUB_ALARM_CHECK_S": "3600",  # the simulated devices send no real status
         }

@@ -5,22 +5,30 @@ recordings replayed, detected by the bundled BatDetect2 and filed by storage.
 It signs in, starts a deployment from the overview, sees the first detection arrive live (no
 reload), opens one and finds its
 spectrogram with boxes, plays the audio as recorded and time-expanded (ten times longer), has a
-bad setting refused with the field named, and stops the deployment. A screenshot of each page is
-kept under build/dashboard/."""
+bad setting refused with the field named, and stops the deployment. In hub mode, against a real
+hub, the fleet map's markers are where their coordinates say and open their device. A screenshot
+of each page is kept under build/dashboard/."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from acoustack import schema
 from acoustack.clients import StoreClient
 from acoustack.testing.servers import free_port
+from acoustack_dashboard.settings import DashboardSettings
+from acoustack_dashboard.testing import PASSWORD
+from acoustack_dashboard.wiring import Dashboard
 from acoustack_devstack import REPO, DevStack, Ports
+from acoustack_hub.testing import heartbeat_message
+from acoustack_messenger.messengers import HttpMessenger
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO / "build" / "dashboard"
@@ -203,3 +211,66 @@ def test_the_dashboard_in_a_browser(stack: DevStack, page: Page, password: str):
     page.click('button[name="stop"]')
     expect(page.locator("#deployment")).to_contain_text("No deployment is active", timeout=60_000)
     shot(page, "stopped")
+
+
+def test_the_fleet_map_in_a_browser(hub_replicas, storage_target: str, page: Page, tmp_path):
+    """Hub mode: three placed devices and one that never said where it is, sent to a real hub as
+    a device's messenger posts them; the map shows a marker for each placed one where its
+    coordinates say, coloured by its state, and clicking one opens that device."""
+    hub = hub_replicas[0].start()
+    places = {"fen": (52.40, 0.30), "moor": (54.30, -2.10), "coast": (50.70, -1.30)}
+    for device_id, (lat, lon) in places.items():
+        where = schema.HeartbeatDeployment(
+            id=uuid.uuid4(), name=f"{device_id} site", latitude=lat, longitude=lon
+        )
+        status = "degraded: disk full" if device_id == "moor" else "ok"
+        beat = heartbeat_message(device_id, status=status, deployment=where)
+        sent = HttpMessenger(f"{hub.url}/messages", device_id=device_id).send_message(beat)
+        assert sent.status is schema.ResponseStatus.SUCCESS, sent.content
+    shed = HttpMessenger(f"{hub.url}/messages", device_id="shed")
+    assert shed.send_message(heartbeat_message("shed")).status is schema.ResponseStatus.SUCCESS
+
+    settings = DashboardSettings(
+        storage_target=storage_target,
+        control_target="127.0.0.1:9",
+        recordings_root=tmp_path,
+        data_dir=tmp_path / "dashboard-data",
+        password=PASSWORD,
+        http_host="127.0.0.1",
+        http_port=0,
+        hub_url=hub.url,
+    )
+    running = Dashboard(settings).start()
+    try:
+        url = f"http://127.0.0.1:{running.server.port}/"
+        page.set_default_timeout(30_000)
+        page.goto(url + "fleet")
+        page.fill('input[name="password"]', PASSWORD)
+        page.click('button:has-text("Sign in")')
+        expect(page.locator("h1")).to_have_text("Fleet")
+        markers = page.locator("#fleet-map a.marker")
+        expect(markers).to_have_count(3)
+        centre = {}
+        for device_id in places:
+            box = page.locator(f'#fleet-map a.marker[data-device="{device_id}"] circle')
+            expect(box).to_be_visible()
+            b = box.bounding_box()
+            centre[device_id] = (b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
+        # West to east: moor (2.1°W), coast (1.3°W), fen (0.3°E); south to north: coast, fen, moor.
+        assert centre["moor"][0] < centre["coast"][0] < centre["fen"][0]
+        assert centre["moor"][1] < centre["fen"][1] < centre["coast"][1]
+        colour = "el => getComputedStyle(el).fill"
+        moor = page.locator('#fleet-map a.marker[data-device="moor"] circle')
+        fen = page.locator('#fleet-map a.marker[data-device="fen"] circle')
+        assert moor.evaluate(colour) != fen.evaluate(colour)  # degraded is not drawn as ok
+        expect(page.locator('#fleet-map a.marker[data-device="moor"] title')).to_contain_text(
+            "moor site"
+        )
+        expect(page.locator(".unplaced")).to_contain_text("shed")
+        shot(page, "fleet-map")
+
+        page.locator('#fleet-map a.marker[data-device="coast"]').click()
+        expect(page).to_have_url(url + "fleet/devices/coast")
+        expect(page.locator("h1")).to_contain_text("coast")
+    finally:
+        running.stop()

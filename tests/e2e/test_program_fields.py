@@ -800,6 +800,38 @@ def messaging_mqtt_topic(device: Device) -> None:
         elsewhere.close()
 
 
+def messaging_mqtt_backlog_topic(device: Device) -> None:
+    # Everything older than a millisecond is backlog: the next detection goes to its topic.
+    topic = f"{device.topic}-backlog"
+    backlog = Subscriber(Broker(MQTT_HOST, 1883), topic)
+    try:
+        device.set("messaging.mqtt_backlog_age_s", 0.001)
+        device.set("messaging.mqtt_backlog_topic", topic)
+        device.wait_arrival(lambda payload: "model_output_id" in payload, backlog)
+    finally:
+        backlog.close()
+
+
+def messaging_mqtt_backlog_age(device: Device) -> None:
+    # The same backlog topic: a millisecond's age sends the detections there, a day's keeps
+    # the next ones (made after the change) on mqtt_topic.
+    topic = f"{device.topic}-backlog"
+    backlog = Subscriber(Broker(MQTT_HOST, 1883), topic)
+    try:
+        device.set("messaging.mqtt_backlog_topic", topic)
+        device.set("messaging.mqtt_backlog_age_s", 0.001)
+        device.wait_arrival(lambda payload: "model_output_id" in payload, backlog)
+    finally:
+        backlog.close()
+    at = device.set("messaging.mqtt_backlog_age_s", 86400)
+    device.wait_arrival(
+        lambda payload: (
+            "model_output_id" in payload
+            and dt.datetime.fromisoformat(payload["created_at"]).timestamp() > at
+        )
+    )
+
+
 def _own_broker(device: Device, own_broker, listener: Broker, **fields: Any) -> Subscriber:
     """The test's broker, which takes alice with the password in the secret mqtt_password (what
     messaging.mqtt_password_secret names by default)."""
@@ -1134,6 +1166,8 @@ ROWS: dict[str, Callable[..., None]] = {
     "messaging.mqtt_tls": messaging_mqtt_tls,
     "messaging.mqtt_transport": messaging_mqtt_transport,
     "messaging.mqtt_timeout_s": messaging_mqtt_timeout,
+    "messaging.mqtt_backlog_topic": messaging_mqtt_backlog_topic,
+    "messaging.mqtt_backlog_age_s": messaging_mqtt_backlog_age,
     "messaging.homeassistant_discovery": messaging_homeassistant_discovery,
     "messaging.homeassistant_prefix": messaging_homeassistant_prefix,
     "summary.interval_s": summary_interval,

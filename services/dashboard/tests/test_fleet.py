@@ -4,12 +4,16 @@ feed it: the devices with their state and last seen, a device's detail, species 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from acoustack import schema
+from acoustack_dashboard.fleet import fleet_map
 from acoustack_dashboard.settings import DashboardSettings
 from acoustack_dashboard.testing import PASSWORD, Client
 from acoustack_dashboard.wiring import Dashboard
@@ -83,7 +87,7 @@ def test_the_fleet_pages_show_each_device_its_detail_and_species_over_time(hub, 
 
     # A device silent past its intervals shows its open alarm.
     time.sleep(2.5)
-    assert "silent" in fleet_web.get("/fleet").text
+    assert "<td>silent</td>" in fleet_web.get("/fleet").text
 
     assert fleet_web.get("/fleet/devices/elsewhere").status == 404
     bad = fleet_web.get("/fleet/species?bucket=week")
@@ -94,3 +98,61 @@ def test_without_the_hub_the_fleet_pages_say_so(hub, fleet_web):
     hub.stop()
     page = fleet_web.get("/fleet")
     assert page.status == 503 and "DASHBOARD_HUB_URL" in page.text
+
+
+def _placed(name: str, latitude: float, longitude: float) -> schema.HeartbeatDeployment:
+    return schema.HeartbeatDeployment(
+        id=uuid.uuid4(), name=name, latitude=latitude, longitude=longitude
+    )
+
+
+def test_the_fleet_map_places_each_device_from_its_heartbeats_deployment(hub, fleet_web):
+    _post(hub, "fen", heartbeat_message("fen", deployment=_placed("fen east", 52.40, 0.30)))
+    _post(hub, "moor", heartbeat_message("moor", status="degraded: disk full",
+                                         deployment=_placed("high moor", 54.30, -2.10)))  # fmt: skip
+    _post(hub, "shed", heartbeat_message("shed"))  # an older messenger: no deployment
+    page = fleet_web.get("/fleet")
+    assert page.status == 200
+    svg = page.text.split('<svg id="fleet-map"')[1].split("</svg>")[0]
+    assert svg.count('<a class="marker"') == 2 and 'data-device="shed"' not in svg
+    assert (
+        '<a class="marker" href="/fleet/devices/moor" data-device="moor" data-state="degraded">'
+        in svg
+    )
+    assert "<title>fen — fen east (ok; 52.4, 0.3)</title>" in svg
+    # The graticule is labelled in degrees, both hemispheres of longitude in view.
+    assert ">2°W<" in svg and ">1°E<" in svg and ">54.0°N<" in svg and ">0°<" in svg
+    unplaced = page.text.split('class="unplaced"')[1].split("</p>")[0]
+    assert '<a href="/fleet/devices/shed">shed</a>' in unplaced
+
+
+def _row(device_id: str, latitude: float | None, longitude: float | None) -> dict:
+    return {"device_id": device_id, "latitude": latitude, "longitude": longitude}
+
+
+def test_the_map_is_fitted_to_the_devices_west_to_east_and_south_to_north():
+    rows = [_row("north", 60.0, 5.0), _row("south", 50.0, 4.0), _row("east", 55.0, 10.0),
+            _row("nowhere", None, None)]  # fmt: skip
+    drawn = fleet_map(rows)
+    at = {m["device_id"]: (m["x"], m["y"]) for m in drawn.markers}
+    assert at["south"][0] < at["north"][0] < at["east"][0]  # west to east: x grows
+    assert at["north"][1] < at["east"][1] < at["south"][1]  # south to north: y shrinks
+    x, y, w, h = drawn.plot
+    # Within the plot, with a margin all round, the frame filled.
+    assert all(x + 10 < mx < x + w - 10 and y + 10 < my < y + h - 10 for mx, my in at.values())
+    assert (w, h) == (760, 460)
+    # A degree east-west is cos(55°), the middle latitude's, of a degree north-south.
+    per_lon = (at["east"][0] - at["south"][0]) / (10.0 - 4.0)
+    per_lat = (at["south"][1] - at["north"][1]) / (60.0 - 50.0)
+    assert per_lon / per_lat == pytest.approx(0.5736, abs=0.001)
+    assert [m["device_id"] for m in drawn.unplaced] == ["nowhere"]
+    labels = [label for _, label in drawn.parallels]
+    assert labels[0] == "50°N" and labels[-1] == "60°N"
+    assert [y for y, _ in drawn.parallels] == sorted((y for y, _ in drawn.parallels), reverse=True)
+    xs = [x for x, _ in drawn.meridians]
+    assert all(b - a >= 70 for a, b in itertools.pairwise(xs))
+    # One device alone is shown with a couple of kilometres around it, finely graduated.
+    alone = fleet_map([_row("only", -33.9, 18.4)])
+    assert len(alone.markers) == 1 and alone.parallels[0][1].endswith("°S")
+    assert "." in alone.meridians[0][1]
+    assert fleet_map([_row("nowhere", None, None)]).markers == []

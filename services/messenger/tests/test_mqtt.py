@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from acoustack import schema
+from acoustack import __version__, schema
 from acoustack.errors import InvalidArgumentError, validation_message
 from acoustack.program_config import MessagingConfig
 from acoustack_messenger.messengers import MqttMessenger, build_messengers
@@ -32,7 +32,11 @@ def test_a_message_reaches_a_subscriber_with_its_id(mqtt_broker, subscriber, top
             assert response.message_id == m.id
             received = subscriber.next(topic=topic)
             assert received.payload == m.content.encode()
-            assert received.user_properties == {"message_id": str(m.id), "device_id": "device-7"}
+            assert received.user_properties == {
+                "message_id": str(m.id),
+                "device_id": "device-7",
+                "software": f"acoustack-messenger/{__version__}",  # what sent it, as HTTP says
+            }
     finally:
         messenger.close()
 

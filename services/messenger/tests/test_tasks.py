@@ -408,12 +408,19 @@ def test_storage_unavailable_is_raised_for_celery_to_retry(tmp_path, closed_port
 
 
 def test_the_heartbeat_carries_the_device_and_its_metrics(tasks, context, store, http_sink):
-    deployment = store.start_deployment("meadow")
+    # Before any deployment, the heartbeat says nothing of one (the content as it always was).
+    assert tasks["heartbeat"](program_config={"messaging": {"http_url": f"{http_sink.url}/ok"}})
+    assert "deployment" not in json.loads(http_sink.posts()[-1].body)
+    deployment = store.start_deployment("meadow", latitude=52.0123, longitude=-1.5)
     started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     store.store_recording(factories.recording(deployment.id, started_at=started))
     assert tasks["heartbeat"](program_config={"messaging": {"http_url": f"{http_sink.url}/ok"}})
-    [post] = http_sink.posts()
+    post = http_sink.posts()[-1]
     beat = schema.Heartbeat.model_validate_json(post.body)
+    # Where it is, for a hub's map: the current deployment as storage has it.
+    assert beat.deployment == schema.HeartbeatDeployment(
+        id=uuid.UUID(deployment.id), name="meadow", latitude=52.0123, longitude=-1.5
+    )
     # The device's id as storage, which owns it, gives it: the same as on its recordings.
     assert beat.device_id == store.device_id() == context.device_id
     assert post.headers["X-Device-Id"] == store.device_id()

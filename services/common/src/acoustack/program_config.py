@@ -398,6 +398,18 @@ class MessagingConfig(Section):
     mqtt_timeout_s: Annotated[
         float, Field(gt=0, le=300, description="seconds to wait for the broker to take a message")
     ] = 10.0
+    mqtt_backlog_topic: Annotated[
+        str,
+        Field(
+            pattern=r"^[^#+\x00]*$",
+            description="where a message older than mqtt_backlog_age_s is published instead of "
+            "mqtt_topic (a hub takes it after live traffic); empty: every message on mqtt_topic",
+        ),
+    ] = ""
+    mqtt_backlog_age_s: Annotated[
+        float,
+        Field(gt=0, description="how old a message is when it goes to mqtt_backlog_topic"),
+    ] = 300.0
     homeassistant_discovery: Annotated[
         bool,
         Field(

@@ -272,11 +272,28 @@ class Metric(Schema):
     unit: Annotated[str, Field(max_length=50)] = ""
 
 
+class HeartbeatDeployment(Schema):
+    """Where the device is: its current deployment, as a heartbeat carries it (a hub's map)."""
+
+    id: uuid.UUID
+    name: Name
+    latitude: Annotated[float, Field(ge=-90.0, le=90.0)] | None = None
+    longitude: Annotated[float, Field(ge=-180.0, le=180.0)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> HeartbeatDeployment:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together: give both or neither")
+        return self
+
+
 class Heartbeat(Schema):
     device_id: NonEmptyText
     sent_at: UTCDatetime = Field(default_factory=utc_now)
     status: Annotated[str, Field(max_length=200)] = "ok"
     metrics: list[Metric] = Field(default_factory=list)
+    # None (left out of the JSON): no deployment active, or storage could not say.
+    deployment: HeartbeatDeployment | None = None
 
 
 class RecordingEntry(Schema):

@@ -346,7 +346,9 @@ def generate_summariser_task(
 
 
 def heartbeat_to_json(heartbeat: schema.Heartbeat) -> str:
-    return json.dumps(heartbeat.model_dump(mode="json"), separators=(",", ":"))
+    # No deployment: the key is left out, so the content is what it was before it existed.
+    leave_out = {"deployment"} if heartbeat.deployment is None else None
+    return json.dumps(heartbeat.model_dump(mode="json", exclude=leave_out), separators=(",", ":"))
 
 
 def _device_id(given: str | Callable[[], str] | None) -> str:
@@ -363,11 +365,13 @@ def generate_heartbeat_task(
     *,
     device_id: str | Callable[[], str] | None = None,
     status: Callable[[], str] | None = None,
+    deployment: Callable[[], schema.HeartbeatDeployment | None] | None = None,
 ) -> Callable[[], None]:
-    """acoustack's additions to acoupi's parameters, both part of the heartbeat this builds:
+    """acoustack's additions to acoupi's parameters, all part of the heartbeat this builds:
     ``device_id``, the id or how to learn it at each run (acoustack's services learn it from
-    storage; without one, the hardware's id, else "unknown"), and ``status``, the device's verdict
-    at each run ("ok" or "degraded: …"; without it "ok")."""
+    storage; without one, the hardware's id, else "unknown"), ``status``, the device's verdict
+    at each run ("ok" or "degraded: …"; without it "ok"), and ``deployment``, where the device
+    is (without it, none is sent)."""
     collectors = list(metrics or [])
 
     def heartbeat_task() -> None:
@@ -385,6 +389,7 @@ def generate_heartbeat_task(
             sent_at=_now(),
             status=status() if status is not None else "ok",
             metrics=values,
+            deployment=deployment() if deployment is not None else None,
         )
         content = serializer(heartbeat)
         message = schema.Message(

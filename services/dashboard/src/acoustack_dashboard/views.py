@@ -445,7 +445,8 @@ class Views:
 
     def fleet(self, request: Request) -> Response:
         now = dt.datetime.now(dt.UTC)
-        return self.page(request, "fleet.html", devices=fleet.devices(self.hub, now))
+        rows = fleet.devices(self.hub, now)
+        return self.page(request, "fleet.html", devices=rows, map=fleet.fleet_map(rows))
 
     def fleet_device(self, request: Request) -> Response:
         device_id = urllib.parse.unquote(request.params["id"])

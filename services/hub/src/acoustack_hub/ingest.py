@@ -9,6 +9,7 @@ again; nothing is acknowledged meanwhile, so the broker keeps the messages.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -36,6 +37,9 @@ class Pending:
     done: Callable[[Accepted | Rejected], None]
 
 
+LIVE, BACKLOG = 0, 1  # the order the ingest takes what is waiting
+
+
 class Ingest:
     def __init__(
         self, store: HubStore, *, batch_size: int, batch_wait_s: float, max_message_bytes: int
@@ -44,7 +48,9 @@ class Ingest:
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_s
         self.max_message_bytes = max_message_bytes
-        self.queue: queue.Queue[Pending] = queue.Queue()
+        # Live messages first, a backlog's when none waits; in arrival order within each.
+        self.queue: queue.PriorityQueue[tuple[int, int, Pending]] = queue.PriorityQueue()
+        self._order = itertools.count()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hub-ingest", daemon=True)
 
@@ -56,12 +62,17 @@ class Ingest:
         self._stop.set()
         self._thread.join(timeout_s)
 
-    def submit(self, incoming: Incoming, done: Callable[[Accepted | Rejected], None]) -> None:
-        self.queue.put(Pending(incoming, done))
+    def submit(
+        self,
+        incoming: Incoming,
+        done: Callable[[Accepted | Rejected], None],
+        priority: int = LIVE,
+    ) -> None:
+        self.queue.put((priority, next(self._order), Pending(incoming, done)))
 
     def _next_batch(self) -> list[Pending]:
         try:
-            first = self.queue.get(timeout=0.2)
+            first = self.queue.get(timeout=0.2)[2]
         except queue.Empty:
             return []
         batch = [first]
@@ -69,7 +80,8 @@ class Ingest:
         while len(batch) < self.batch_size:
             left = deadline - time.monotonic()
             try:
-                batch.append(self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait())
+                got = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
+                batch.append(got[2])
             except queue.Empty:
                 break
         return batch

@@ -27,7 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from acoustack_hub.ingest import Ingest
+from acoustack_hub.ingest import LIVE, Ingest
 from acoustack_hub.payloads import Incoming
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,11 @@ class MqttIngest:
         password_file: Path | None = None,
         session_expiry_s: int = 3600,
         receive_maximum: int = 1000,
+        priority: int = LIVE,
     ) -> None:
         install_fast_publish_properties()
         self.ingest = ingest
+        self.priority = priority
         self.host, self.port = host, port
         self.subscription = f"$share/{group}/{topic}"
         self.session_expiry_s = session_expiry_s
@@ -144,9 +146,10 @@ class MqttIngest:
         self.connected = threading.Event()
         self.unsubscribed = threading.Event()
         self.last_message = time.monotonic()
+        self.client_id = client_id or f"hub-{socket.gethostname()}"
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"hub-{socket.gethostname()}",
+            client_id=self.client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
@@ -220,6 +223,9 @@ class MqttIngest:
                 via="mqtt",
                 received_at=dt.datetime.now(dt.UTC),
                 topic=message.topic,
+                # The messenger's `software` property is HTTP's User-Agent over MQTT.
+                user_agent=found.get("software"),
             ),
             lambda _item: client.ack(mid, qos),
+            self.priority,
         )

@@ -5,7 +5,8 @@ carry no kind of their own except summaries:
 
 - a detection message: ``model_output_id``, ``recording_id``, ``model``, ``created_at``, ``tags``
   and ``detections`` (acoustack.components.messages);
-- a heartbeat: ``device_id``, ``sent_at``, ``status``, ``metrics`` (acoustack.schema.Heartbeat);
+- a heartbeat: ``device_id``, ``sent_at``, ``status``, ``metrics``, and from newer messengers
+  ``deployment`` (acoustack.schema.Heartbeat);
 - a summary: ``"kind": "summary"`` (acoustack_messenger.summaries).
 
 No device sends a ``schema_version`` today: none means version 1. A message naming another is
@@ -27,6 +28,8 @@ from acoustack import schema
 
 SCHEMA_VERSIONS = (1,)
 HEAD_BYTES = 1024  # what is kept of a rejected payload
+# What the hub reads of a heartbeat; anything else a newer device adds is kept in the payload only.
+_HEARTBEAT_KEYS = ("device_id", "sent_at", "status", "metrics", "deployment")
 _USER_AGENT = re.compile(r"^acoustack-messenger/(\S+)")
 
 
@@ -40,7 +43,7 @@ class Incoming:
     via: str  # "mqtt" or "http"
     received_at: dt.datetime
     topic: str | None = None
-    user_agent: str | None = None
+    user_agent: str | None = None  # HTTP's User-Agent; over MQTT, user property software
     size: int | None = None  # when only the head of a message too large was kept
 
     @property
@@ -61,6 +64,7 @@ class Accepted:
     status: str | None = None  # a heartbeat's verdict
     metrics: str | None = None  # a heartbeat's metrics, JSON {name: value}
     software_version: str | None = None
+    deployment: schema.HeartbeatDeployment | None = None  # a heartbeat's, when it has one
 
 
 @dataclass(frozen=True)
@@ -207,14 +211,14 @@ def read(incoming: Incoming, max_bytes: int) -> Accepted | Rejected:
             return _detection(body, common)
         if {"status", "metrics", "sent_at"} <= body.keys():
             heartbeat = schema.Heartbeat.model_validate(
-                {k: body[k] for k in ("device_id", "sent_at", "status", "metrics") if k in body}
-                | {"device_id": device_id}
+                {k: body[k] for k in _HEARTBEAT_KEYS if k in body} | {"device_id": device_id}
             )
             return Accepted(
                 kind="heartbeat",
                 sent_at=heartbeat.sent_at,
                 status=heartbeat.status,
                 metrics=json.dumps({m.name: m.value for m in heartbeat.metrics}),
+                deployment=heartbeat.deployment,
                 **common,
             )
     except ValidationError as exc:

@@ -39,6 +39,14 @@ class HubSettings(MetricsSettings):
             "allowed, e.g. fleet/+/messages)",
         ),
     ] = "acoustack/messages"
+    backlog_topic: Annotated[
+        str,
+        Field(
+            description="what the devices publish their backlogs to (their "
+            "messaging.mqtt_backlog_topic), taken on a session of its own after live traffic; "
+            "empty: none",
+        ),
+    ] = ""
     share_group: Annotated[
         str,
         Field(

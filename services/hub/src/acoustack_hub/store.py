@@ -146,25 +146,30 @@ class HubStore:
             d = devices.setdefault(
                 m.device_id,
                 {"first": m.received_at, "last": m.received_at, "hb": None, "status": None,
-                 "metrics": None, "version": None, "detection": None},
+                 "metrics": None, "version": None, "detection": None, "where": None},
             )  # fmt: skip
             d["first"], d["last"] = min(d["first"], m.received_at), max(d["last"], m.received_at)
             d["version"] = m.software_version or d["version"]
             if m.kind == "heartbeat" and (d["hb"] is None or m.sent_at > d["hb"]):
                 d["hb"], d["status"], d["metrics"] = m.sent_at, m.status, m.metrics
+                d["where"] = m.deployment
             if m.detections and (d["detection"] is None or m.sent_at > d["detection"]):
                 d["detection"] = m.sent_at
         if not devices:
             return
         ids = sorted(devices)
         column = lambda key: [devices[i][key] for i in ids]  # noqa: E731
+        where = [devices[i]["where"] for i in ids]
+        place = lambda key: [None if w is None else getattr(w, key) for w in where]  # noqa: E731
         # A heartbeat older than the one kept (out of order, a backlog) changes only last_seen.
         conn.execute(
             """INSERT INTO devices AS d (device_id, first_seen, last_seen, last_heartbeat_at,
-                                         status, metrics, software_version, last_detection_at)
+                                         status, metrics, software_version, last_detection_at,
+                                         deployment_id, deployment_name, latitude, longitude)
                SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[],
                                     %s::timestamptz[], %s::text[], %s::text[]::jsonb[],
-                                    %s::text[], %s::timestamptz[])
+                                    %s::text[], %s::timestamptz[],
+                                    %s::uuid[], %s::text[], %s::float8[], %s::float8[])
                ON CONFLICT (device_id) DO UPDATE SET
                  first_seen = LEAST(d.first_seen, EXCLUDED.first_seen),
                  last_seen = GREATEST(d.last_seen, EXCLUDED.last_seen),
@@ -174,6 +179,24 @@ class HubStore:
                  metrics = CASE WHEN EXCLUDED.last_heartbeat_at > d.last_heartbeat_at
                                 OR d.last_heartbeat_at IS NULL
                            THEN COALESCE(EXCLUDED.metrics, d.metrics) ELSE d.metrics END,
+                 -- The newest heartbeat's deployment; one without (older messengers, storage
+                 -- away) leaves the last known place.
+                 deployment_id = CASE WHEN EXCLUDED.deployment_id IS NOT NULL
+                          AND (EXCLUDED.last_heartbeat_at > d.last_heartbeat_at
+                               OR d.last_heartbeat_at IS NULL)
+                     THEN EXCLUDED.deployment_id ELSE d.deployment_id END,
+                 deployment_name = CASE WHEN EXCLUDED.deployment_id IS NOT NULL
+                          AND (EXCLUDED.last_heartbeat_at > d.last_heartbeat_at
+                               OR d.last_heartbeat_at IS NULL)
+                     THEN EXCLUDED.deployment_name ELSE d.deployment_name END,
+                 latitude = CASE WHEN EXCLUDED.deployment_id IS NOT NULL
+                          AND (EXCLUDED.last_heartbeat_at > d.last_heartbeat_at
+                               OR d.last_heartbeat_at IS NULL)
+                     THEN EXCLUDED.latitude ELSE d.latitude END,
+                 longitude = CASE WHEN EXCLUDED.deployment_id IS NOT NULL
+                          AND (EXCLUDED.last_heartbeat_at > d.last_heartbeat_at
+                               OR d.last_heartbeat_at IS NULL)
+                     THEN EXCLUDED.longitude ELSE d.longitude END,
                  last_heartbeat_at = GREATEST(d.last_heartbeat_at, EXCLUDED.last_heartbeat_at),
                  software_version = COALESCE(EXCLUDED.software_version, d.software_version),
                  last_detection_at = GREATEST(d.last_detection_at, EXCLUDED.last_detection_at)""",
@@ -186,6 +209,10 @@ class HubStore:
                 column("metrics"),
                 column("version"),
                 column("detection"),
+                place("id"),
+                place("name"),
+                place("latitude"),
+                place("longitude"),
             ),
         )
 

@@ -187,13 +187,20 @@ def detection_message(
     return message
 
 
-def heartbeat_message(device_id: str, sent_at=None, status: str = "ok", **metrics: float):
+def heartbeat_message(
+    device_id: str,
+    sent_at=None,
+    status: str = "ok",
+    deployment: schema.HeartbeatDeployment | None = None,
+    **metrics: float,
+):
     """A heartbeat as a device's messenger sends it."""
     heartbeat = schema.Heartbeat(
         device_id=device_id,
         sent_at=sent_at or schema.utc_now(),
         status=status,
         metrics=[schema.Metric(name=k, value=v) for k, v in metrics.items()],
+        deployment=deployment,
     )
     return schema.Message(content=heartbeat_to_json(heartbeat))
 

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 
 from acoustack_hub.alarms import (
     AlarmRules,
@@ -17,7 +18,7 @@ from acoustack_hub.alarms import (
     notify_pending,
 )
 from acoustack_hub.http_api import HubHttp
-from acoustack_hub.ingest import Ingest
+from acoustack_hub.ingest import BACKLOG, Ingest
 from acoustack_hub.mqtt_ingest import MqttIngest
 from acoustack_hub.settings import HubSettings
 from acoustack_hub.store import HubStore
@@ -42,13 +43,14 @@ class Hub:
     http: HubHttp
     mqtt: MqttIngest | None
     notifiers: list[Notifier]
+    backlog: MqttIngest | None = None  # the devices' backlogs, a session of their own
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         self.ingest.start()
         self.http.start()
-        if self.mqtt is not None:
-            self.mqtt.start()
+        for subscriber in self._subscribers():
+            subscriber.start()
         threading.Thread(target=self._alarm_loop, name="hub-alarms", daemon=True).start()
 
     def _alarm_loop(self) -> None:
@@ -66,12 +68,15 @@ class Hub:
         broker is left, the session ended (mqtt_ingest)."""
         self.stopping.set()
         self.http.stop()
-        if self.mqtt is not None:
-            self.mqtt.unsubscribe_and_drain()
+        for subscriber in self._subscribers():
+            subscriber.unsubscribe_and_drain()
         self.ingest.stop(timeout_s=20.0)
-        if self.mqtt is not None:
-            self.mqtt.stop()
+        for subscriber in self._subscribers():
+            subscriber.stop()
         self.store.close()
+
+    def _subscribers(self) -> list[MqttIngest]:
+        return [s for s in (self.mqtt, self.backlog) if s is not None]
 
 
 def build(settings: HubSettings) -> Hub:
@@ -84,24 +89,32 @@ def build(settings: HubSettings) -> Hub:
         batch_wait_s=settings.batch_wait_s,
         max_message_bytes=settings.max_message_bytes,
     )
-    mqtt = None
+    mqtt = backlog = None
     if settings.broker_host:
-        mqtt = MqttIngest(
+        subscriber = partial(
+            MqttIngest,
             ingest,
             host=settings.broker_host,
             port=settings.broker_port,
-            topic=settings.subscribe_topic,
             group=settings.share_group,
-            client_id=settings.client_id,
             username=settings.broker_username,
             password_file=settings.broker_secret_file,
             session_expiry_s=settings.session_expiry_s,
             receive_maximum=min(65535, 2 * settings.batch_size),
         )
+        mqtt = subscriber(topic=settings.subscribe_topic, client_id=settings.client_id)
+        if settings.backlog_topic:
+            # Its own session: the broker queues a session's messages in one line, so live
+            # ones on the same session would wait behind a backlog.
+            backlog = subscriber(
+                topic=settings.backlog_topic,
+                client_id=f"{mqtt.client_id}-backlog",
+                priority=BACKLOG,
+            )
     notifiers: list[Notifier] = []
     if settings.alarm_webhook_url:
         notifiers.append(WebhookNotifier(settings.alarm_webhook_url))
     if settings.alarm_mqtt_topic and mqtt is not None:
         notifiers.append(MqttNotifier(settings.alarm_mqtt_topic, mqtt.publish))
     http = HubHttp(ingest, store, settings.http_host, settings.http_port)
-    return Hub(settings, store, ingest, http, mqtt, notifiers)
+    return Hub(settings, store, ingest, http, mqtt, notifiers, backlog)

@@ -49,6 +49,18 @@ class Assessment:
     def status(self) -> str:
         return self._facts()[0]
 
+    def deployment(self) -> schema.HeartbeatDeployment | None:
+        """The current deployment, from the same facts (no second question to storage)."""
+        current = self._facts()[1].deployment
+        if current is None:
+            return None
+        return schema.HeartbeatDeployment(
+            id=current.id,
+            name=current.name,
+            latitude=current.latitude,
+            longitude=current.longitude,
+        )
+
     def metrics(self) -> list[Callable[[], schema.Metric]]:
         """Collected when the heartbeat is built, like the template's other metrics."""
         return [

@@ -13,7 +13,8 @@ failure, so the send task stores every attempt. Statuses:
 - TIMEOUT: no answer within the configured time (tried again after a backoff).
 
 Every message carries its id, so a receiver can drop the duplicates that at-least-once delivery
-can make: MQTT v5 user property ``message_id`` (and ``device_id``), HTTP headers ``X-Message-Id``
+can make: MQTT v5 user property ``message_id`` (and ``device_id``, and ``software``: the sender's
+``acoustack-messenger/<version>``, as HTTP's User-Agent), HTTP headers ``X-Message-Id``
 and ``Idempotency-Key`` (and ``X-Device-Id``). The payload itself is the message's content,
 unchanged.
 
@@ -238,6 +239,8 @@ class MqttMessenger:
         timeout_s: float = 10.0,
         keepalive_s: int = 60,
         availability_topic: str | None = None,
+        backlog_topic: str = "",
+        backlog_age_s: float = 300.0,
     ) -> None:
         if not host:
             raise InvalidArgumentError("messaging.mqtt_host: empty")
@@ -246,11 +249,19 @@ class MqttMessenger:
                 f"messaging.mqtt_topic: {topic!r} is not a topic one can publish to "
                 "(not empty, no wildcards + or #)"
             )
+        if any(c in backlog_topic for c in "#+\0"):
+            raise InvalidArgumentError(
+                f"messaging.mqtt_backlog_topic: {backlog_topic!r} is not a topic one can publish "
+                "to (no wildcards + or #)"
+            )
         if transport not in ("tcp", "websockets"):
             raise InvalidArgumentError(
                 f"messaging.mqtt_transport: {transport!r}, expected tcp or websockets"
             )
         self.host, self.port, self.topic = host, port, topic
+        # A backlog on a topic of its own, so a receiver can take live messages first (its broker
+        # queues each subscription's messages in order: live ones would wait behind the backlog).
+        self.backlog_topic, self.backlog_age = backlog_topic, dt.timedelta(seconds=backlog_age_s)
         self.client_id = client_id
         self.username, self.password = username, password
         self.tls = tls or tls_context is not None
@@ -412,6 +423,7 @@ class MqttMessenger:
                 return [_response(m, exc.status, str(exc)) for m in messages]
             # The connection may have taken part of the time; the first PUBACK keeps to it.
             deadline: float | None = started + self.timeout_s
+            backlog_before = schema.utc_now() - self.backlog_age
             for index, message in enumerate(messages):
                 if len(pending) >= session.receive_maximum:
                     # Wait for one place, not more: a sender that pauses leaves Mosquitto's
@@ -422,8 +434,9 @@ class MqttMessenger:
                     )
                     if deadline is None:
                         break  # lost or silent: the rest is not published
+                old = self.backlog_topic and message.created_at < backlog_before
                 info = client.publish(
-                    self.topic,
+                    self.backlog_topic if old else self.topic,
                     message.content.encode(),
                     qos=1,
                     properties=self._properties(message),
@@ -453,6 +466,7 @@ class MqttMessenger:
                 (_PAYLOAD_FORMAT_INDICATOR, b"\x01"),  # UTF-8 text
                 (_USER_PROPERTY, _utf8("message_id") + _utf8(str(message.id))),
                 (_USER_PROPERTY, _utf8("device_id") + _utf8(self.client_id)),
+                (_USER_PROPERTY, _SOFTWARE),
             ]
         )
 
@@ -518,6 +532,10 @@ def _utf8(text: str) -> bytes:
     """An MQTT UTF-8 string: its length in two bytes, then its bytes (MQTT v5 1.5.4)."""
     data = text.encode()
     return len(data).to_bytes(2, "big") + data
+
+
+# The same on every PUBLISH: encoded once. What a hub shows as the device's software version.
+_SOFTWARE = _utf8("software") + _utf8(USER_AGENT)
 
 
 class _PackedProperties(Properties):
@@ -714,6 +732,8 @@ def build_messengers(
                 transport=config.mqtt_transport,
                 timeout_s=config.mqtt_timeout_s,
                 availability_topic=availability_topic(config, device_id),
+                backlog_topic=config.mqtt_backlog_topic,
+                backlog_age_s=config.mqtt_backlog_age_s,
             )
         )
     return messengers

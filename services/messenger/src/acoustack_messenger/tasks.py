@@ -249,6 +249,7 @@ def register_tasks(app: Celery, context: MessengerContext) -> dict[str, Any]:
             logger=log,
             device_id=lambda: context.device_id,
             status=report.status,
+            deployment=report.deployment,
         )
         try:
             send()
