@@ -122,8 +122,8 @@ def main() -> int:
     try:
         measured = emulated_detector(f"acoustack/detector:{args.tag}-arm64")
     except RuntimeError as exc:
-        log(f"{exc}\n(qemu-user 7.2, Debian bookworm's, crashes in onnxruntime's import: see")
-        log(" compose/README.md, arm64)")
+        log(f"{exc}\n(qemu 7.2, Debian bookworm's own, crashes in onnxruntime's import: `make")
+        log(" arm64-emulation` installs qemu 10 from bookworm-backports; compose/README.md, arm64)")
         return 1
     if measured["machine"] != "aarch64":
         log(f"the detector image ran as {measured['machine']}, not aarch64")

@@ -4,8 +4,8 @@ same compose file, record (replay), detect with the bundled model and store a de
 `make test-arm64` (slow, not part of `make test`: marker `arm64`, deselected by default). Every
 container's binaries run under qemu-user here, tens of times slower than natively, so the health
 checks get longer timeouts (a compose file of the test's own) and the detection a long deadline;
-nothing else differs from what a Pi runs. With Debian bookworm's qemu-user 7.2 it fails at
-RabbitMQ's start: the Erlang VM crashes under that emulator (compose/README.md, arm64).
+nothing else differs from what a Pi runs. It needs qemu 10 (`make arm64-emulation`): under Debian
+bookworm's qemu 7.2 the Erlang VM and onnxruntime crash (compose/README.md, arm64).
 """
 
 from __future__ import annotations
