@@ -3,8 +3,9 @@
 `make bench-arm64` (after `make images` and `make images-arm64`); `make bench-stack` may run it
 for these lines. stdout, one line per figure:
 
-    image_size_<service>_amd64: X MB       docker's size of acoustack/<service>:TAG
-    image_size_<service>_arm64: X MB       the same of acoustack/<service>:TAG-arm64
+    image_size_<image>_amd64: X MB         docker's size of acoustack/<image>:TAG (the six services,
+                                           postgres, rabbitmq, mosquitto)
+    image_size_<image>_arm64: X MB         the same of acoustack/<image>:TAG-arm64
     detector_arm64_emulated_ms_per_audio_s: X ms (informational: emulation, not a Pi)
 
 X MB is 10^6 bytes, as `docker images` counts. The detector figure: the arm64 image's own Python
@@ -24,10 +25,12 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("storage", "detector", "recorder", "messenger", "scheduler", "dashboard")
+# The six services, then the infrastructure images the project builds (Mosquitto: --profile mqtt).
+SERVICES = ("storage", "detector", "recorder", "messenger", "scheduler", "dashboard", "postgres",
+            "rabbitmq", "mosquitto")  # fmt: skip
 ARCHITECTURES = {"amd64": "", "arm64": "-arm64"}  # tag suffix of each architecture's images
 ROUNDS = 2
-RUN_TIMEOUT_S = 1800
+RUN_TIMEOUT_S = 900
 
 # Runs inside the arm64 detector image: its venv, its model ($ACOUSTACK_MODEL_DIR), its audio.
 MEASURE = """
@@ -76,11 +79,20 @@ def image_facts(image: str) -> tuple[int, str] | None:
 
 
 def emulated_detector(image: str) -> dict:
-    done = subprocess.run(
-        [docker(), "run", "--rm", "--platform", "linux/arm64", "--network", "none",
-         "--entrypoint", "python", image, "-c", MEASURE, str(ROUNDS)],
-        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
-    )  # fmt: skip
+    # A process that crashes under qemu-user can hang instead of exiting: a name to remove it by.
+    name = f"acoustack-bench-arm64-{os.getpid()}"
+    try:
+        done = subprocess.run(
+            [docker(), "run", "--rm", "--name", name, "--platform", "linux/arm64",
+             "--network", "none", "--entrypoint", "python", image, "-c", MEASURE, str(ROUNDS)],
+            capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(
+            f"the arm64 detector gave no result within {RUN_TIMEOUT_S} s (hung under emulation?)"
+        ) from exc
+    finally:
+        subprocess.run([docker(), "rm", "-f", name], capture_output=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the arm64 detector failed ({done.returncode}): {done.stderr[-3000:]}")
     return json.loads(done.stdout)
@@ -107,7 +119,12 @@ def main() -> int:
         log(f"missing images: {', '.join(missing)}; run `make images` and `make images-arm64`")
         return 1
     log(f"the arm64 detector under emulation, {ROUNDS} rounds per file ...")
-    measured = emulated_detector(f"acoustack/detector:{args.tag}-arm64")
+    try:
+        measured = emulated_detector(f"acoustack/detector:{args.tag}-arm64")
+    except RuntimeError as exc:
+        log(f"{exc}\n(qemu 7.2, Debian bookworm's own, crashes in onnxruntime's import: `make")
+        log(" arm64-emulation` installs qemu 10 from bookworm-backports; compose/README.md, arm64)")
+        return 1
     if measured["machine"] != "aarch64":
         log(f"the detector image ran as {measured['machine']}, not aarch64")
         return 1
