@@ -721,6 +721,9 @@ def messaging_interval(device: Device) -> None:
 
 def _backlog(device: Device, count: int = 3) -> None:
     device.set("messaging.interval_s", SLOW)
+    # A send the old interval had already queued may still run and drain the outbox: let it
+    # pass before counting what waits.
+    time.sleep(RUN_S + 1)
     deadline = time.monotonic() + 30
     while len(device.store.get_unsent_messages(limit=100)) < count:
         assert time.monotonic() < deadline, "no backlog built up"
@@ -739,6 +742,7 @@ def messaging_order(device: Device) -> None:
     _backlog(device)
     device.set("messaging.max_per_run", 1)
     device.set("messaging.order", "newest-first")
+    _backlog(device)  # what a send started meanwhile took is made up again
     newest = device.store.get_unsent_messages(limit=1, newest_first=True)[0]
     oldest = device.store.get_unsent_messages(limit=1)[0]
     device.subscriber.drain()
