@@ -352,3 +352,70 @@ def test_each_fleet_device_is_set_to_send_to_the_hub():
             assert f"acoustack config set --field messaging.{field}" in script
         topic = HubSettings.load("HUB", container_env(hub, main_container(hub, "hub")))
         assert env["HUB_MQTT_TOPIC"] == topic.subscribe_topic
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def expanded(args: list[str], env: dict[str, str]) -> list[str]:
+    """Container args as the kubelet expands $(VAR) from the container's environment."""
+    return [re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), a) for a in args]
+
+
+def test_postgres_and_rabbitmq_are_sized_for_a_device_as_in_compose(device_stacks):
+    compose_env = _env_file(K3S.parent / "compose" / ".env")
+    for docs in device_stacks:
+        postgres = main_container(docs, "postgres")
+        args = expanded(postgres["args"], container_env(docs, postgres))
+        for setting, key in (
+            ("shared_buffers", "POSTGRES_SHARED_BUFFERS"),
+            ("max_connections", "POSTGRES_MAX_CONNECTIONS"),
+            ("work_mem", "POSTGRES_WORK_MEM"),
+            ("maintenance_work_mem", "POSTGRES_MAINTENANCE_WORK_MEM"),
+        ):
+            assert f"{setting}={compose_env[key]}" in args, (setting, args)
+        rabbitmq = container_env(docs, main_container(docs, "rabbitmq"))
+        assert rabbitmq["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] == compose_env["RABBITMQ_ERL_ARGS"]
+        storage = StorageSettings.load(
+            "STORAGE", container_env(docs, main_container(docs, "storage"))
+        )
+        # Every pool connection is a Postgres backend: the pool must leave room for the probes.
+        assert storage.pool_max_size < int(compose_env["POSTGRES_MAX_CONNECTIONS"]) - 2
+
+
+def _probe(command: list[str]) -> int:
+    return subprocess.run(command, capture_output=True, timeout=30, check=False).returncode
+
+
+def test_rabbitmq_probes_pass_on_a_real_broker_and_fail_on_another_server(device_stacks):
+    """Run the pod's own probe commands here, against the RabbitMQ on 127.0.0.1:5672, then with
+    the port pointed at Postgres (5432), which answers the AMQP header with no Connection.Start."""
+    for docs in device_stacks:
+        container = main_container(docs, "rabbitmq")
+        for probe in ("startupProbe", "readinessProbe"):
+            command = container[probe]["exec"]["command"]
+            assert "rabbitmq-diagnostics" not in " ".join(command), probe
+            assert _probe(command) == 0, (probe, command)
+            elsewhere = [part.replace("/5672", "/5432") for part in command]
+            assert _probe(elsewhere) != 0, (probe, elsewhere)
+
+
+def test_the_small_device_overlay_runs_one_detection_worker_and_a_smaller_pool():
+    def settings(overlay: str) -> tuple[int, int]:
+        (docs,) = by_namespace(render(overlay)).values()
+        detector = DetectorSettings.load(
+            "DETECTOR", container_env(docs, main_container(docs, "detector"))
+        )
+        storage = StorageSettings.load(
+            "STORAGE", container_env(docs, main_container(docs, "storage"))
+        )
+        return detector.concurrency, storage.pool_max_size
+
+    low_memory = _env_file(K3S.parent / "compose" / "low-memory.env")
+    assert settings("small-device") == (
+        int(low_memory["DETECTOR_CONCURRENCY"]),
+        int(low_memory["STORAGE_POOL_MAX_SIZE"]),
+    )
+    assert settings("single-node") == (2, 8)  # the Pi 4 default, as compose/.env
