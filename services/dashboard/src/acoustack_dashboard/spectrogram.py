@@ -15,11 +15,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
+    from acoustack_dashboard.audio import WavChannel
+
+    Samples = np.ndarray | WavChannel  # anything sliced into arrays, with a len()
+
 # Frequency rows: an FFT of 512 samples gives 256 rows (750 Hz each at 384 kHz).
 FFT_SIZE = 512
 MAX_WIDTH_PX = 1200
 DYNAMIC_RANGE_DB = 70.0
 COLUMNS_PER_BLOCK = 128
+BLOCK_FRAMES = 128 * 1024  # a block's span of samples, about (see power_db)
+PALETTE_ROWS = 32  # rows coloured at a time: a 115 kB temporary at 1,200 columns
 BOX_COLOUR = (255, 64, 64)
 
 # A perceptually ordered dark-to-bright ramp (dark blue, purple, orange, pale yellow), its anchors
@@ -86,30 +92,45 @@ def hop_for(frames: int) -> int:
     return max(FFT_SIZE // 4, -(-max(frames - FFT_SIZE, 0) // (MAX_WIDTH_PX - 1)))
 
 
-def power_db(samples: np.ndarray, hop: int) -> np.ndarray:
+def power_db(samples: Samples, hop: int) -> np.ndarray:
     """Rows of frequency (highest first) × columns of time, in dB (relative: any sample type).
 
-    Only the windows the image shows are converted to float, a block of columns at a time, so a
-    3 s recording at 384 kHz (1.15 million samples, 1,200 columns) costs a few MB at most."""
+    ``samples`` is read one block of columns at a time, each block's span sliced from it and
+    converted to float on its own, so a 3 s recording at 384 kHz (1.15 million samples, 1,200
+    columns) costs its 1.2 MB of float32 dB and about 1 MB of temporaries, whether it is an array
+    or a WAV read from disk (``audio.WavChannel``)."""
     import numpy as np
 
-    if len(samples) < FFT_SIZE:
-        samples = np.pad(samples, (0, FFT_SIZE - len(samples)))
-    windows = np.lib.stride_tricks.sliding_window_view(samples, FFT_SIZE)[::hop]
+    frames = len(samples)
+    if frames < FFT_SIZE:
+        samples = np.pad(np.asarray(samples[0:frames]), (0, FFT_SIZE - frames))
+        frames = FFT_SIZE
+    columns = 1 + (frames - FFT_SIZE) // hop
+    # Fewer columns a block when the hop is long (a long recording), so each block's span of
+    # samples stays near BLOCK_FRAMES.
+    per_block = max(1, min(COLUMNS_PER_BLOCK, BLOCK_FRAMES // hop))
     taper = np.hanning(FFT_SIZE).astype(np.float32)
-    out = np.empty((FFT_SIZE // 2, len(windows)), dtype=np.float32)
-    for start in range(0, len(windows), COLUMNS_PER_BLOCK):
-        block = windows[start : start + COLUMNS_PER_BLOCK].astype(np.float32)
+    out = np.empty((FFT_SIZE // 2, columns), dtype=np.float32)
+    for start in range(0, columns, per_block):
+        count = min(per_block, columns - start)
+        first = start * hop
+        span = samples[first : first + (count - 1) * hop + FFT_SIZE]
+        block = np.lib.stride_tricks.sliding_window_view(span, FFT_SIZE)[::hop].astype(np.float32)
+        del span
         block *= taper
-        spectrum = np.fft.rfft(block, axis=1)
-        power = np.square(np.abs(spectrum[:, 1:]))  # the DC bin dropped: the top row is Nyquist
-        out[:, start : start + len(block)] = (10.0 * np.log10(power + 1e-12)).T[::-1]
+        spectrum = np.fft.rfft(block, axis=1)  # complex64 from float32: 128 × 257 × 8 bytes
+        del block
+        power = np.abs(spectrum[:, 1:])  # the DC bin dropped: the top row is Nyquist
+        del spectrum
+        np.square(power, out=power)
+        power += 1e-12
+        np.log10(power, out=power)
+        power *= 10.0
+        out[:, start : start + count] = power.T[::-1]
     return out
 
 
-def render(
-    samples: np.ndarray, samplerate_hz: int, boxes: Iterable[Box] = ()
-) -> tuple[bytes, Layout]:
+def render(samples: Samples, samplerate_hz: int, boxes: Iterable[Box] = ()) -> tuple[bytes, Layout]:
     """The PNG of ``samples`` (mono, any numeric type) captured at ``samplerate_hz``."""
     if samplerate_hz <= 0:
         raise ValueError(f"samplerate_hz: must be positive, got {samplerate_hz}")
@@ -117,12 +138,27 @@ def render(
 
     layout = layout_for(len(samples), samplerate_hz)
     db = power_db(samples, hop_for(len(samples)))
+    # Scaled in place, step by step as before (the same float32 operations, the same pixels):
+    # each step's copy of the image would be another 1.2 MB.
     ceiling = float(db.max()) if db.size else 0.0
-    scaled = np.clip((db - (ceiling - DYNAMIC_RANGE_DB)) / DYNAMIC_RANGE_DB, 0.0, 1.0)
-    image = palette()[(scaled * 255).astype(np.uint8)]
+    np.subtract(db, ceiling - DYNAMIC_RANGE_DB, out=db)
+    np.divide(db, DYNAMIC_RANGE_DB, out=db)
+    np.clip(db, 0.0, 1.0, out=db)
+    np.multiply(db, 255, out=db)
+    levels = db.astype(np.uint8)
+    del db
+    height, width = levels.shape
+    # The PNG's rows, each a filter byte (0: none) then its pixels; the image is a view into
+    # them, so the encoder compresses it with no copy.
+    rows = np.zeros((height, 1 + width * 3), dtype=np.uint8)
+    image = np.reshape(rows[:, 1:], (height, width, 3), copy=False)
+    colours = palette()
+    for top in range(0, height, PALETTE_ROWS):
+        image[top : top + PALETTE_ROWS] = colours[levels[top : top + PALETTE_ROWS]]
+    del levels
     for box in boxes:
         _draw_box(image, layout, box)
-    return encode_png(image), layout
+    return encode_png(rows), layout
 
 
 def _draw_box(image: np.ndarray, layout: Layout, box: Box) -> None:
@@ -139,28 +175,21 @@ def _draw_box(image: np.ndarray, layout: Layout, box: Box) -> None:
     image[top : bottom + 1, right] = BOX_COLOUR
 
 
-def encode_png(rgb: np.ndarray) -> bytes:
-    """An 8-bit RGB PNG of ``rgb`` (height × width × 3, uint8): one IDAT, no row filters."""
+def encode_png(rows: np.ndarray) -> bytes:
+    """An 8-bit RGB PNG of ``rows`` (height × (1 + width × 3), uint8: each row its filter byte,
+    then its pixels), one IDAT. The compressed data is copied once, into the file."""
     import numpy as np
 
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected height × width × 3 uint8, got {rgb.shape} {rgb.dtype}")
-    height, width = rgb.shape[:2]
-    rows = np.zeros((height, 1 + width * 3), dtype=np.uint8)  # each row: filter byte 0, pixels
-    rows[:, 1:] = rgb.reshape(height, width * 3)
+    if rows.ndim != 2 or (rows.shape[1] - 1) % 3 or rows.dtype != np.uint8:
+        raise ValueError(f"expected height × (1 + width × 3) uint8, got {rows.shape} {rows.dtype}")
+    height, width = rows.shape[0], (rows.shape[1] - 1) // 3
+    data = zlib.compress(np.ascontiguousarray(rows), 3)
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body))
-            + kind
-            + body
-            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-        )
+    def chunk(kind: bytes, body: bytes) -> list[bytes]:
+        crc = zlib.crc32(body, zlib.crc32(kind)) & 0xFFFFFFFF
+        return [struct.pack(">I", len(body)), kind, body, struct.pack(">I", crc)]
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 3))
-        + chunk(b"IEND", b"")
+    return b"".join(
+        [b"\x89PNG\r\n\x1a\n", *chunk(b"IHDR", header), *chunk(b"IDAT", data), *chunk(b"IEND", b"")]
     )
