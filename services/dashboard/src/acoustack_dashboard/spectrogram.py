@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 FFT_SIZE = 512
 MAX_WIDTH_PX = 1200
 DYNAMIC_RANGE_DB = 70.0
-COLUMNS_PER_BLOCK = 128
-BLOCK_FRAMES = 128 * 1024  # a block's span of samples, about (see power_db)
-PALETTE_ROWS = 32  # rows coloured at a time: a 115 kB temporary at 1,200 columns
+# Columns of the STFT taken at a time: numpy's rfft of 128 windows of float32 allocated 1.3 MB
+# (its complex64 output is 263 kB of it); of 32, a quarter of that, in about the same time.
+COLUMNS_PER_BLOCK = 32
+BLOCK_FRAMES = 32 * 1024  # a block's span of samples, about (see power_db)
+PNG_BAND_ROWS = 32  # rows coloured and compressed at a time: 115 kB at 1,200 columns
 BOX_COLOUR = (255, 64, 64)
 
 # A perceptually ordered dark-to-bright ramp (dark blue, purple, orange, pale yellow), its anchors
@@ -118,7 +120,7 @@ def power_db(samples: Samples, hop: int) -> np.ndarray:
         block = np.lib.stride_tricks.sliding_window_view(span, FFT_SIZE)[::hop].astype(np.float32)
         del span
         block *= taper
-        spectrum = np.fft.rfft(block, axis=1)  # complex64 from float32: 128 × 257 × 8 bytes
+        spectrum = np.fft.rfft(block, axis=1)  # complex64 from float32
         del block
         power = np.abs(spectrum[:, 1:])  # the DC bin dropped: the top row is Nyquist
         del spectrum
@@ -147,49 +149,78 @@ def render(samples: Samples, samplerate_hz: int, boxes: Iterable[Box] = ()) -> t
     np.multiply(db, 255, out=db)
     levels = db.astype(np.uint8)
     del db
+    edges = [_box_edges(layout, box) for box in boxes]
+    return encode_png(levels, palette(), edges), layout
+
+
+def _box_edges(layout: Layout, box: Box) -> tuple[int, int, int, int]:
+    """The box's left and right columns, top and bottom rows, inside the image."""
+    width, height = layout.width_px, layout.height_px
+    left = int(min(max(layout.x_of(box.start_time_s), 0), width - 1))
+    right = int(min(max(layout.x_of(box.end_time_s), left), width - 1))
+    top = int(min(max(round(layout.y_of(box.high_freq_hz)), 0), height - 1))
+    bottom = int(min(max(round(layout.y_of(box.low_freq_hz)), top), height - 1))
+    return left, right, top, bottom
+
+
+def encode_png(
+    levels: np.ndarray, colours: np.ndarray, boxes: Iterable[tuple[int, int, int, int]] = ()
+) -> bytes:
+    """An 8-bit RGB PNG of ``levels`` (height × width, uint8) coloured by ``colours`` (256 × 3
+    uint8), with each box's edges (left, right, top, bottom, as ``_box_edges`` gives them) in
+    BOX_COLOUR. One IDAT, no row filters.
+
+    Coloured and compressed a band of rows at a time, so neither the RGB image (0.9 MB at 1,200
+    columns) nor a copy of the compressed data is ever whole in memory: the file is joined once
+    from the compressor's pieces."""
+    import numpy as np
+
+    if levels.ndim != 2 or levels.dtype != np.uint8:
+        raise ValueError(f"expected height × width uint8, got {levels.shape} {levels.dtype}")
     height, width = levels.shape
-    # The PNG's rows, each a filter byte (0: none) then its pixels; the image is a view into
-    # them, so the encoder compresses it with no copy.
-    rows = np.zeros((height, 1 + width * 3), dtype=np.uint8)
-    image = np.reshape(rows[:, 1:], (height, width, 3), copy=False)
-    colours = palette()
-    for top in range(0, height, PALETTE_ROWS):
-        image[top : top + PALETTE_ROWS] = colours[levels[top : top + PALETTE_ROWS]]
-    del levels
-    for box in boxes:
-        _draw_box(image, layout, box)
-    return encode_png(rows), layout
-
-
-def _draw_box(image: np.ndarray, layout: Layout, box: Box) -> None:
-    import numpy as np
-
-    height, width = image.shape[:2]
-    left = int(np.clip(layout.x_of(box.start_time_s), 0, width - 1))
-    right = int(np.clip(layout.x_of(box.end_time_s), left, width - 1))
-    top = int(np.clip(round(layout.y_of(box.high_freq_hz)), 0, height - 1))
-    bottom = int(np.clip(round(layout.y_of(box.low_freq_hz)), top, height - 1))
-    image[top, left : right + 1] = BOX_COLOUR
-    image[bottom, left : right + 1] = BOX_COLOUR
-    image[top : bottom + 1, left] = BOX_COLOUR
-    image[top : bottom + 1, right] = BOX_COLOUR
-
-
-def encode_png(rows: np.ndarray) -> bytes:
-    """An 8-bit RGB PNG of ``rows`` (height × (1 + width × 3), uint8: each row its filter byte,
-    then its pixels), one IDAT. The compressed data is copied once, into the file."""
-    import numpy as np
-
-    if rows.ndim != 2 or (rows.shape[1] - 1) % 3 or rows.dtype != np.uint8:
-        raise ValueError(f"expected height × (1 + width × 3) uint8, got {rows.shape} {rows.dtype}")
-    height, width = rows.shape[0], (rows.shape[1] - 1) // 3
-    data = zlib.compress(np.ascontiguousarray(rows), 3)
-
-    def chunk(kind: bytes, body: bytes) -> list[bytes]:
-        crc = zlib.crc32(body, zlib.crc32(kind)) & 0xFFFFFFFF
-        return [struct.pack(">I", len(body)), kind, body, struct.pack(">I", crc)]
-
+    boxes = list(boxes)
+    compressor = zlib.compressobj(3)
+    pieces = []
+    band = np.zeros((PNG_BAND_ROWS, 1 + width * 3), dtype=np.uint8)  # each row's filter byte: 0
+    for top in range(0, height, PNG_BAND_ROWS):
+        rows = band[: min(PNG_BAND_ROWS, height - top)]
+        pixels = np.reshape(rows[:, 1:], (len(rows), width, 3), copy=False)
+        pixels[...] = colours[levels[top : top + len(rows)]]
+        for left, right, upper, lower in boxes:
+            _draw_edges(pixels, top, left, right, upper, lower)
+        pieces.append(compressor.compress(rows))
+    pieces.append(compressor.flush())
+    crc = zlib.crc32(b"IDAT")
+    for piece in pieces:
+        crc = zlib.crc32(piece, crc)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"".join(
-        [b"\x89PNG\r\n\x1a\n", *chunk(b"IHDR", header), *chunk(b"IDAT", data), *chunk(b"IEND", b"")]
+        [
+            b"\x89PNG\r\n\x1a\n",
+            *_chunk(b"IHDR", header),
+            struct.pack(">I", sum(map(len, pieces))),
+            b"IDAT",
+            *pieces,
+            struct.pack(">I", crc & 0xFFFFFFFF),
+            *_chunk(b"IEND", b""),
+        ]
     )
+
+
+def _draw_edges(
+    pixels: np.ndarray, top: int, left: int, right: int, upper: int, lower: int
+) -> None:
+    """The part of a box's edges in a band of rows starting at image row ``top``."""
+    end = top + len(pixels)
+    for row in (upper, lower):
+        if top <= row < end:
+            pixels[row - top, left : right + 1] = BOX_COLOUR
+    first, last = max(upper, top), min(lower, end - 1)
+    if first <= last:
+        pixels[first - top : last - top + 1, left] = BOX_COLOUR
+        pixels[first - top : last - top + 1, right] = BOX_COLOUR
+
+
+def _chunk(kind: bytes, body: bytes) -> list[bytes]:
+    crc = zlib.crc32(body, zlib.crc32(kind)) & 0xFFFFFFFF
+    return [struct.pack(">I", len(body)), kind, body, struct.pack(">I", crc)]
