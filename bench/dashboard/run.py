@@ -11,6 +11,9 @@ stdout, one line per figure:
     dashboard_activity_30d_p95: X ms          GET /activity: a night by hour, 5 weeks by day
     dashboard_spectrogram_3s_384khz: X ms     GET the PNG, rendered (median)
     dashboard_rss: X MB                       the dashboard's peak resident memory (VmHWM)
+
+The dashboard gets the environment its image and compose give it (shipped_environment): its
+memory depends on glibc's settings there (MALLOC_ARENA_MAX).
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import yaml
 
 BENCH = Path(__file__).resolve().parents[1]
+REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))  # the shared support module
 sys.path.insert(0, str(BENCH / "storage"))  # the storage benchmark's workload
 import acoustack_side  # noqa: E402
@@ -107,10 +112,49 @@ def vhost() -> Iterator[str]:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
 
 
+def shipped_environment() -> dict[str, str]:
+    """What the dashboard's image and compose put in its process's environment (Python's and
+    glibc's settings, such as MALLOC_ARENA_MAX), read from the Dockerfile's last stage and from
+    compose/compose.yaml with compose/.env, so the memory measured is that of the process as it
+    ships. Its wiring (DASHBOARD_*) and PATH are the benchmark's own."""
+    # ENV of the last stage and of the stages it is built FROM, the base's first.
+    stages: dict[str, tuple[str, dict[str, str]]] = {}
+    base, stage_env = "", {}
+    dockerfile = (REPO / "services" / "dashboard" / "Dockerfile").read_text()
+    for line in dockerfile.replace("\\\n", " ").splitlines():
+        words = line.split()
+        if words[:1] == ["FROM"]:
+            base, stage_env = words[1], {}
+            if len(words) == 4 and words[2].upper() == "AS":
+                stages[words[3]] = (base, stage_env)
+        elif words[:1] == ["ENV"]:
+            stage_env.update(word.split("=", 1) for word in words[1:])
+    chain = [stage_env]
+    while base in stages:
+        base, parent_env = stages[base]
+        chain.insert(0, parent_env)
+    env = {k: v for layer in chain for k, v in layer.items()}
+    defaults = dict(
+        line.split("=", 1)
+        for line in (REPO / "compose" / ".env").read_text().splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    )
+    compose = yaml.safe_load((REPO / "compose" / "compose.yaml").read_text())
+    for name, value in compose["services"]["dashboard"]["environment"].items():
+        value = str(value)
+        if match := re.fullmatch(r"\$\{(\w+)\}", value):
+            if match[1] not in defaults:
+                raise RuntimeError(f"compose's dashboard {name}: {value} is not in compose/.env")
+            value = defaults[match[1]]
+        env[name] = value
+    return {k: v for k, v in env.items() if not k.startswith("DASHBOARD_") and k != "PATH"}
+
+
 @contextlib.contextmanager
 def dashboard_process(env: dict[str, str], port: int):
     process = subprocess.Popen(
-        [sys.executable, "-m", "acoustack_dashboard"], env={**os.environ, **env},
+        [sys.executable, "-m", "acoustack_dashboard"],
+        env={**os.environ, **shipped_environment(), **env},
         stdout=sys.stderr, stderr=sys.stderr,
     )  # fmt: skip
     try:
@@ -221,6 +265,7 @@ def main() -> int:
                 "DASHBOARD_HTTP_HOST": "127.0.0.1", "DASHBOARD_HTTP_PORT": str(web_port),
                 "DASHBOARD_LOG_LEVEL": "WARNING",
             }  # fmt: skip
+            log(f"  the dashboard's environment as shipped: {shipped_environment()}")
             with (
                 service_process("acoustack_scheduler", scheduler_env, control_port),
                 dashboard_process(dashboard_env, web_port) as dashboard,

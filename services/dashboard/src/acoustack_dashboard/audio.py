@@ -97,20 +97,36 @@ def read_layout(path: Path) -> WavLayout:
     )
 
 
-def read_samples(layout: WavLayout, channel: int = 0) -> np.ndarray:
-    """One channel, as stored (int16, int32 or float32): read into memory once, so no mapping of
-    the file stays in the process. numpy is imported here, at the first spectrogram: the pages
-    and playback do without it."""
-    import numpy as np
+class WavChannel:
+    """One channel of a WAV's audio as stored (int16, int32 or float32), read from the file only
+    when sliced: the spectrogram takes one block of its windows at a time, so a whole recording
+    (2.3 MB for 3 s at 384 kHz in 16 bits) is never in memory at once, nor is the file mapped.
+    numpy is imported at the first slice, at the first spectrogram: the pages and playback do
+    without it."""
 
-    dtype = np.dtype(
-        {(1, 16): "<i2", (1, 32): "<i4", (3, 32): "<f4"}[(layout.audio_format, layout.bits)]
-    )
-    frames = np.empty((layout.frames, layout.channels), dtype=dtype)
-    with open(layout.path, "rb") as handle:
-        handle.seek(layout.data_offset)
-        handle.readinto(memoryview(frames).cast("B"))
-    return frames[:, min(channel, layout.channels - 1)] if layout.channels > 1 else frames[:, 0]
+    def __init__(self, layout: WavLayout, channel: int = 0) -> None:
+        self.layout = layout
+        self.channel = min(channel, layout.channels - 1)
+
+    def __len__(self) -> int:
+        return self.layout.frames
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        import numpy as np
+
+        start, stop, step = span.indices(len(self))
+        if step != 1:
+            raise ValueError(f"step: a WAV channel is read in contiguous spans, got {step}")
+        layout = self.layout
+        dtype = np.dtype(
+            {(1, 16): "<i2", (1, 32): "<i4", (3, 32): "<f4"}[(layout.audio_format, layout.bits)]
+        )
+        frames = np.empty((max(stop - start, 0), layout.channels), dtype=dtype)
+        with open(layout.path, "rb") as handle:
+            handle.seek(layout.data_offset + start * layout.channels * dtype.itemsize)
+            read = handle.readinto(memoryview(frames).cast("B")) or 0
+        # A file cut short since its layout was read yields what is left, never stale memory.
+        return frames[: read // (layout.channels * dtype.itemsize), self.channel]
 
 
 def playback_rate(capture_rate_hz: int, expansion: int) -> int:

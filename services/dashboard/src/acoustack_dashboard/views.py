@@ -424,7 +424,7 @@ class Views:
                              *(o.id for o in outputs))  # fmt: skip
         png = self.cache.get(
             key,
-            lambda: spectrogram.render(audio.read_samples(wav), rate, pages.boxes_of(outputs))[0],
+            lambda: spectrogram.render(audio.WavChannel(wav), rate, pages.boxes_of(outputs))[0],
         )
         return Response(200, png, "image/png", [("Cache-Control", "private, max-age=86400")])
 
