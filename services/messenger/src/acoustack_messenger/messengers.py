@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import functools
 import http.client
 import logging
 import re
@@ -144,6 +145,35 @@ _SCHEMES = {
     ("websockets", False): "ws",
     ("websockets", True): "wss",
 }
+
+
+class _Client(mqtt.Client):
+    """paho's client with a PUBACK of at most a reason code read from its bytes: paho decodes each
+    into new ReasonCode and Properties objects through its generic tables, which took a third of
+    reading the PUBACKs. Anything longer (with properties) is left to paho."""
+
+    def _handle_pubackcomp(self, cmd):
+        packet = self._in_packet["packet"]
+        if cmd != "PUBACK" or not 2 <= len(packet) <= 3 or self._protocol != mqtt.MQTTv5:
+            return super()._handle_pubackcomp(cmd)
+        mid = int.from_bytes(packet[:2], "big")
+        try:
+            reason = _puback_reason(packet[2] if len(packet) == 3 else 0)
+        except KeyError:  # not a PUBACK reason code: paho says how the packet is malformed
+            return super()._handle_pubackcomp(cmd)
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                return self._do_on_publish(mid, reason, _NO_PUBACK_PROPERTIES)
+        return mqtt.MQTT_ERR_SUCCESS
+
+
+_NO_PUBACK_PROPERTIES = Properties(PacketTypes.PUBACK)
+
+
+@functools.cache
+def _puback_reason(value: int) -> ReasonCode:
+    # Shared, one per code: nothing changes a ReasonCode once made.
+    return ReasonCode(PacketTypes.PUBACK, identifier=value)
 
 
 class _Network:
@@ -364,7 +394,7 @@ class MqttMessenger:
         self.announce_on: str | None = None
 
     def _new_client(self, client_id: str, session: _Session, *, with_will: bool) -> mqtt.Client:
-        client = mqtt.Client(
+        client = _Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
