@@ -265,3 +265,28 @@ def test_a_batch_moves_each_message_on_as_its_responses_one_at_a_time_would(clie
         pb.RESPONSE_STATUS_SUCCESS,
     ]
     assert [row[3] for row in got] == [at[2], at[2], None, at[1]]
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_due_messages_a_page_at_a_time_are_those_of_one_read(client, newest_first):
+    outbox(client, 7)
+    client.store_message(schema.Message(content="urgent", created_at=T0, priority=5))
+    client.store_message(  # the same time as m3: the id decides between them
+        schema.Message(content="twin", created_at=T0 + dt.timedelta(seconds=3))
+    )
+    whole = client.get_unsent_messages(limit=100, newest_first=newest_first)
+    pages, after = [], ""
+    while page := client.get_unsent_messages(limit=3, newest_first=newest_first, after_id=after):
+        pages.append([m.content for m in page])
+        after = page[-1].id
+    assert [c for p in pages for c in p] == [m.content for m in whole]
+    assert len(pages) == 3 and whole[0].content == "urgent"
+    # A page after a message sent meanwhile still starts after it.
+    client.store_response(schema.Response(message_id=whole[2].id, status=Status.SUCCESS))
+    assert [m.content for m in client.get_unsent_messages(limit=2, after_id=whole[2].id,
+            newest_first=newest_first)] == [m.content for m in whole[3:5]]  # fmt: skip
+    unknown = uuid.uuid4()
+    with pytest.raises(NotFoundError, match=f"after_id: no message {unknown}"):
+        client.get_unsent_messages(limit=2, after_id=str(unknown))
+    with pytest.raises(InvalidArgumentError, match="after_id"):
+        client.get_unsent_messages(limit=2, after_id="not-an-id")

@@ -1179,15 +1179,30 @@ class PostgresStore:
         return existing, False
 
     def get_unsent_messages(
-        self, limit: int, *, newest_first: bool = False
+        self, limit: int, *, newest_first: bool = False, after: uuid.UUID | None = None
     ) -> list[schema.Message]:
-        """The messages that are due: unsent, not dead letters, past their next attempt."""
+        """The messages that are due: unsent, not dead letters, past their next attempt; with
+        ``after``, those that come after that message in the order (a keyset page: the messages
+        of earlier pages still unsent are not read again)."""
         order = "DESC" if newest_first else "ASC"
+        later = ">" if order == "ASC" else "<"
+        keyset, params = "", []
         with self._tx() as conn:
+            if after is not None:
+                key = conn.execute(
+                    "SELECT priority, created_at FROM messages WHERE id = %s", (after,)
+                ).fetchone()
+                if key is None:
+                    raise NotFoundError(f"after_id: no message {after}")
+                # ORDER BY priority DESC, created_at {order}, id: what sorts after the key.
+                keyset = f"""AND (priority < %s OR (priority = %s AND (created_at {later} %s
+                                  OR (created_at = %s AND id > %s))))"""
+                params = [key["priority"], key["priority"], key["created_at"]]
+                params += [key["created_at"], after]
             rows = conn.execute(
                 f"""SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {_MESSAGE_DUE.format(p="")}
-                    ORDER BY priority DESC, created_at {order}, id LIMIT %s""",
-                (effective_limit(limit),),
+                    {keyset} ORDER BY priority DESC, created_at {order}, id LIMIT %s""",
+                (*params, effective_limit(limit)),
             ).fetchall()
         return _readable(schema.Message, "messages", rows)
 
