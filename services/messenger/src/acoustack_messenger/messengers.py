@@ -388,6 +388,7 @@ class MqttMessenger:
         self._lock = threading.Lock()  # one send or close at a time
         self._client: mqtt.Client | None = None
         self._session = _Session()
+        self._acked_texts: dict[int, str] = {}  # a success response's content, by reason code
         # What is published retained at every (re)connection and again when a message arrives
         # on ``announce_on`` saying "online" (Home Assistant's birth message).
         self.announcements: Callable[[], list[tuple[str, str]]] | None = None
@@ -597,20 +598,25 @@ class MqttMessenger:
                 Status.TIMEOUT,
                 f"{self.where}: no PUBACK within {self.timeout_s:g} s (topic {self.topic})",
             )
-        if reason.is_failure and str(reason) == "Quota exceeded":
+        if not reason.is_failure:
+            # The same text for every acknowledged message of a topic: made and cleaned once.
+            text = self._acked_texts.get(reason.value)
+            if text is None:
+                text = limits.clean_text(f"PUBACK {reason} ({self.where} {self.topic})"[:2000])
+                self._acked_texts[reason.value] = text
+            return schema.Response(message_id=message.id, status=Status.SUCCESS, content=text)
+        if str(reason) == "Quota exceeded":
             # The broker's limit for now, not a verdict on this message.
             return _response(
                 message,
                 Status.ERROR,
                 f"{self.where} cannot take messages now on {self.topic}: {reason}",
             )
-        if reason.is_failure:
-            return _response(
-                message,
-                Status.FAILED,
-                f"{self.where} refused the message on {self.topic}: {reason}",
-            )
-        return _response(message, Status.SUCCESS, f"PUBACK {reason} ({self.where} {self.topic})")
+        return _response(
+            message,
+            Status.FAILED,
+            f"{self.where} refused the message on {self.topic}: {reason}",
+        )
 
     def check(self) -> CheckResult:
         """Connect and disconnect, with client id ``<device id>-check``: the device id itself would
