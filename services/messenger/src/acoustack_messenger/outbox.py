@@ -1,10 +1,10 @@
 """The outbox as the send task template sees it: a MessageStore over the storage service.
 
 One run takes at most ``limit`` due messages in the configured order, read a page at a time
-(keyset pages, ``FIRST_PAGE`` then ``PAGE``), the next while this one is sent. Storage keeps a message
-unsent until one of its responses is a success, and keeps every response. The last response of a
-try without a success carries its outcome (``acoustack_messenger.delivery``): the message waits
-before its next try, and one refused for good too often becomes a dead letter.
+(keyset pages, ``FIRST_PAGE`` then ``PAGE``), the next while this one is sent. Storage keeps a
+message unsent until one of its responses is a success, and keeps every response. The last
+response of a try without a success carries its outcome (``acoustack_messenger.delivery``): the
+message waits before its next try, and one refused for good too often becomes a dead letter.
 
 The send task template may hand the messengers a window of messages at once (an MQTT messenger
 keeps them in flight together): responses are matched to their message by id, and a message's
