@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -68,7 +69,7 @@ class Outbox:
         self.stored: list[str] = []  # ids of the messages this run put in the outbox
         self.dead_letters: list[str] = []  # ids of the messages this run gave up on
         # The messages handed out and not yet answered by every messenger, with their responses.
-        self._pending: dict[str, tuple[schema.Message, list[schema.Response]]] = {}
+        self._pending: dict[uuid.UUID, tuple[schema.Message, list[schema.Response]]] = {}
         self._last: list[schema.Response] = []  # the responses of the message last answered
         self._unstored: list[tuple[schema.Response, spb.TryOutcome | None]] = []
         self._storer: ThreadPoolExecutor | None = None  # stores a batch while the run sends on
@@ -83,25 +84,28 @@ class Outbox:
         first = True
         try:
             for page, more in self._pages(reader):
-                for index, proto in enumerate(page):
+                for index, message in enumerate(page):
                     if not first and self._should_stop(len(page) - index, more):
                         return
                     first = False
-                    message = convert.message_from_proto(proto)
-                    self._pending[str(message.id)] = (message, [])
+                    self._pending[message.id] = (message, [])
                     yield message
         finally:  # no more messages, however the run ended
             reader.shutdown(wait=True, cancel_futures=True)
             self._exhausted = True
             self._close()
 
-    def _pages(self, reader: ThreadPoolExecutor) -> Iterator[tuple[list, Future | None]]:
+    def _pages(
+        self, reader: ThreadPoolExecutor
+    ) -> Iterator[tuple[list[schema.Message], Future | None]]:
         """(page, the next page's read or None when this is the last), up to ``limit``."""
 
-        def read(size: int, after: str) -> list:
-            return self.store.get_unsent_messages(
+        def read(size: int, after: str) -> list[schema.Message]:
+            # Converted in the reading thread too: it runs while the sender waits for PUBACKs.
+            page = self.store.get_unsent_messages(
                 size, newest_first=self.newest_first, after_id=after
             )
+            return [convert.message_from_proto(proto) for proto in page]
 
         left = self.limit
         size = min(FIRST_PAGE, left)
@@ -112,7 +116,7 @@ class Outbox:
             reading = None
             if len(page) == size and left > 0:  # a full page: there may be more
                 size = min(PAGE, left)
-                reading = reader.submit(read, size, page[-1].id)
+                reading = reader.submit(read, size, str(page[-1].id))
             yield page, reading
 
     def flush(self, *, background: bool = False) -> None:
@@ -161,7 +165,7 @@ class Outbox:
 
     def store_response(self, response: schema.Response) -> None:
         outcome = None
-        key = str(response.message_id)
+        key = response.message_id
         message, responses = self._pending.get(key, (None, []))
         responses.append(response)
         if message is not None and len(responses) >= self.messengers:
