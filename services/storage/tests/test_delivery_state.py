@@ -208,3 +208,85 @@ def test_many_responses_are_kept_in_one_call_all_or_none(client):
     with pytest.raises(InvalidArgumentError, match="responses: 0 given; send 1..1000"):
         client.store_responses([])
     assert client.list_responses(fresh.id) == []
+
+
+def test_a_batch_moves_each_message_on_as_its_responses_one_at_a_time_would(client):
+    # Two messengers answer for each message of a run, so one batch may hold several responses
+    # of one message, out of time order; the set-based store must end where one at a time does.
+    at = [T0 + dt.timedelta(seconds=s) for s in range(4)]
+    tries = [
+        [(Status.ERROR, at[1]), (Status.SUCCESS, at[2])],  # sent when the second answered
+        [(Status.SUCCESS, at[2]), (Status.TIMEOUT, at[1])],  # the later answer's status stays
+        [(Status.TIMEOUT, at[3]), (Status.ERROR, at[3])],  # equal times: the last one given
+        [(Status.SUCCESS, at[1]), (Status.SUCCESS, at[3])],  # sent at its first success
+    ]
+    batched, single = outbox(client, len(tries)), outbox(client, len(tries))
+    for messages in (batched, single):
+        for m in messages:  # an earlier run's try, later than some of these answers
+            client.store_response(
+                schema.Response(message_id=m.id, status=Status.ERROR, received_at=at[1])
+            )
+    pairs = [
+        (schema.Response(message_id=m.id, status=s, content=f"{s.value}", received_at=t), None)
+        for m, answers in zip(batched, tries, strict=True)
+        for s, t in answers
+    ]
+    client.store_responses(pairs)
+    for m, answers in zip(single, tries, strict=True):
+        for s, t in answers:
+            client.store_response(
+                schema.Response(message_id=m.id, status=s, content=f"{s.value}", received_at=t)
+            )
+
+    def states(messages):
+        found = {e.message.id: e for e in client.list_messages(None, limit=100)}
+        sent = {e.message.id: e for e in client.list_messages(schema.MessageState.SENT)}
+        rows = []
+        for m in messages:
+            entry = (found.get(str(m.id)) or sent[str(m.id)]).message
+            rows.append(
+                (
+                    entry.attempts,
+                    entry.last_attempt_at.ToDatetime(tzinfo=dt.UTC),
+                    entry.last_status,
+                    entry.sent_at.ToDatetime(tzinfo=dt.UTC) if entry.HasField("sent_at") else None,
+                    [(r.status, r.content) for r in client.list_responses(m.id)],
+                )
+            )
+        return rows
+
+    got = states(batched)
+    assert got == states(single)
+    assert [row[0] for row in got] == [3, 3, 3, 3]
+    assert [row[2] for row in got] == [
+        pb.RESPONSE_STATUS_SUCCESS,
+        pb.RESPONSE_STATUS_SUCCESS,
+        pb.RESPONSE_STATUS_ERROR,
+        pb.RESPONSE_STATUS_SUCCESS,
+    ]
+    assert [row[3] for row in got] == [at[2], at[2], None, at[1]]
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_due_messages_a_page_at_a_time_are_those_of_one_read(client, newest_first):
+    outbox(client, 7)
+    client.store_message(schema.Message(content="urgent", created_at=T0, priority=5))
+    client.store_message(  # the same time as m3: the id decides between them
+        schema.Message(content="twin", created_at=T0 + dt.timedelta(seconds=3))
+    )
+    whole = client.get_unsent_messages(limit=100, newest_first=newest_first)
+    pages, after = [], ""
+    while page := client.get_unsent_messages(limit=3, newest_first=newest_first, after_id=after):
+        pages.append([m.content for m in page])
+        after = page[-1].id
+    assert [c for p in pages for c in p] == [m.content for m in whole]
+    assert len(pages) == 3 and whole[0].content == "urgent"
+    # A page after a message sent meanwhile still starts after it.
+    client.store_response(schema.Response(message_id=whole[2].id, status=Status.SUCCESS))
+    assert [m.content for m in client.get_unsent_messages(limit=2, after_id=whole[2].id,
+            newest_first=newest_first)] == [m.content for m in whole[3:5]]  # fmt: skip
+    unknown = uuid.uuid4()
+    with pytest.raises(NotFoundError, match=f"after_id: no message {unknown}"):
+        client.get_unsent_messages(limit=2, after_id=str(unknown))
+    with pytest.raises(InvalidArgumentError, match="after_id"):
+        client.get_unsent_messages(limit=2, after_id="not-an-id")

@@ -350,10 +350,11 @@ class StoreClient(GrpcClient):
         return self.call(self.stub.StoreMessage, request, name="StoreMessage")
 
     def get_unsent_messages(
-        self, limit: int = 100, *, newest_first: bool = False
+        self, limit: int = 100, *, newest_first: bool = False, after_id: str = ""
     ) -> list[pb.Message]:
+        """Due messages; ``after_id``: the page after that message."""
         order = spb.SORT_ORDER_NEWEST_FIRST if newest_first else spb.SORT_ORDER_OLDEST_FIRST
-        request = spb.GetUnsentMessagesRequest(limit=limit, order=order)
+        request = spb.GetUnsentMessagesRequest(limit=limit, order=order, after_id=after_id)
         return list(
             self.call(self.stub.GetUnsentMessages, request, name="GetUnsentMessages").messages
         )

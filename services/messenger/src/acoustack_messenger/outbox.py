@@ -1,9 +1,10 @@
 """The outbox as the send task template sees it: a MessageStore over the storage service.
 
-One run takes at most ``limit`` due messages in the configured order. Storage keeps a message
-unsent until one of its responses is a success, and keeps every response. The last response of a
-try without a success carries its outcome (``acoustack_messenger.delivery``): the message waits
-before its next try, and one refused for good too often becomes a dead letter.
+One run takes at most ``limit`` due messages in the configured order, read a page at a time
+(keyset pages, ``FIRST_PAGE`` then ``PAGE``), the next while this one is sent. Storage keeps a
+message unsent until one of its responses is a success, and keeps every response. The last
+response of a try without a success carries its outcome (``acoustack_messenger.delivery``): the
+message waits before its next try, and one refused for good too often becomes a dead letter.
 
 The send task template may hand the messengers a window of messages at once (an MQTT messenger
 keeps them in flight together): responses are matched to their message by id, and a message's
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 
 UNREACHED = frozenset({schema.ResponseStatus.ERROR, schema.ResponseStatus.TIMEOUT})
 RESPONSE_BATCH = 1000  # acoustack_storage.servicer.MAX_RESPONSES_PER_CALL
+# A run reads its messages a page at a time: a first one of a first MQTT window, then larger.
+FIRST_PAGE, PAGE = 100, 1000
 
 
 class Outbox:
@@ -65,7 +69,7 @@ class Outbox:
         self.stored: list[str] = []  # ids of the messages this run put in the outbox
         self.dead_letters: list[str] = []  # ids of the messages this run gave up on
         # The messages handed out and not yet answered by every messenger, with their responses.
-        self._pending: dict[str, tuple[schema.Message, list[schema.Response]]] = {}
+        self._pending: dict[uuid.UUID, tuple[schema.Message, list[schema.Response]]] = {}
         self._last: list[schema.Response] = []  # the responses of the message last answered
         self._unstored: list[tuple[schema.Response, spb.TryOutcome | None]] = []
         self._storer: ThreadPoolExecutor | None = None  # stores a batch while the run sends on
@@ -73,18 +77,47 @@ class Outbox:
         self._exhausted = False  # every message of the run was handed out
 
     def get_unsent_messages(self) -> Iterator[schema.Message]:
-        """A generator rather than a list, so the run can stop between two messages."""
-        page = self.store.get_unsent_messages(self.limit, newest_first=self.newest_first)
+        """A generator rather than a list, so the run can stop between two messages. The run's
+        messages are read a page at a time (a small first one, so sending starts at once), the
+        next page while this one is sent."""
+        reader = ThreadPoolExecutor(1, thread_name_prefix="outbox-read")
+        first = True
         try:
-            for index, proto in enumerate(page):
-                if index and self._should_stop(len(page) - index):
-                    return
-                message = convert.message_from_proto(proto)
-                self._pending[str(message.id)] = (message, [])
-                yield message
+            for page, more in self._pages(reader):
+                for index, message in enumerate(page):
+                    if not first and self._should_stop(len(page) - index, more):
+                        return
+                    first = False
+                    self._pending[message.id] = (message, [])
+                    yield message
         finally:  # no more messages, however the run ended
+            reader.shutdown(wait=True, cancel_futures=True)
             self._exhausted = True
             self._close()
+
+    def _pages(
+        self, reader: ThreadPoolExecutor
+    ) -> Iterator[tuple[list[schema.Message], Future | None]]:
+        """(page, the next page's read or None when this is the last), up to ``limit``."""
+
+        def read(size: int, after: str) -> list[schema.Message]:
+            # Converted in the reading thread too: it runs while the sender waits for PUBACKs.
+            page = self.store.get_unsent_messages(
+                size, newest_first=self.newest_first, after_id=after
+            )
+            return [convert.message_from_proto(proto) for proto in page]
+
+        left = self.limit
+        size = min(FIRST_PAGE, left)
+        reading: Future | None = reader.submit(read, size, "")
+        while reading is not None:
+            page = reading.result()
+            left -= len(page)
+            reading = None
+            if len(page) == size and left > 0:  # a full page: there may be more
+                size = min(PAGE, left)
+                reading = reader.submit(read, size, str(page[-1].id))
+            yield page, reading
 
     def flush(self, *, background: bool = False) -> None:
         """Store the responses kept so far, in one call. In the ``background`` the call runs
@@ -113,19 +146,26 @@ class Outbox:
                 self._storer.shutdown(wait=True)
                 self._storer = None
 
-    def _should_stop(self, left: int) -> bool:
+    def _should_stop(self, left: int, more: Future | None) -> bool:
         last = [r.status for r in self._last]
         if len(last) >= self.messengers and all(s in UNREACHED for s in last):
-            self.stopped_early = f"no messenger reached its server; {left} message(s) wait"
+            why = "no messenger reached its server"
         elif self.deadline is not None and time.monotonic() >= self.deadline:
-            self.stopped_early = f"out of time for this run; {left} message(s) wait"
-        if self.stopped_early:
-            log.warning("outbox: stopping this run early: %s", self.stopped_early)
-        return bool(self.stopped_early)
+            why = "out of time for this run"
+        else:
+            return False
+        if more is not None:  # the next page, being read: counted as waiting too
+            try:
+                left += len(more.result())
+            except Exception:  # storage gone: the count is what is known
+                log.warning("outbox: the next page could not be read", exc_info=True)
+        self.stopped_early = f"{why}; {left} message(s) wait"
+        log.warning("outbox: stopping this run early: %s", self.stopped_early)
+        return True
 
     def store_response(self, response: schema.Response) -> None:
         outcome = None
-        key = str(response.message_id)
+        key = response.message_id
         message, responses = self._pending.get(key, (None, []))
         responses.append(response)
         if message is not None and len(responses) >= self.messengers:

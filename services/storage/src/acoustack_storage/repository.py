@@ -253,6 +253,30 @@ _RESPONSE_UPDATE = """UPDATE messages SET
    WHERE id = %(id)s"""
 _RESPONSE_INSERT = """INSERT INTO responses (message_id, status, content, received_at)
    VALUES (%s, %s, %s, %s)"""
+# A batch of responses in one statement: kept in their order, and each message's delivery state
+# moved on as _RESPONSE_UPDATE once per response, in order, would have (a batch may hold several
+# responses of one message, one per messenger): its latest response's status (the last one given
+# among equal times) unless an earlier try is later still, its first success's time.
+_RESPONSES_MANY = """WITH r AS (
+       SELECT * FROM unnest(%(ids)s::uuid[], %(statuses)s::text[], %(contents)s::text[],
+                            %(ats)s::timestamptz[])
+           WITH ORDINALITY AS r (message_id, status, content, received_at, n)
+   ), kept AS (
+       INSERT INTO responses (message_id, status, content, received_at)
+       SELECT message_id, status, content, received_at FROM r ORDER BY n
+   )
+   UPDATE messages m SET
+       attempts = m.attempts + t.tries,
+       last_attempt_at = GREATEST(m.last_attempt_at, t.at),
+       sent_at = COALESCE(m.sent_at, t.sent_at),
+       last_status = CASE WHEN m.last_attempt_at IS NULL OR t.at >= m.last_attempt_at
+                          THEN t.status ELSE m.last_status END
+   FROM (SELECT message_id, count(*) AS tries, max(received_at) AS at,
+                (array_agg(received_at ORDER BY n) FILTER (WHERE status = 'success'))[1]
+                    AS sent_at,
+                (array_agg(status ORDER BY received_at DESC, n DESC))[1] AS status
+         FROM r GROUP BY message_id) t
+   WHERE m.id = t.message_id"""
 _OUTCOME_UPDATE = """UPDATE messages SET
        failed_tries = failed_tries + 1,
        refusals = refusals + CASE WHEN %(refused)s THEN 1 ELSE 0 END,
@@ -1155,15 +1179,30 @@ class PostgresStore:
         return existing, False
 
     def get_unsent_messages(
-        self, limit: int, *, newest_first: bool = False
+        self, limit: int, *, newest_first: bool = False, after: uuid.UUID | None = None
     ) -> list[schema.Message]:
-        """The messages that are due: unsent, not dead letters, past their next attempt."""
+        """The messages that are due: unsent, not dead letters, past their next attempt; with
+        ``after``, those that come after that message in the order (a keyset page: the messages
+        of earlier pages still unsent are not read again)."""
         order = "DESC" if newest_first else "ASC"
+        later = ">" if order == "ASC" else "<"
+        keyset, params = "", []
         with self._tx() as conn:
+            if after is not None:
+                key = conn.execute(
+                    "SELECT priority, created_at FROM messages WHERE id = %s", (after,)
+                ).fetchone()
+                if key is None:
+                    raise NotFoundError(f"after_id: no message {after}")
+                # ORDER BY priority DESC, created_at {order}, id: what sorts after the key.
+                keyset = f"""AND (priority < %s OR (priority = %s AND (created_at {later} %s
+                                  OR (created_at = %s AND id > %s))))"""
+                params = [key["priority"], key["priority"], key["created_at"]]
+                params += [key["created_at"], after]
             rows = conn.execute(
                 f"""SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {_MESSAGE_DUE.format(p="")}
-                    ORDER BY priority DESC, created_at {order}, id LIMIT %s""",
-                (effective_limit(limit),),
+                    {keyset} ORDER BY priority DESC, created_at {order}, id LIMIT %s""",
+                (*params, effective_limit(limit)),
             ).fetchall()
         return _readable(schema.Message, "messages", rows)
 
@@ -1190,9 +1229,10 @@ class PostgresStore:
     def store_responses(
         self, responses: Sequence[tuple[schema.Response, TryOutcome | None]]
     ) -> None:
-        """Many responses in one transaction (a messaging run's): all or none. Each statement
-        runs once for the whole batch (psycopg pipelines executemany), so a batch costs about
-        what one response does."""
+        """Many responses in one transaction (a messaging run's): all or none. The responses
+        go in and their messages' states move on in one set-based statement (executemany of a
+        statement per response cost 0.13 ms a response); the outcomes, only of tries without a
+        success, after it, as they depend on whether a message is now sent."""
         wanted = list({r.message_id for r, _ in responses})
         with self._tx() as conn:
             known = {
@@ -1207,13 +1247,14 @@ class PostgresStore:
                         f"responses.{index}.response.message_id: no message {response.message_id}"
                     )
             with conn.cursor() as cursor:
-                cursor.executemany(_RESPONSE_UPDATE, [_response_values(r) for r, _ in responses])
-                cursor.executemany(
-                    _RESPONSE_INSERT,
-                    [
-                        (r.message_id, r.status.value, r.content, r.received_at)
-                        for r, _ in responses
-                    ],
+                cursor.execute(
+                    _RESPONSES_MANY,
+                    {
+                        "ids": [r.message_id for r, _ in responses],
+                        "statuses": [r.status.value for r, _ in responses],
+                        "contents": [r.content for r, _ in responses],
+                        "ats": [r.received_at for r, _ in responses],
+                    },
                 )
                 outcomes = [_outcome_values(r, o) for r, o in responses if o is not None]
                 if outcomes:

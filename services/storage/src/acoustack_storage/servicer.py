@@ -342,8 +342,9 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
 
     @rpc_errors
     def GetUnsentMessages(self, request, context):
+        after = _uuid(request.after_id, "after_id") if request.after_id else None
         messages = self.store.get_unsent_messages(
-            request.limit, newest_first=_newest_first(request)
+            request.limit, newest_first=_newest_first(request), after=after
         )
         return spb.GetUnsentMessagesResponse(
             messages=[convert.message_to_proto(m) for m in messages]

@@ -370,12 +370,14 @@ class StoreMessageResponse(_message.Message):
     def __init__(self, message: _Optional[_Union[_types_pb2.Message, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class GetUnsentMessagesRequest(_message.Message):
-    __slots__ = ("limit", "order")
+    __slots__ = ("limit", "order", "after_id")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
     limit: int
     order: SortOrder
-    def __init__(self, limit: _Optional[int] = ..., order: _Optional[_Union[SortOrder, str]] = ...) -> None: ...
+    after_id: str
+    def __init__(self, limit: _Optional[int] = ..., order: _Optional[_Union[SortOrder, str]] = ..., after_id: _Optional[str] = ...) -> None: ...
 
 class GetUnsentMessagesResponse(_message.Message):
     __slots__ = ("messages",)
