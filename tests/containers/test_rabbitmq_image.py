@@ -6,6 +6,8 @@ RabbitMQ's epmd monitor ran a second Erlang VM every 60 s (`erl -sname epmd-star
 make that quick), started with compose's Erlang flags, epmd is killed, and for one monitor period
 and a bit the container's processes are listed twice a second: no second beam.smp may appear,
 and epmd must be running again with the broker registered, so `rabbitmqctl` still reaches it.
+The health checks compose and k3s run on it (an AMQP protocol header, no second VM either) are run
+in the same container and must pass.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.docker
 
@@ -140,3 +143,26 @@ def test_epmd_comes_back_without_a_second_erlang_vm(broker: tuple[str, str]) -> 
     status = run([docker, "exec", name, "rabbitmqctl", "-q", "status"], timeout_s=90)
     assert status.returncode == 0, status.stderr[-2000:]
     assert amqp_answers(docker, name)
+
+
+def shipped_health_checks() -> dict[str, list[str]]:
+    compose = yaml.safe_load((REPO / "compose" / "compose.yaml").read_text())
+    test = compose["services"]["rabbitmq"]["healthcheck"]["test"]
+    assert test[0] == "CMD", test
+    # compose reads $$ as a literal $
+    checks = {"compose healthcheck": [arg.replace("$$", "$") for arg in test[1:]]}
+    for doc in yaml.safe_load_all((REPO / "k3s" / "base" / "rabbitmq.yaml").read_text()):
+        if doc and doc.get("kind") == "StatefulSet":
+            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            for probe in ("startupProbe", "readinessProbe"):
+                checks[f"k3s {probe}"] = container[probe]["exec"]["command"]
+    assert len(checks) == 3, checks
+    return checks
+
+
+def test_the_shipped_health_checks_pass_on_the_broker(broker: tuple[str, str]) -> None:
+    docker, name = broker
+    for what, command in shipped_health_checks().items():
+        assert "rabbitmq-diagnostics" not in command, f"{what} starts a second Erlang VM"
+        done = run([docker, "exec", name, *command], timeout_s=30)
+        assert done.returncode == 0, f"{what} failed on a running broker: {done.stderr}"
