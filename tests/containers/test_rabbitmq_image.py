@@ -6,12 +6,13 @@ RabbitMQ's epmd monitor ran a second Erlang VM every 60 s (`erl -sname epmd-star
 make that quick), started with compose's Erlang flags, epmd is killed, and for one monitor period
 and a bit the container's processes are listed twice a second: no second beam.smp may appear,
 and epmd must be running again with the broker registered, so `rabbitmqctl` still reaches it.
-The health checks compose and k3s run on it (an AMQP protocol header, no second VM either) are run
-in the same container and must pass.
+The health checks compose, k3s and the image itself run on it (an AMQP protocol header, no
+second VM either) are run in the same container and must pass.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -160,9 +161,19 @@ def shipped_health_checks() -> dict[str, list[str]]:
     return checks
 
 
+def image_health_check(docker: str, container: str) -> list[str]:
+    """The image's own HEALTHCHECK (a plain `docker run`), read from the image."""
+    image = run([docker, "inspect", "-f", "{{.Config.Image}}", container], timeout_s=30)
+    inspected = run([docker, "image", "inspect", image.stdout.strip()], timeout_s=30)
+    test = json.loads(inspected.stdout)[0]["Config"]["Healthcheck"]["Test"]
+    assert test[0] == "CMD", test
+    return test[1:]
+
+
 def test_the_shipped_health_checks_pass_on_the_broker(broker: tuple[str, str]) -> None:
     docker, name = broker
-    for what, command in shipped_health_checks().items():
+    checks = {**shipped_health_checks(), "image HEALTHCHECK": image_health_check(docker, name)}
+    for what, command in checks.items():
         assert "rabbitmq-diagnostics" not in command, f"{what} starts a second Erlang VM"
         done = run([docker, "exec", name, *command], timeout_s=30)
         assert done.returncode == 0, f"{what} failed on a running broker: {done.stderr}"
