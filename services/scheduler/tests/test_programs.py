@@ -20,10 +20,11 @@ from acoustack_scheduler.programs import (
 from acoustack_scheduler.schedules import aligned_schedule
 
 
-def test_defaults_are_acoupis():
+def test_defaults_are_acoupis_but_files_are_filed_sooner():
     config = load_program("detection").parse_config({})
     assert (config.recording.duration_s, config.recording.interval_s) == (3.0, 10.0)
-    assert config.file_management.interval_s == 120.0
+    # Filed sooner than acoupi's 120 s: a recording waits in RAM for at most 30 s.
+    assert config.file_management.interval_s == 30.0
     assert config.messaging.interval_s == 120.0
     assert config.heartbeat.interval_s == 3600.0
     assert config.detection.threshold == 0.2

@@ -127,9 +127,12 @@ class RecordingConfig(Section):
 
 
 class FileManagementConfig(Section):
+    # 30 s, not acoupi's 2 minutes: new recordings wait in the RAM-backed temporary area until
+    # filed, so this bounds what a power cut loses and what the area holds (3 s at 384 kHz every
+    # 10 s: at most 3-4 recordings of 2.2 MiB instead of 12). A run with nothing due costs ~1 ms.
     interval_s: Annotated[
         float, Field(gt=0, description="how often temporary recordings are saved or deleted")
-    ] = 120.0
+    ] = 30.0
     save_all: Annotated[
         bool,
         Field(
