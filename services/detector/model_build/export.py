@@ -3,10 +3,16 @@
 Runs in the throwaway build environment (build.sh: torch, batdetect2 and librosa live only there).
 Writes into OUT_DIR:
 
-  batdetect2-trunk.onnx  the network from its input (the spectrogram resized to 128 rows, by
-                         acoustack_detector/batdetect2/resize.py as torch resizes it) to the input
-                         of its last upsampling block: the encoder, the attention bottleneck, two
-                         decoder blocks and the skip connection: [1, 32, 64, columns / 2].
+  The trunk, the network from its input (the spectrogram resized to 128 rows, by
+  acoustack_detector/batdetect2/resize.py as torch resizes it) to the input of its last upsampling
+  block, in three graphs so that what is column-local runs on tiles (batdetect2/trunk.py):
+  batdetect2-encoder.onnx     the four encoder blocks, on any range of columns whose edges are on
+                              the pooling stride (8): the three skip connections.
+  batdetect2-bottleneck.onnx  the 1-D convolution and the self-attention over the whole width.
+  batdetect2-decoder.onnx     two decoder blocks and the skip connection, on any range of
+                              columns: [1, 32, 64, columns / 2]. The encoder's first block at full
+                              resolution (32 x 128 x width floats) and the decoder's upsampled
+                              inputs were the largest tensors left once the head was tiled.
   batdetect2-head.onnx   the rest, on any range of columns: the last decoder block at full
                          resolution, the output heads, the detection map, the 9x9 local-maximum
                          test, and the top-k of those maxima with their box sizes and class
@@ -36,15 +42,29 @@ CHECKPOINT_NAME = "Net2DFast_UK_same.pth.tar"
 BATDETECT2_VERSION = "1.3.1"
 OPSET = 17
 
-TRUNK_FILE = "batdetect2-trunk.onnx"
+ENCODER_FILE = "batdetect2-encoder.onnx"
 HEAD_FILE = "batdetect2-head.onnx"
+BOTTLENECK_FILE = "batdetect2-bottleneck.onnx"
+DECODER_FILE = "batdetect2-decoder.onnx"
+GRAPH_FILES = (ENCODER_FILE, BOTTLENECK_FILE, DECODER_FILE, HEAD_FILE)
+# The single-graph trunk of format 2, removed from an export folder so no image carries it.
+OLD_TRUNK_FILE = "batdetect2-trunk.onnx"
 METADATA_FILE = "batdetect2.json"
 STAMP_FILE = "stamp.json"
-METADATA_FORMAT = 2
+METADATA_FORMAT = 3
 # Columns of trunk output (half resolution) a head tile needs on each side of the columns it keeps:
 # the 2x upsampling reads 1 neighbour, the two 3x3 convolutions 1 full-resolution column each, the
 # 9-wide local-maximum test 4: 4 half-resolution columns. Twice that, to be safe from edge effects.
 HEAD_HALO_COLUMNS = 8
+# Resized columns an encoder tile needs on each side: its 3x3 convolutions at full, half, quarter
+# and eighth resolution reach 1 + 2 + 4 + 8 = 15 (the pools' pairs add none when a tile starts on
+# a multiple of 8): 16, on the pooling stride. Exactly what is needed, not twice (unlike the head):
+# every tile's column costs CPU, and verify_export checks tiles far narrower than the runtime's.
+ENCODER_HALO_COLUMNS = 16
+# Bottleneck columns (width / 8) a decoder tile needs on each side: through its two 3x3
+# convolutions and two 2x bilinear upsamplings (clamped at a tile's edge) a kept column reads 2
+# bottleneck columns beyond it.
+DECODER_HALO_COLUMNS = 2
 HERE = Path(__file__).resolve().parent
 # The files whose change must trigger a new export.
 STAMPED_INPUTS = (
@@ -74,7 +94,7 @@ def expected_stamp(out_dir: Path) -> dict:
         "inputs": {path.name: sha256_of(path) for path in STAMPED_INPUTS},
         "outputs": {
             name: sha256_of(out_dir / name) if (out_dir / name).is_file() else None
-            for name in (TRUNK_FILE, HEAD_FILE, METADATA_FILE)
+            for name in (*GRAPH_FILES, METADATA_FILE)
         },
     }
 
@@ -112,8 +132,9 @@ def verify_checkpoint(path: Path) -> None:
 
 
 def build_graphs(network, params: dict):
-    """The trunk and head modules (see the module docstring), composed from the network's layers
-    as Net2DFast.forward composes them; verify_export checks they give its outputs.
+    """The encoder, bottleneck, decoder and head modules (see the module docstring), composed from
+    the network's layers as Net2DFast.forward composes them; verify_export checks they give its
+    outputs.
 
     Two rewrites keep the arithmetic and make the head much cheaper in onnxruntime:
     - batdetect2 takes a softmax over the 18 class channels at every pixel and sums the first 17
@@ -131,18 +152,41 @@ def build_graphs(network, params: dict):
     nms_kernel = int(params["nms_kernel_size"])
     nms_pad = (nms_kernel - 1) // 2
 
-    class Trunk(torch.nn.Module):
+    class Encoder(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.network = network
 
-        def forward(self, resized: torch.Tensor) -> torch.Tensor:
+        def forward(self, resized: torch.Tensor):
             net = self.network
             skip_1 = net.conv_dn_0(resized)
             skip_2 = net.conv_dn_1(skip_1)
             skip_3 = F.relu(net.conv_dn_3_bn(net.conv_dn_3(net.conv_dn_2(skip_2))))
-            x = net.att(F.relu(net.conv_1d_bn(net.conv_1d(skip_3))))
-            x = x.repeat([1, 1, net.bneck_height * 4, 1])
+            return skip_1, skip_2, skip_3
+
+    class Bottleneck(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, skip_3: torch.Tensor) -> torch.Tensor:
+            net = self.network
+            return net.att(F.relu(net.conv_1d_bn(net.conv_1d(skip_3))))
+
+    class Decoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(
+            self,
+            bottleneck: torch.Tensor,
+            skip_3: torch.Tensor,
+            skip_2: torch.Tensor,
+            skip_1: torch.Tensor,
+        ) -> torch.Tensor:
+            net = self.network
+            x = bottleneck.repeat([1, 1, net.bneck_height * 4, 1])
             x = net.conv_up_2(x + skip_3)
             x = net.conv_up_3(x + skip_2)
             return x + skip_1
@@ -181,14 +225,29 @@ def build_graphs(network, params: dict):
             class_probs = torch.softmax(peak_logits, dim=0)[:num_classes]
             return scores, flat_index, box_size, class_probs
 
-    return Trunk().eval(), Head().eval()
+    return Encoder().eval(), Bottleneck().eval(), Decoder().eval(), Head().eval()
+
+
+def torch_trunk(encoder, bottleneck, decoder, resized):
+    """The three trunk modules on the whole width: the trunk's output (features)."""
+    skip_1, skip_2, skip_3 = encoder(resized)
+    return decoder(bottleneck(skip_3), skip_3, skip_2, skip_1)
+
+
+def runtime_module(name: str):
+    """A numpy-only module of the detector's runtime, imported straight from the source tree (the
+    build environment does not install acoustack_detector): the checks run the runtime's code."""
+    import importlib
+
+    folder = str(HERE.parent / "src" / "acoustack_detector" / "batdetect2")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
 
 
 def resized_input(params: dict, spectrogram):
     """[1, 1, bins, frames] -> [1, 1, network height, frames // 2] (the runtime's numpy resize)."""
-    # numpy only, so the build environment can import it straight from the source tree.
-    sys.path.insert(0, str(HERE.parent / "src" / "acoustack_detector" / "batdetect2"))
-    from resize import resize_bilinear
+    resize_bilinear = runtime_module("resize").resize_bilinear
 
     height = int(params["spec_height"] * params["resize_factor"])
     resized = resize_bilinear(spectrogram[0, 0], height, spectrogram.shape[-1] // 2)
@@ -279,11 +338,37 @@ def metadata(params: dict, checksums: dict[str, str]) -> dict:
             "chunk_size_s": float(config["chunk_size"]),
         },
         "graphs": {
-            "trunk": {
-                "file": TRUNK_FILE,
-                "sha256": checksums[TRUNK_FILE],
-                "inputs": {"resized": "float32 [1, 1, 128, columns]: the resized spectrogram"},
-                "outputs": {"features": "float32 [1, 32, 64, width / 2]"},
+            "encoder": {
+                "file": ENCODER_FILE,
+                "sha256": checksums[ENCODER_FILE],
+                "halo_columns": ENCODER_HALO_COLUMNS,
+                "inputs": {
+                    "resized": "float32 [1, 1, 128, columns]: a range of the resized spectrogram, "
+                    "its edges on multiples of 8 columns"
+                },
+                "outputs": {
+                    "skip_1": "float32 [1, 32, 64, columns / 2]",
+                    "skip_2": "float32 [1, 64, 32, columns / 4]",
+                    "skip_3": "float32 [1, 256, 16, columns / 8]",
+                },
+            },
+            "bottleneck": {
+                "file": BOTTLENECK_FILE,
+                "sha256": checksums[BOTTLENECK_FILE],
+                "inputs": {"skip_3": "float32 [1, 256, 16, width / 8]: the whole width's"},
+                "outputs": {"bottleneck": "float32 [1, 256, 1, width / 8]"},
+            },
+            "decoder": {
+                "file": DECODER_FILE,
+                "sha256": checksums[DECODER_FILE],
+                "halo_columns": DECODER_HALO_COLUMNS,
+                "inputs": {
+                    "bottleneck": "float32 [1, 256, 1, columns]: a range of the bottleneck's output",
+                    "skip_3": "float32 [1, 256, 16, columns]: the same range",
+                    "skip_2": "float32 [1, 64, 32, 2 x columns]: the same range",
+                    "skip_1": "float32 [1, 32, 64, 4 x columns]: the same range",
+                },
+                "outputs": {"features": "float32 [1, 32, 64, 4 x columns]"},
             },
             "head": {
                 "file": HEAD_FILE,
@@ -361,21 +446,24 @@ def peak_map(outputs, height: int, width: int):
     return full.reshape(height, width)
 
 
-def verify_export(network, trunk, head, out_dir: Path, params: dict) -> str:
+def verify_export(network, graphs, out_dir: Path, params: dict) -> str:
     """Check, on a realistic input, that:
-    1. the composed trunk and head (torch) pick batdetect2's own peaks, with its values;
+    1. the composed graphs (torch) pick batdetect2's own peaks, with its values;
     2. onnxruntime picks the same peaks, with the same values to 1e-4;
-    3. the head on tiles gives exactly what it gives on the whole width."""
+    3. the trunk on tiles (the runtime's batdetect2/trunk.py) gives what it gives on the whole
+       width, to 1e-5, and the same peaks;
+    4. the head on tiles gives exactly what it gives on the whole width."""
     import numpy as np
     import onnxruntime
     import torch
 
+    encoder, bottleneck, decoder, head = graphs
     spectrogram = example_spectrogram(params)
     resized = resized_input(params, spectrogram)
     peaks = 200
     with torch.no_grad():
         expected = reference_outputs(network, params, torch.from_numpy(spectrogram), peaks)
-        features = trunk(torch.from_numpy(resized))
+        features = torch_trunk(encoder, bottleneck, decoder, torch.from_numpy(resized))
         last = torch.tensor(2 * features.shape[-1])
         composed = head(features, torch.tensor(0), last, torch.tensor(peaks))
     expected = [t.numpy() for t in expected]
@@ -398,12 +486,30 @@ def verify_export(network, trunk, head, out_dir: Path, params: dict) -> str:
     def session(name: str):
         return onnxruntime.InferenceSession(str(out_dir / name), providers=["CPUExecutionProvider"])
 
-    trunk_session, head_session = session(TRUNK_FILE), session(HEAD_FILE)
-    features = trunk_session.run(None, {"resized": resized})[0]
+    trunk = runtime_module("trunk").Trunk(
+        encoder=session(ENCODER_FILE),
+        bottleneck=session(BOTTLENECK_FILE),
+        decoder=session(DECODER_FILE),
+        encoder_halo=ENCODER_HALO_COLUMNS,
+        decoder_halo=DECODER_HALO_COLUMNS,
+    )
+    head_session = session(HEAD_FILE)
+    features = trunk.run(resized, None)
     columns = features.shape[-1]
     onnx_report = compare(
         run_head(head_session, features, 0, columns, 0, peaks), "onnxruntime", 1e-4
     )
+
+    # Trunk tiles far narrower than the runtime's, so that most columns are near a tile's edge.
+    trunk_tile = 96
+    tiled_features = trunk.run(resized, trunk_tile)
+    trunk_difference = float(np.max(np.abs(tiled_features - features)))
+    if trunk_difference > 1e-5:
+        raise SystemExit(
+            f"EXPORT MISMATCH: trunk tiles differ from the whole by {trunk_difference:g}"
+        )
+    compare(run_head(head_session, tiled_features, 0, columns, 0, peaks), "the tiled trunk", 1e-4)
+    trunk_tiles = -(-resized.shape[-1] // trunk_tile)
 
     height = features.shape[2] * 2
     whole_map = peak_map(run_head(head_session, features, 0, columns, 0), height, 2 * columns)
@@ -422,7 +528,8 @@ def verify_export(network, trunk, head, out_dir: Path, params: dict) -> str:
         )
     return (
         f"{int(strong.sum())} peaks above threshold identical to batdetect2's; torch {torch_report}; "
-        f"onnxruntime {onnx_report}; {len(tiles)} head tiles vs whole {tile_difference:.1g}"
+        f"onnxruntime {onnx_report}; {trunk_tiles} trunk tiles vs whole {trunk_difference:.1g}; "
+        f"{len(tiles)} head tiles vs whole {tile_difference:.1g}"
     )
 
 
@@ -435,20 +542,49 @@ def export(out_dir: Path) -> None:
     network, params = load_model(str(path), device=torch.device("cpu"))
     if len(params["class_names"]) != 17:
         raise SystemExit(f"expected 17 classes, the checkpoint has {len(params['class_names'])}")
-    trunk, head = build_graphs(network, params)
+    graphs = build_graphs(network, params)
+    encoder, bottleneck, decoder, head = graphs
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / STAMP_FILE).unlink(missing_ok=True)
+    (out_dir / OLD_TRUNK_FILE).unlink(missing_ok=True)
     resized = torch.from_numpy(resized_input(params, example_spectrogram(params)))
     with torch.no_grad():
-        features = trunk(resized)
+        skip_1, skip_2, skip_3 = encoder(resized)
+        middle = bottleneck(skip_3)
+        features = decoder(middle, skip_3, skip_2, skip_1)
     exports = {
-        TRUNK_FILE: (
-            trunk,
+        ENCODER_FILE: (
+            encoder,
             (resized,),
             ["resized"],
+            ["skip_1", "skip_2", "skip_3"],
+            {
+                "resized": {3: "columns"},
+                "skip_1": {3: "half_columns"},
+                "skip_2": {3: "quarter_columns"},
+                "skip_3": {3: "eighth_columns"},
+            },
+        ),
+        BOTTLENECK_FILE: (
+            bottleneck,
+            (skip_3,),
+            ["skip_3"],
+            ["bottleneck"],
+            {"skip_3": {3: "columns"}, "bottleneck": {3: "columns"}},
+        ),
+        DECODER_FILE: (
+            decoder,
+            (middle, skip_3, skip_2, skip_1),
+            ["bottleneck", "skip_3", "skip_2", "skip_1"],
             ["features"],
-            {"resized": {3: "columns"}, "features": {3: "half_columns"}},
+            {
+                "bottleneck": {3: "columns"},
+                "skip_3": {3: "columns"},
+                "skip_2": {3: "double_columns"},
+                "skip_1": {3: "quadruple_columns"},
+                "features": {3: "quadruple_columns"},
+            },
         ),
         HEAD_FILE: (
             head,
@@ -477,7 +613,7 @@ def export(out_dir: Path) -> None:
             dynamic_axes=dynamic,
         )
         partial.replace(out_dir / name)
-    print("verify:", verify_export(network, trunk, head, out_dir, params))
+    print("verify:", verify_export(network, graphs, out_dir, params))
 
     checksums = {name: sha256_of(out_dir / name) for name in exports}
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata(params, checksums), indent=2) + "\n")

@@ -35,3 +35,14 @@ def test_description_from_another_export_format_is_refused(model_dir, tmp_path):
     with pytest.raises(FailedPreconditionError, match="format 1") as raised:
         BatDetect2Onnx.load(copy)
     assert "make model" in str(raised.value)
+
+
+def test_encoder_halo_off_the_pooling_stride_is_refused(model_dir, tmp_path):
+    """An encoder tile's edges must stay on the pooling stride, so its halo must too."""
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    description = json.loads((copy / "batdetect2.json").read_text())
+    description["graphs"]["encoder"]["halo_columns"] = 12
+    (copy / "batdetect2.json").write_text(json.dumps(description))
+    with pytest.raises(FailedPreconditionError, match="graphs.encoder.halo_columns"):
+        BatDetect2Onnx.load(copy)

@@ -111,9 +111,18 @@ def test_model_identity(bundled_model):
     assert bundled_model.default_threshold == 0.01
 
 
-@pytest.mark.parametrize("tile_columns", [None, 200])
-def test_head_tiling_does_not_change_detections(bundled_model, model_dir, input_path, tile_columns):
-    """The head runs on tiles of the trunk's output by default; the whole width, or much smaller
-    tiles, give the very same detections."""
+@pytest.mark.parametrize("tile_columns", [None, 200, 64])
+def test_tiling_does_not_change_detections(bundled_model, model_dir, input_path, tile_columns):
+    """The encoder, the decoder and the head run on tiles by default; the whole width, or much
+    smaller tiles (64: narrower than the encoder's halo), give the very same detections, down to
+    the weakest peaks batdetect2 would return (threshold 0)."""
     other = BatDetect2Onnx.load(model_dir, SessionSettings(threads=1, tile_columns=tile_columns))
-    assert other.predict_file(input_path("long")) == bundled_model.predict_file(input_path("long"))
+    for threshold in (None, 0.0):
+        assert other.predict_file(input_path("long"), threshold=threshold) == (
+            bundled_model.predict_file(input_path("long"), threshold=threshold)
+        )
+
+
+def test_tiles_off_the_pooling_stride_are_refused(model_dir):
+    with pytest.raises(ValueError, match="tile_columns must be a positive multiple of 8"):
+        BatDetect2Onnx.load(model_dir, SessionSettings(tile_columns=1020))

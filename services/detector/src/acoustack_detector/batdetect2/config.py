@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acoustack.errors import FailedPreconditionError
+from acoustack_detector.batdetect2.trunk import POOLING_STRIDE
 
 METADATA_FILE = "batdetect2.json"
-METADATA_FORMAT = 2
+METADATA_FORMAT = 3
 MAKE_MODEL_HELP = "run `make model` from the repository root to export it"
 
 
@@ -90,9 +91,14 @@ class GraphFile:
 class ModelMetadata:
     name: str
     version: str
-    trunk: GraphFile
+    encoder: GraphFile
+    bottleneck: GraphFile
+    decoder: GraphFile
     head: GraphFile
-    # Trunk-output columns of context a head tile needs on each side (export.py HEAD_HALO_COLUMNS).
+    # Columns of context a tile needs on each side, in each graph's input columns (export.py
+    # ENCODER_HALO_COLUMNS, DECODER_HALO_COLUMNS, HEAD_HALO_COLUMNS).
+    encoder_halo_columns: int
+    decoder_halo_columns: int
     head_halo_columns: int
     checkpoint_sha256: str
     licence: str
@@ -105,6 +111,15 @@ def _graph(raw: dict, name: str) -> GraphFile:
     return GraphFile(
         file=str(raw["graphs"][name]["file"]), sha256=str(raw["graphs"][name]["sha256"])
     )
+
+
+def _halo(raw: dict, name: str, multiple: int) -> int:
+    halo = raw["graphs"][name]["halo_columns"]
+    if not isinstance(halo, int) or halo < 0 or halo % multiple:
+        raise ValueError(
+            f"graphs.{name}.halo_columns must be a non-negative multiple of {multiple}, got {halo!r}"
+        )
+    return halo
 
 
 DEFAULT_MODEL_DIR = Path("build/model")
@@ -155,9 +170,13 @@ def load_metadata(model_dir: Path) -> ModelMetadata:
         metadata = ModelMetadata(
             name=str(raw["name"]),
             version=str(raw["version"]),
-            trunk=_graph(raw, "trunk"),
+            encoder=_graph(raw, "encoder"),
+            bottleneck=_graph(raw, "bottleneck"),
+            decoder=_graph(raw, "decoder"),
             head=_graph(raw, "head"),
-            head_halo_columns=int(raw["graphs"]["head"]["halo_columns"]),
+            encoder_halo_columns=_halo(raw, "encoder", POOLING_STRIDE),
+            decoder_halo_columns=_halo(raw, "decoder", 1),
+            head_halo_columns=_halo(raw, "head", 1),
             checkpoint_sha256=str(raw["checkpoint_sha256"]),
             licence=str(raw["licence"]),
             class_names=tuple(str(name) for name in raw["class_names"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import math
 import os
@@ -32,6 +33,7 @@ from acoustack_detector.batdetect2.decode import (
 )
 from acoustack_detector.batdetect2.resize import resize_bilinear
 from acoustack_detector.batdetect2.spectrogram import SpectrogramMaker
+from acoustack_detector.batdetect2.trunk import POOLING_STRIDE, Trunk
 from acoustack_detector.resample import ResampledSignal
 from acoustack_detector.wav import WavFile
 
@@ -51,9 +53,13 @@ class SessionSettings:
     # Memory patterns pre-plan one block per input shape; with the last chunk of every file
     # being a new width they cost ~130 MB of peak memory for no measurable speed.
     memory_pattern: bool = False
-    # The network's full-resolution end (the head) runs on tiles of this many columns (even; a
-    # 3 s chunk is 3008 wide): the same detections, ~100 MB less memory. None: the whole width.
-    tile_columns: int | None = 1024
+    # The network's column-local parts (the encoder, the decoder and the head: everything but the
+    # attention bottleneck) run on tiles of this many columns of the resized spectrogram (a
+    # multiple of 8, the pooling stride; a 3 s chunk is 3008 wide): the same detections. The
+    # whole trunk and head on tiles of 1024 peaked at 239 MB (the arena holds blocks of every
+    # tile shape), 512 at 179-184, 256 at 161-166 (services/detector/README.md). None: the
+    # whole width at once.
+    tile_columns: int | None = 256
 
 
 def _capture_rate(samplerate_hz: float, time_expansion: float) -> int:
@@ -86,7 +92,7 @@ class BatDetect2Onnx:
     def __init__(
         self,
         metadata: ModelMetadata,
-        trunk: onnxruntime.InferenceSession,
+        trunk: Trunk,
         head: onnxruntime.InferenceSession,
         tile_columns: int | None,
     ) -> None:
@@ -108,13 +114,24 @@ class BatDetect2Onnx:
         metadata = load_metadata(model_dir)
         settings = settings or SessionSettings()
         tile = settings.tile_columns
-        if tile is not None and (tile < 2 or tile % 2):
-            raise ValueError(f"tile_columns must be a positive even number, got {tile}")
+        if tile is not None and (tile < POOLING_STRIDE or tile % POOLING_STRIDE):
+            raise ValueError(
+                f"tile_columns must be a positive multiple of {POOLING_STRIDE}, got {tile}"
+            )
         options = _session_options(settings)
-        trunk, head = (
-            _open_session(model_dir, graph, options) for graph in (metadata.trunk, metadata.head)
+        encoder, bottleneck, decoder, head = (
+            _open_session(model_dir, graph, options)
+            for graph in (metadata.encoder, metadata.bottleneck, metadata.decoder, metadata.head)
+        )
+        trunk = Trunk(
+            encoder=encoder,
+            bottleneck=bottleneck,
+            decoder=decoder,
+            encoder_halo=metadata.encoder_halo_columns,
+            decoder_halo=metadata.decoder_halo_columns,
         )
         model = cls(metadata, trunk, head, tile)
+        _release_freed_memory()
         model.warm_up()
         return model
 
@@ -290,7 +307,7 @@ class BatDetect2Onnx:
             spectrogram[0, 0], params.network_height, spectrogram.shape[-1] // 2
         )
         width = resized.shape[-1]
-        features = self._trunk.run(None, {"resized": resized[np.newaxis, np.newaxis]})[0]
+        features = self._trunk.run(resized[np.newaxis, np.newaxis], self._tile_columns)
         k = max_peaks(width, params, self.metadata.decoding.nms_top_k_per_sec)
         return decode_chunk(
             self._peaks(features, k),
@@ -367,6 +384,17 @@ def _as_float32(samples: np.ndarray) -> np.ndarray:
     raise InvalidArgumentError(f"audio samples must be float or integer PCM, got {samples.dtype}")
 
 
+def _release_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
+    Opening the sessions frees ~30 MB of graph-optimisation scratch that glibc would otherwise
+    keep resident under every detection's peak."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return
+    trim(0)
+
+
 _shared_arena_registered = False
 _blas_controller: ThreadpoolController | None = None
 
@@ -407,7 +435,7 @@ def _session_options(settings: SessionSettings) -> onnxruntime.SessionOptions:
     )
     options.enable_cpu_mem_arena = settings.memory_arena
     if settings.memory_arena:
-        # One arena for both sessions: the head reuses the blocks the trunk freed.
+        # One arena for every session: each graph reuses the blocks the one before freed.
         _register_shared_arena()
         options.add_session_config_entry("session.use_env_allocators", "1")
     options.enable_mem_pattern = settings.memory_pattern
