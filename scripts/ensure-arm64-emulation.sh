@@ -51,7 +51,18 @@ if [ ! -e "$BINFMT/register" ]; then
 fi
 # The package registers its handlers when systemd or binfmt-support's service runs; a container
 # runs neither, so enable them here (the 'F' flag keeps the interpreter open for every namespace).
-update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || update-binfmts --import qemu-aarch64 >/dev/null
+# qemu 10 from backports ships its handler only in systemd's format (/usr/lib/binfmt.d, no
+# update-binfmts entry): on a machine that never had qemu 7.2 that line is registered directly.
+SYSTEMD_CONF=/usr/lib/binfmt.d/qemu-aarch64.conf
+if [ ! -e "$BINFMT/qemu-aarch64" ]; then
+    if [ -e /usr/share/binfmts/qemu-aarch64 ]; then
+        update-binfmts --import qemu-aarch64 >/dev/null
+    elif [ -e "$SYSTEMD_CONF" ]; then
+        grep -v '^#' "$SYSTEMD_CONF" | head -n1 >"$BINFMT/register"
+    fi
+fi
+[ -e "$BINFMT/qemu-aarch64" ] && ! grep -q '^enabled' "$BINFMT/qemu-aarch64" \
+    && echo 1 >"$BINFMT/qemu-aarch64"
 [ -e "$BINFMT/qemu-aarch64" ] || die "qemu-aarch64 is not registered in $BINFMT"
 grep -q '^enabled' "$BINFMT/qemu-aarch64" || die "qemu-aarch64 is registered but disabled"
 say "ready: $(grep -E '^(enabled|interpreter|flags)' "$BINFMT/qemu-aarch64" | tr '\n' ' ')"
