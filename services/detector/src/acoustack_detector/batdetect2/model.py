@@ -33,7 +33,7 @@ from acoustack_detector.batdetect2.decode import (
 )
 from acoustack_detector.batdetect2.resize import resize_bilinear
 from acoustack_detector.batdetect2.spectrogram import SpectrogramMaker
-from acoustack_detector.batdetect2.trunk import POOLING_STRIDE, Trunk
+from acoustack_detector.batdetect2.trunk import POOLING_STRIDE, Tile, Trunk
 from acoustack_detector.resample import ResampledSignal
 from acoustack_detector.wav import WavFile
 
@@ -273,30 +273,43 @@ class BatDetect2Onnx:
         # after each small product and burned ~25% of the detector's CPU time while
         # onnxruntime, which has threads of its own, ran.
         with _blas_threads().limit(limits=1, user_api="blas"):
-            for chunk_start_s, chunk in self._chunks(signal):
+            for chunk_start_s, start, stop in self._chunks(signal):
                 detections.extend(
-                    self._predict_chunk(chunk, chunk_start_s, threshold, capture_hz / 2)
+                    self._predict_chunk(
+                        signal, start, stop, chunk_start_s, threshold, capture_hz / 2
+                    )
                 )
         return detections
 
-    def _chunks(self, signal: ResampledSignal) -> Iterator[tuple[float, np.ndarray]]:
-        """batdetect2's iterate_over_chunks: back-to-back chunks, no overlap, the last one short."""
+    def _chunks(self, signal: ResampledSignal) -> Iterator[tuple[float, int, int]]:
+        """batdetect2's iterate_over_chunks: back-to-back chunks, no overlap, the last one short.
+        Yields where each starts (seconds) and its sample range; the chunk's audio is read by
+        whoever needs it, so that nothing else keeps it alive."""
         rate = self.samplerate_hz
         chunk_s = self.metadata.decoding.chunk_size_s
         chunk_length = int(rate * chunk_s)
         count = int(np.ceil(signal.length / rate / chunk_s))
         for index in range(count):
             start = index * chunk_length
-            stop = min(start + chunk_length, signal.length)
-            # Read straight into the zero-padded buffer the spectrogram needs.
-            padded = np.zeros(self._spectrogram.padded_length(stop - start), dtype=np.float32)
-            padded[: stop - start] = signal.read(start, stop)
-            yield chunk_s * index, padded
+            yield chunk_s * index, start, min(start + chunk_length, signal.length)
 
     def _predict_chunk(
-        self, padded: np.ndarray, chunk_start_s: float, threshold: float, nyquist_hz: float
+        self,
+        signal: ResampledSignal,
+        start: int,
+        stop: int,
+        chunk_start_s: float,
+        threshold: float,
+        nyquist_hz: float,
     ) -> list[BatDetection]:
+        # Each whole-width array is dropped as soon as the next step has read it: the audio,
+        # the spectrogram and the resized spectrogram would otherwise stay resident (~10 MB
+        # for a 3 s chunk) under the trunk's peak.
+        # Read straight into the zero-padded buffer the spectrogram needs.
+        padded = np.zeros(self._spectrogram.padded_length(stop - start), dtype=np.float32)
+        padded[: stop - start] = signal.read(start, stop)
         spectrogram = self._spectrogram(padded)
+        del padded
         if not spectrogram.any():
             # Digital silence (or any input whose every frequency band is constant): nothing but
             # the network's biases would answer. batdetect2 reports ~100 such "calls" per second
@@ -306,11 +319,15 @@ class BatDetect2Onnx:
         resized = resize_bilinear(
             spectrogram[0, 0], params.network_height, spectrogram.shape[-1] // 2
         )
+        del spectrogram
         width = resized.shape[-1]
-        features = self._trunk.run(resized[np.newaxis, np.newaxis], self._tile_columns)
+        encoded = self._trunk.encode(resized[np.newaxis, np.newaxis], self._tile_columns)
+        del resized
         k = max_peaks(width, params, self.metadata.decoding.nms_top_k_per_sec)
+        windows = self._trunk.features(encoded, self.metadata.head_halo_columns)
+        del encoded  # the generator holds it, and frees its pieces as it goes
         return decode_chunk(
-            self._peaks(features, k),
+            self._peaks(windows, width // 2, k),
             network_width=width,
             chunk_start_s=chunk_start_s,
             threshold=threshold,
@@ -319,33 +336,33 @@ class BatDetect2Onnx:
             nyquist_hz=nyquist_hz,
         )
 
-    def _peaks(self, features: np.ndarray, k: int) -> ChunkPeaks:
-        """batdetect2's top-k local maxima of the detection map, from head tiles.
+    def _peaks(
+        self, windows: Iterator[tuple[Tile, np.ndarray]], columns: int, k: int
+    ) -> ChunkPeaks:
+        """batdetect2's top-k local maxima of the detection map, from the head on each window of
+        the trunk's output (``columns`` wide in all) as the trunk yields it.
 
         Each tile returns its own top k among the columns it keeps, so the chunk's top k is among
-        their union: take the k best of it. Tiles see ``halo`` trunk columns beyond what they keep.
+        their union: take the k best of it. Windows reach ``halo`` trunk columns beyond what
+        their tile keeps.
         """
-        columns = features.shape[-1]
-        height = 2 * features.shape[2]
-        tile = self._tile_columns // 2 if self._tile_columns else columns
-        halo = self.metadata.head_halo_columns
         parts: list[list[np.ndarray]] = []
-        for first in range(0, columns, tile):
-            stop = min(first + tile, columns)
-            lo, hi = max(first - halo, 0), min(stop + halo, columns)
-            kept_width = 2 * (stop - first)
+        for t, features in windows:
+            height = 2 * features.shape[2]
+            kept_width = 2 * (t.stop - t.first)
             outputs = self._head.run(
                 None,
                 {
-                    "features": features[..., lo:hi],
-                    "keep_from": np.array(2 * (first - lo), dtype=np.int64),
-                    "keep_to": np.array(2 * (stop - lo), dtype=np.int64),
+                    "features": features,
+                    "keep_from": np.array(2 * (t.first - t.lo), dtype=np.int64),
+                    "keep_to": np.array(2 * (t.stop - t.lo), dtype=np.int64),
                     "max_peaks": np.array(min(k, height * kept_width), dtype=np.int64),
                 },
             )
+            del features
             # Tile-relative row * kept_width + column -> chunk-wide row * width + column.
             row, column = np.divmod(outputs[1], kept_width)
-            outputs[1] = row * (2 * columns) + column + 2 * first
+            outputs[1] = row * (2 * columns) + column + 2 * t.first
             parts.append(outputs)
         if len(parts) == 1:
             return ChunkPeaks(*parts[0])
