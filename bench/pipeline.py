@@ -599,7 +599,7 @@ def run_reference(name: str, temp_dir: Path) -> Window:
             )
             path = write_recording(temp_dir, samples, guano)
             # As the recorder does; created_at is now, with the WAV on disk.
-            recording = recording_from_guano(path, guano.as_lines(), samples.shape[1])
+            recording = recording_from_guano(path, guano.as_lines(), samples.channels)
             store.store_recording(recording)
             output = cleaner.clean(convert.model_output_from_proto(null_output(str(recording.id))))
             messages = [m for m in (builder.build_message(output),) if m is not None]

@@ -4,12 +4,16 @@ only: a module whose streams yield known samples and fail on cue. Everything abo
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from acoustack.errors import InvalidArgumentError
+from acoustack_recorder.resample import resample
 from acoustack_recorder.sources import (
     DeviceUnavailableError,
     MicrophoneSource,
@@ -19,8 +23,13 @@ from acoustack_recorder.sources import (
     UnsupportedConfigurationError,
     list_input_devices,
 )
+from acoustack_recorder.wavfile import Pcm
 
 AUDIO = Path(__file__).resolve().parents[2] / "detector" / "tests" / "data" / "audio"
+
+
+def as_array(pcm: Pcm) -> np.ndarray:
+    return np.frombuffer(pcm.data, "<i2").reshape(-1, pcm.channels)
 
 
 class FakePyAudio:
@@ -101,8 +110,8 @@ def test_a_microphone_by_name_records_exactly_what_the_device_gives():
     fake = FakePyAudio(DEVICES)
     mic = MicrophoneSource("ultramic", 384_000, chunk_frames=1000, pyaudio_module=fake)
     samples = mic.record(0.01)
-    assert samples.shape == (3840, 1) and samples.dtype == np.int16
-    assert np.array_equal(samples[:, 0], np.arange(3840) % 1000)
+    assert (len(samples), samples.channels) == (3840, 1)
+    assert np.array_equal(as_array(samples)[:, 0], np.arange(3840) % 1000)
     assert fake.opened[0]["input_device_index"] == 1
     assert fake.opened[0]["frames_per_buffer"] == 1000
 
@@ -139,7 +148,7 @@ def test_a_device_lost_mid_recording_fails_and_is_found_again_when_back():
         mic.record(0.01)
     fake.devices = DEVICES  # plugged back in
     fake.fail_after_reads = None
-    assert mic.record(0.01).shape == (3840, 1)
+    assert len(mic.record(0.01)) == 3840
 
 
 def test_without_pyaudio_the_error_says_what_to_do(monkeypatch):
@@ -159,15 +168,13 @@ def test_without_pyaudio_the_error_says_what_to_do(monkeypatch):
 
 def test_synthetic_calls_are_where_they_were_put():
     source = SyntheticSource(384_000, calls=[SyntheticCall(0.1), SyntheticCall(0.25)], seed=1)
-    samples = source.record(0.5)[:, 0].astype(np.float32)
+    samples = as_array(source.record(0.5))[:, 0].astype(np.float32)
     assert samples.shape == (192_000,)
     energy = np.convolve(samples**2, np.ones(384), "same")
     loud = np.flatnonzero(energy > 50 * np.median(energy)) / 384_000
     assert loud.min() == pytest.approx(0.1, abs=0.003)
     assert {round(t, 1) for t in loud} <= {0.1, 0.3}  # 0.25 rounds to 0.3 here; nothing elsewhere
-    assert np.array_equal(
-        SyntheticSource(seed=5).record(0.01), SyntheticSource(seed=5).record(0.01)
-    )
+    assert SyntheticSource(seed=5).record(0.01) == SyntheticSource(seed=5).record(0.01)
 
 
 def test_replay_loops_over_the_folder_at_the_configured_rate(tmp_path):
@@ -176,14 +183,46 @@ def test_replay_loops_over_the_folder_at_the_configured_rate(tmp_path):
     slept = []
     source = ReplaySource(tmp_path, 384_000, clock=lambda: 0.0, sleep=slept.append)
     # 0.5 s at 500 kHz becomes 0.5 s at 384 kHz: three files of 0.5 s make a 1.5 s loop.
-    assert len(source.loop) == 3 * 192_000
+    assert len(source.loop) == 2 * 3 * 192_000
     first = source.record(1.0)
     second = source.record(1.0)  # crosses the end of the loop and starts over
-    assert first.shape == second.shape == (384_000, 1)
-    assert np.array_equal(second[192_000:, 0], source.loop[:192_000])
+    assert len(first) == len(second) == 384_000 and first.channels == second.channels == 1
+    assert second.data[2 * 192_000 :] == source.loop[: 2 * 192_000]
     assert slept == [1.0, 1.0]  # real pace: each recording takes its own duration
 
 
 def test_replay_of_an_empty_folder_says_so(tmp_path):
     with pytest.raises(InvalidArgumentError, match="no WAV files to replay"):
         ReplaySource(tmp_path)
+
+
+def test_replay_resamples_with_the_spectrum_and_plays_every_channel_alike(tmp_path):
+    # The 500 kHz file, resampled in a process of its own, is what the resampler gives in this one.
+    myotis = AUDIO / "20170701_213954-MYOMYS-LR_0_0.5.wav"
+    shutil.copy(myotis, tmp_path / myotis.name)
+    source = ReplaySource(tmp_path, 384_000, channels=2, real_time=False)
+    stereo = as_array(source.record(0.5))
+    with wave.open(str(myotis), "rb") as wav:
+        original = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+    assert np.array_equal(stereo[:, 0], resample(original, 500_000, 384_000))
+    assert np.array_equal(stereo[:, 0], stereo[:, 1])
+
+
+def test_replay_of_an_unreadable_file_names_it(tmp_path):
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    with pytest.raises(InvalidArgumentError, match="broken.wav: not a readable WAV file"):
+        ReplaySource(tmp_path)
+
+
+def test_the_recorder_service_does_not_load_numpy():
+    # numpy held ~13 MB in each of the recorder's two processes; only the synthetic source and
+    # the replay's resampling process need it.
+    code = (
+        "import sys, acoustack_recorder.__main__, acoustack_recorder.checks, "
+        "acoustack_recorder.wiring, acoustack_recorder.tasks; "
+        "from acoustack_recorder.sources import ReplaySource; "
+        f"ReplaySource({str(AUDIO)!r}, 384_000, real_time=False).record(3.0); "
+        "print('numpy' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False", done.stderr

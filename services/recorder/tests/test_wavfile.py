@@ -12,6 +12,7 @@ import pytest
 from acoustack.errors import InvalidArgumentError
 from acoustack_recorder.wavfile import (
     GuanoFields,
+    Pcm,
     leftover_partials,
     read_guano,
     recording_file_name,
@@ -36,7 +37,7 @@ def fields(**overrides) -> GuanoFields:
 def test_a_recording_reads_back_with_its_samples_and_guano(tmp_path):
     samples = (np.sin(np.arange(3840) / 3) * 12000).astype(np.int16)
     meta = fields()
-    path = write_recording(tmp_path, samples, meta)
+    path = write_recording(tmp_path, Pcm(samples.astype("<i2").tobytes()), meta)
     with wave.open(str(path), "rb") as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (384_000, 1, 2)
         assert np.array_equal(np.frombuffer(wav.readframes(wav.getnframes()), "<i2"), samples)
@@ -52,7 +53,7 @@ def test_a_recording_reads_back_with_its_samples_and_guano(tmp_path):
 
 
 def test_time_expansion_lowers_the_header_rate_and_keeps_the_capture_rate(tmp_path):
-    path = write_recording(tmp_path, np.zeros(100, np.int16), fields(time_expansion=10.0))
+    path = write_recording(tmp_path, Pcm(bytes(200)), fields(time_expansion=10.0))
     with wave.open(str(path), "rb") as wav:
         assert wav.getframerate() == 38_400
     guano = read_guano(path)
@@ -61,7 +62,7 @@ def test_time_expansion_lowers_the_header_rate_and_keeps_the_capture_rate(tmp_pa
 
 def test_stereo_is_interleaved(tmp_path):
     stereo = np.stack([np.arange(10, dtype=np.int16), -np.arange(10, dtype=np.int16)], axis=1)
-    path = write_recording(tmp_path, stereo, fields())
+    path = write_recording(tmp_path, Pcm(stereo.astype("<i2").tobytes(), 2), fields())
     with wave.open(str(path), "rb") as wav:
         assert wav.getnchannels() == 2
         frames = np.frombuffer(wav.readframes(10), "<i2").reshape(-1, 2)
@@ -84,10 +85,14 @@ def test_a_partial_file_from_a_crash_is_found(tmp_path):
 
 
 def test_bad_input_is_named(tmp_path):
-    with pytest.raises(InvalidArgumentError, match="expected int16 PCM, got float32"):
-        write_recording(tmp_path, np.zeros(10, np.float32), fields())
+    with pytest.raises(
+        InvalidArgumentError, match="9 bytes is not a whole number of 16-bit frames"
+    ):
+        Pcm(bytes(9))
+    with pytest.raises(InvalidArgumentError, match="6 bytes is not a whole number .* of 4 channel"):
+        Pcm(bytes(6), 4)
     with pytest.raises(InvalidArgumentError, match="no newlines"):
-        write_recording(tmp_path, np.zeros(10, np.int16), fields(make="evil\nGUANO|Version: 9"))
+        write_recording(tmp_path, Pcm(bytes(20)), fields(make="evil\nGUANO|Version: 9"))
     (tmp_path / "x.wav").write_bytes(b"not a wav")
     with pytest.raises(InvalidArgumentError, match="x.wav: not a WAV file"):
         read_guano(tmp_path / "x.wav")

@@ -5,13 +5,13 @@ read back, and the free space where recordings go."""
 from __future__ import annotations
 
 import datetime as dt
+import math
+import operator
 import tempfile
 import uuid
 import wave
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from acoustack import __version__
 from acoustack.errors import AcoustackError, ConfigError
@@ -19,17 +19,19 @@ from acoustack.program_config import RecordingConfig, read_section
 from acoustack.self_check import CheckResult
 from acoustack_recorder.recorder import temporary_area
 from acoustack_recorder.settings import RecorderSettings
-from acoustack_recorder.wavfile import GuanoFields, write_recording
+from acoustack_recorder.wavfile import GuanoFields, Pcm, write_recording
 from acoustack_recorder.wiring import build_source, disk_conditions
 
 
-def _level_dbfs(samples: np.ndarray) -> tuple[float, float]:
+def _level_dbfs(samples: Pcm) -> tuple[float, float]:
     """Peak and RMS level in dB relative to full scale (16-bit)."""
-    values = samples.astype(np.float64) / 32768.0
-    peak = float(np.max(np.abs(values))) if values.size else 0.0
-    rms = float(np.sqrt(np.mean(values**2))) if values.size else 0.0
+    values = samples.samples()
+    peak = max(-min(values), max(values)) / 32768.0 if values else 0.0
+    rms = (
+        math.sqrt(sum(map(operator.mul, values, values)) / len(values)) / 32768.0 if values else 0.0
+    )
     floor = 1e-12
-    return 20 * np.log10(max(peak, floor)), 20 * np.log10(max(rms, floor))
+    return 20 * math.log10(max(peak, floor)), 20 * math.log10(max(rms, floor))
 
 
 def self_check(settings: RecorderSettings, program_config: dict[str, Any]) -> list[CheckResult]:

@@ -289,7 +289,7 @@ class Recorder:
         )
         path = write_recording(self.temp_dir, samples, guano)
         self.health.succeeded(started_at)
-        return recording_from_guano(path, guano.as_lines(), samples.shape[1]), path
+        return recording_from_guano(path, guano.as_lines(), samples.channels), path
 
     def register(self, recording: schema.Recording, path: Path) -> None:
         """Tell storage about the recording and hand it to detection: in the registrar's thread

@@ -1,14 +1,17 @@
 """Audio sources behind one interface: a microphone (PyAudio), replayed files, synthetic calls.
 
-``record(duration_s)`` returns int16 samples shaped (frames, channels) and takes the time a real
-capture takes (synthetic audio may be made instantly, for tests and benchmarks). A source that
+``record(duration_s)`` returns 16-bit PCM (``Pcm``) and takes the time a real capture takes
+(synthetic audio may be made instantly, for tests and benchmarks). A source that
 cannot deliver raises DeviceUnavailableError, so the recorder can mark the recording failed, back
 off and report it.
 """
 
 from __future__ import annotations
 
+import array
 import logging
+import subprocess
+import sys
 import time
 import wave
 from collections.abc import Callable, Sequence
@@ -16,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from acoustack.errors import AcoustackError, InvalidArgumentError, UnavailableError
+from acoustack_recorder.wavfile import Pcm
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class AudioSource(Protocol):
     samplerate_hz: int
     channels: int
 
-    def record(self, duration_s: float) -> np.ndarray: ...
+    def record(self, duration_s: float) -> Pcm: ...
 
     def close(self) -> None: ...
 
@@ -62,12 +64,16 @@ class SyntheticSource:
     noise_amplitude: float = 0.01
     real_time: bool = False
     seed: int = 0
-    _rng: np.random.Generator = field(init=False, repr=False)
+    _rng: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        import numpy as np  # only this test and demo source computes audio
+
         self._rng = np.random.default_rng(self.seed)
 
-    def record(self, duration_s: float) -> np.ndarray:
+    def record(self, duration_s: float) -> Pcm:
+        import numpy as np
+
         started = time.monotonic()
         frames = round(duration_s * self.samplerate_hz)
         signal = self._rng.normal(0.0, self.noise_amplitude, frames).astype(np.float32)
@@ -84,7 +90,9 @@ class SyntheticSource:
         pcm = np.clip(signal * 32767, -32768, 32767).astype(np.int16)
         if self.real_time:
             time.sleep(max(0.0, duration_s - (time.monotonic() - started)))
-        return np.repeat(pcm[:, None], self.channels, axis=1)
+        return Pcm(
+            np.repeat(pcm[:, None], self.channels, axis=1).astype("<i2").tobytes(), self.channels
+        )
 
     def close(self) -> None:
         pass
@@ -93,31 +101,36 @@ class SyntheticSource:
 # --- replay ------------------------------------------------------------------------------------
 
 
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+def _read_wav(path: Path) -> tuple[bytes, int]:
+    """A WAV file's first channel, as 16-bit PCM bytes, and its rate."""
     try:
         with wave.open(str(path), "rb") as wav:
             if wav.getsampwidth() != 2:
                 raise InvalidArgumentError(f"{path}: only 16-bit PCM WAV can be replayed")
-            data = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
-            return data.reshape(-1, wav.getnchannels())[:, 0].copy(), wav.getframerate()
+            data, channels = wav.readframes(wav.getnframes()), wav.getnchannels()
+            rate = wav.getframerate()
     except (OSError, EOFError, RuntimeError, wave.Error) as exc:
         raise InvalidArgumentError(f"{path}: not a readable WAV file ({exc})") from None
+    if channels > 1:
+        data = array.array("h", data)[::channels].tobytes()  # bytes as they are: no byte swap
+    return data, rate
 
 
-def _resample(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
-    """Band-limited resampling through the spectrum: fine for demo material."""
-    if from_hz == to_hz:
-        return samples
-    count = round(len(samples) * to_hz / from_hz)
-    spectrum = np.fft.rfft(samples.astype(np.float32))
-    wanted = count // 2 + 1
-    spectrum = (
-        spectrum[:wanted]
-        if wanted <= len(spectrum)
-        else np.pad(spectrum, (0, wanted - len(spectrum)))
+def _resampled(path: Path, to_hz: int) -> bytes:
+    """``path``'s first channel at ``to_hz``, by acoustack_recorder.resample in a process of its
+    own: numpy stays out of the recorder's processes, which keep running for months."""
+    done = subprocess.run(
+        [sys.executable, "-m", "acoustack_recorder.resample", str(path), str(to_hz)],
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
-    out = np.fft.irfft(spectrum, n=count) * (count / len(samples))
-    return np.clip(out, -32768, 32767).astype(np.int16)
+    if done.returncode != 0:
+        raise InvalidArgumentError(
+            f"{path}: could not be resampled to {to_hz} Hz for replay: "
+            f"{done.stderr.decode(errors='replace').strip()[-300:]}"
+        )
+    return done.stdout
 
 
 class ReplaySource:
@@ -143,29 +156,48 @@ class ReplaySource:
             raise InvalidArgumentError(
                 f"{folder}: no WAV files to replay (give a folder of .wav files)"
             )
-        pieces = [_resample(*_read_wav(p), samplerate_hz) for p in files]
-        self.loop = np.concatenate(pieces)  # one buffer: a recording slices it, no per-call reading
+        rates = {p: _read_wav(p)[1] for p in files}  # each one readable, or the error says which
         self.files = files
         self.samplerate_hz = samplerate_hz
         self.channels = channels
         self.real_time = real_time
         self._clock = clock
         self._sleep = sleep
-        self._position = 0
+        self._rates = rates
+        self._loop: bytes | None = None
+        self._position = 0  # in bytes
 
-    def record(self, duration_s: float) -> np.ndarray:
+    @property
+    def loop(self) -> bytes:
+        """The files one after the other at the configured rate, 16-bit PCM: made at the first
+        recording (so a start-up check of the folder resamples nothing), then sliced."""
+        if self._loop is None:
+            self._loop = b"".join(
+                _read_wav(p)[0] if rate == self.samplerate_hz else _resampled(p, self.samplerate_hz)
+                for p, rate in self._rates.items()
+            )
+        return self._loop
+
+    def record(self, duration_s: float) -> Pcm:
         started = self._clock()
-        frames = round(duration_s * self.samplerate_hz)
-        out = np.empty(frames, dtype=np.int16)
-        filled = 0
-        while filled < frames:
-            take = min(frames - filled, len(self.loop) - self._position)
-            out[filled : filled + take] = self.loop[self._position : self._position + take]
+        loop = self.loop
+        wanted = 2 * round(duration_s * self.samplerate_hz)
+        pieces, filled = [], 0
+        while filled < wanted:
+            take = min(wanted - filled, len(loop) - self._position)
+            pieces.append(loop[self._position : self._position + take])
             filled += take
-            self._position = (self._position + take) % len(self.loop)
+            self._position = (self._position + take) % len(loop)
+        mono = b"".join(pieces)
         if self.real_time:
             self._sleep(max(0.0, duration_s - (self._clock() - started)))
-        return np.repeat(out[:, None], self.channels, axis=1) if self.channels > 1 else out[:, None]
+        if self.channels == 1:
+            return Pcm(mono)
+        samples = array.array("h", mono)
+        out = array.array("h", bytes(len(mono) * self.channels))
+        for channel in range(self.channels):  # every channel hears the same
+            out[channel :: self.channels] = samples
+        return Pcm(out.tobytes(), self.channels)
 
     def close(self) -> None:
         pass
@@ -285,7 +317,7 @@ class MicrophoneSource:
         except ValueError:
             return False
 
-    def record(self, duration_s: float) -> np.ndarray:
+    def record(self, duration_s: float) -> Pcm:
         if self._index is None:
             self._index = self._find()
         frames = round(duration_s * self.samplerate_hz)
@@ -308,7 +340,7 @@ class MicrophoneSource:
             while got < frames:
                 want = min(self.chunk_frames, frames - got)
                 data = stream.read(want, exception_on_overflow=False)
-                chunks.append(np.frombuffer(data, "<i2"))
+                chunks.append(data)
                 got += want
         except OSError as exc:
             self._forget()
@@ -322,7 +354,7 @@ class MicrophoneSource:
                 stream.close()
             except OSError:
                 pass
-        return np.concatenate(chunks).reshape(-1, self.channels)
+        return Pcm(b"".join(chunks), self.channels)
 
     def _forget(self) -> None:
         """Look the device up again next time: it may come back under another index."""
