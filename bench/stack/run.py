@@ -11,6 +11,8 @@ at the end, whatever happened. stdout:
 
     stack_services_rss: X MB      the five services, the highest sum over the samples
     stack_total_rss: X MB         the same with Postgres and RabbitMQ
+    stack_services_anon: X MB     the five services' anonymous memory and tmpfs, the highest sum:
+                                  the first figure less the file cache charged to them
     stack_cold_start_s: X s       `compose up` (images built, volumes new) to the first model
                                   output stored, the deployment started as soon as the Control
                                   API answered
@@ -23,7 +25,11 @@ forked child's, a library's) counts once. Summing each process's RSS would count
 per process. stderr gives, per container, that figure at the highest sample, the processes and
 their PSS sum (shared pages split between the processes that map them) for comparison, and the
 tmpfs pages in the figure (the recorder's: recordings waiting in the RAM-backed temporary area).
-MB here is MiB (as docker stats), image sizes are 10^6 bytes (as `docker images`).
+That file cache is what moves the first figure from run to run: a page of a file that several
+containers read (Python's standard library in the shared base layer, a recording) is charged to
+the first that read it, and stays there, so the same stack measured 378, 411 and 459 MB. stderr
+says, per container, how much of its figure is anonymous memory, mapped files, tmpfs and other
+file cache. MB here is MiB (as docker stats), image sizes are 10^6 bytes (as `docker images`).
 
 BENCH_STACK_ENV_FILES (space-separated, default `compose/.env compose/low-memory.env`) picks
 another profile: `BENCH_STACK_ENV_FILES=compose/.env make bench-stack` measures the Pi 4 default.
@@ -127,6 +133,24 @@ def cgroup_memory_bytes(directory: Path) -> int:
     return usage - inactive if inactive < usage else usage
 
 
+def cgroup_breakdown(directory: Path) -> dict[str, int]:
+    """What the figure is made of: anonymous memory, mapped files (libraries, the model),
+    tmpfs, and file cache that no process maps (files written or read: recordings)."""
+    stat = dict(line.split() for line in (directory / "memory.stat").read_text().splitlines())
+
+    def value(name: str) -> int:
+        return int(stat.get(f"total_{name}", stat.get(name, 0)))
+
+    anon = value("rss") if "total_rss" in stat else value("anon")
+    mapped = value("mapped_file") if "total_mapped_file" in stat else value("file_mapped")
+    return {
+        "anon": anon,
+        "mapped files": mapped,
+        "tmpfs": value("shmem"),
+        "active file cache": value("active_file"),
+    }
+
+
 def cgroup_shmem_bytes(directory: Path) -> int:
     """tmpfs pages charged to the container: the recorder's are the recordings in the RAM-backed
     temporary area, data rather than a process's memory."""
@@ -153,6 +177,7 @@ class Container:
     processes: list[str] = field(default_factory=list)
     pss: int = 0
     shmem: int = 0
+    breakdown: dict[str, int] = field(default_factory=dict)
 
     def memory(self) -> int:
         if self.cgroup is not None:
@@ -171,6 +196,7 @@ class Container:
         done = run([DOCKER, "top", self.id, "-eo", "pid,rss,args"], 30, check=False)
         self.processes, self.pss = [], 0
         self.shmem = cgroup_shmem_bytes(self.cgroup) if self.cgroup is not None else 0
+        self.breakdown = cgroup_breakdown(self.cgroup) if self.cgroup is not None else {}
         for line in done.stdout.splitlines()[1:]:
             pid, rss, command = line.split(None, 2)
             self.pss += pss_bytes(int(pid))
@@ -250,12 +276,24 @@ def wait_first_detection(store: store_pb2_grpc.StoreStub, deadline: float) -> No
     raise RuntimeError(f"no model output stored within {FIRST_DETECTION_TIMEOUT_S:.0f} s of up")
 
 
-def measure(containers: list[Container], duration_s: float) -> tuple[int, int]:
-    """Sample every container once a second; the highest sums (services, all) over the run."""
-    services_peak = total_peak = 0
+def held_bytes(container: Container) -> int:
+    """Anonymous memory and tmpfs: what the container's processes hold themselves, without the
+    file cache (a shared library's or Python file's pages are charged to whichever container
+    read them first, so that part of the figure moves between containers from run to run)."""
+    if container.cgroup is None:
+        return 0
+    parts = cgroup_breakdown(container.cgroup)
+    return parts["anon"] + parts["tmpfs"]
+
+
+def measure(containers: list[Container], duration_s: float) -> tuple[int, int, int]:
+    """Sample every container once a second; the highest sums (services, all, and the services'
+    anonymous memory and tmpfs) over the run."""
+    services_peak = total_peak = held_peak = 0
     end = time.monotonic() + duration_s
     while time.monotonic() < end:
         sample = {c.service: c.memory() for c in containers}
+        held_peak = max(held_peak, sum(held_bytes(c) for c in containers if c.service in SERVICES))
         services = sum(sample[s] for s in SERVICES)
         total = sum(sample.values())
         if total > total_peak:
@@ -265,7 +303,7 @@ def measure(containers: list[Container], duration_s: float) -> tuple[int, int]:
         services_peak = max(services_peak, services)
         total_peak = max(total_peak, total)
         time.sleep(SAMPLE_INTERVAL_S)
-    return services_peak, total_peak
+    return services_peak, total_peak, held_peak
 
 
 def image_lines() -> list[str]:
@@ -310,12 +348,16 @@ def main() -> int:
                 cold_start_s = time.monotonic() - started
                 log(f"first detection stored {cold_start_s:.1f} s after up")
                 containers = stack.containers()
-                services, total = measure(containers, MEASURE_S)
+                services, total, held = measure(containers, MEASURE_S)
                 log(f"{outputs_stored(store)} model outputs stored by the end")
             for c in containers:
                 log(
                     f"{c.service}: {c.peak / MIB:.0f} MiB (PSS sum {c.pss / MIB:.0f} MiB; "
                     f"tmpfs {c.shmem / MIB:.0f} MiB)"
+                )
+                log(
+                    "    of which "
+                    + ", ".join(f"{k} {v / MIB:.0f}" for k, v in c.breakdown.items())
                 )
                 for process in c.processes:
                     log(f"    {process}")
@@ -326,6 +368,7 @@ def main() -> int:
             stack.down()
     print(f"stack_services_rss: {services / MIB:.0f} MB", flush=True)
     print(f"stack_total_rss: {total / MIB:.0f} MB", flush=True)
+    print(f"stack_services_anon: {held / MIB:.0f} MB", flush=True)
     print(f"stack_cold_start_s: {cold_start_s:.1f} s", flush=True)
     for line in image_lines():
         print(line, flush=True)
