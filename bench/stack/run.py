@@ -121,25 +121,35 @@ def cgroup_dir(container_id: str) -> Path | None:
     return None
 
 
+def memory_stat(directory: Path) -> dict[str, int]:
+    return {
+        name: int(value)
+        for name, value in (
+            line.split() for line in (directory / "memory.stat").read_text().splitlines()
+        )
+    }
+
+
 def cgroup_memory_bytes(directory: Path) -> int:
     """Usage less inactive file cache, as `docker stats` computes it."""
-    stat = dict(line.split() for line in (directory / "memory.stat").read_text().splitlines())
+    stat = memory_stat(directory)
     if (directory / "memory.usage_in_bytes").exists():  # v1
         usage = int((directory / "memory.usage_in_bytes").read_text())
-        inactive = int(stat.get("total_inactive_file", 0))
+        inactive = stat.get("total_inactive_file", 0)
     else:
         usage = int((directory / "memory.current").read_text())
-        inactive = int(stat.get("inactive_file", 0))
+        inactive = stat.get("inactive_file", 0)
     return usage - inactive if inactive < usage else usage
 
 
 def cgroup_breakdown(directory: Path) -> dict[str, int]:
-    """What the figure is made of: anonymous memory, mapped files (libraries, the model),
-    tmpfs, and file cache that no process maps (files written or read: recordings)."""
-    stat = dict(line.split() for line in (directory / "memory.stat").read_text().splitlines())
+    """What the figure is made of: anonymous memory, mapped files (libraries, the model), tmpfs
+    (the recorder's: recordings waiting in the RAM-backed temporary area), and the file cache on
+    the kernel's active list (files read or written; it includes the mapped ones)."""
+    stat = memory_stat(directory)
 
     def value(name: str) -> int:
-        return int(stat.get(f"total_{name}", stat.get(name, 0)))
+        return stat.get(f"total_{name}", stat.get(name, 0))
 
     anon = value("rss") if "total_rss" in stat else value("anon")
     mapped = value("mapped_file") if "total_mapped_file" in stat else value("file_mapped")
@@ -149,13 +159,6 @@ def cgroup_breakdown(directory: Path) -> dict[str, int]:
         "tmpfs": value("shmem"),
         "active file cache": value("active_file"),
     }
-
-
-def cgroup_shmem_bytes(directory: Path) -> int:
-    """tmpfs pages charged to the container: the recorder's are the recordings in the RAM-backed
-    temporary area, data rather than a process's memory."""
-    stat = dict(line.split() for line in (directory / "memory.stat").read_text().splitlines())
-    return int(stat.get("total_shmem", stat.get("shmem", 0)))
 
 
 def pss_bytes(pid: int) -> int:
@@ -176,7 +179,6 @@ class Container:
     peak: int = 0
     processes: list[str] = field(default_factory=list)
     pss: int = 0
-    shmem: int = 0
     breakdown: dict[str, int] = field(default_factory=dict)
 
     def memory(self) -> int:
@@ -195,7 +197,6 @@ class Container:
         """The container's processes (command and RSS) and their PSS sum, at this moment."""
         done = run([DOCKER, "top", self.id, "-eo", "pid,rss,args"], 30, check=False)
         self.processes, self.pss = [], 0
-        self.shmem = cgroup_shmem_bytes(self.cgroup) if self.cgroup is not None else 0
         self.breakdown = cgroup_breakdown(self.cgroup) if self.cgroup is not None else {}
         for line in done.stdout.splitlines()[1:]:
             pid, rss, command = line.split(None, 2)
@@ -353,7 +354,7 @@ def main() -> int:
             for c in containers:
                 log(
                     f"{c.service}: {c.peak / MIB:.0f} MiB (PSS sum {c.pss / MIB:.0f} MiB; "
-                    f"tmpfs {c.shmem / MIB:.0f} MiB)"
+                    f"tmpfs {c.breakdown.get('tmpfs', 0) / MIB:.0f} MiB)"
                 )
                 log(
                     "    of which "

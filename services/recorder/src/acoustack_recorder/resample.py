@@ -7,9 +7,12 @@ for a resampling done once per start.
 from __future__ import annotations
 
 import sys
-import wave
+from pathlib import Path
 
 import numpy as np
+
+from acoustack.errors import InvalidArgumentError
+from acoustack_recorder.sources import read_first_channel
 
 
 def resample(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
@@ -32,18 +35,13 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2 or not argv[1].isdigit():
         print("usage: python -m acoustack_recorder.resample FILE RATE", file=sys.stderr)
         return 2
-    path, rate = argv[0], int(argv[1])
+    path, rate = Path(argv[0]), int(argv[1])
     try:
-        with wave.open(path, "rb") as wav:
-            if wav.getsampwidth() != 2:
-                print(f"{path}: only 16-bit PCM WAV can be replayed", file=sys.stderr)
-                return 1
-            data = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
-            first = data.reshape(-1, wav.getnchannels())[:, 0]
-            from_hz = wav.getframerate()
-    except (OSError, EOFError, wave.Error) as exc:
-        print(f"{path}: not a readable WAV file ({exc})", file=sys.stderr)
+        data, from_hz = read_first_channel(path)
+    except InvalidArgumentError as exc:
+        print(exc, file=sys.stderr)
         return 1
+    first = np.frombuffer(data, "<i2")
     sys.stdout.buffer.write(resample(first, from_hz, rate).astype("<i2").tobytes())
     return 0
 

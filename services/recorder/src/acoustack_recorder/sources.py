@@ -101,7 +101,7 @@ class SyntheticSource:
 # --- replay ------------------------------------------------------------------------------------
 
 
-def _read_wav(path: Path) -> tuple[bytes, int]:
+def read_first_channel(path: Path) -> tuple[bytes, int]:
     """A WAV file's first channel, as 16-bit PCM bytes, and its rate."""
     try:
         with wave.open(str(path), "rb") as wav:
@@ -156,7 +156,9 @@ class ReplaySource:
             raise InvalidArgumentError(
                 f"{folder}: no WAV files to replay (give a folder of .wav files)"
             )
-        rates = {p: _read_wav(p)[1] for p in files}  # each one readable, or the error says which
+        rates = {
+            p: read_first_channel(p)[1] for p in files
+        }  # each one readable, or the error says which
         self.files = files
         self.samplerate_hz = samplerate_hz
         self.channels = channels
@@ -173,7 +175,9 @@ class ReplaySource:
         recording (so a start-up check of the folder resamples nothing), then sliced."""
         if self._loop is None:
             self._loop = b"".join(
-                _read_wav(p)[0] if rate == self.samplerate_hz else _resampled(p, self.samplerate_hz)
+                read_first_channel(p)[0]
+                if rate == self.samplerate_hz
+                else _resampled(p, self.samplerate_hz)
                 for p, rate in self._rates.items()
             )
         return self._loop
