@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -210,6 +212,37 @@ def test_file_management_moves_saves_and_deletes_in_order(tmp_path):
     ]  # fmt: skip
     assert (tmp_path / "saved" / "keep.wav").read_bytes() == b"RIFF audio"
     assert sorted(p.name for p in temp.iterdir()) == ["waiting.wav"]  # still waiting for its model
+
+
+def cached_bytes(path: Path) -> int:
+    """How much of a file is in the page cache (util-linux's fincore)."""
+    done = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(done.stdout)
+
+
+def test_a_saved_recording_is_on_disk_and_out_of_the_page_cache(tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    recording = factories.recording(DEPLOYMENT.id, path=str(temp / "a.wav"))
+    audio = os.urandom(2 * 1024 * 1024)
+    Path(recording.path).write_bytes(audio)
+    saved = tmp_path / "saved" / "a.wav"
+    calls = Calls()
+    tasks.generate_file_management_task(
+        store=Spy(calls, "store", get_recordings_by_path=[(recording, [])],
+                  update_recording_path=None),
+        file_managers=[Spy(calls, "manager", save_recording=saved)],
+        tmp_path=temp,
+    )()  # fmt: skip
+    filesystem = subprocess.run(
+        ["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if filesystem != "tmpfs":  # a RAM-backed file has no disk to be dropped to
+        assert cached_bytes(saved) == 0
+    assert saved.read_bytes() == audio
 
 
 def test_a_failed_store_update_leaves_the_recording_where_it_was(tmp_path):
