@@ -18,7 +18,6 @@ import sys
 
 from acoustack import prometheus
 from acoustack.config import load_service_settings
-from acoustack.errors import AcoustackError
 from acoustack.worker_process import port_is_free
 from acoustack_detector.settings import PREFIX, DetectorSettings
 from acoustack_detector.wiring import run_worker
@@ -39,16 +38,6 @@ def main() -> int:
     prometheus.start_exporter(
         settings.metrics_port, settings.metrics_host, metrics_dir=settings.metrics_dir
     )
-    try:
-        from acoustack_detector.batdetect2.config import load_metadata, model_folder
-
-        load_metadata(model_folder(settings.model_dir))  # the files, not the network
-    except (AcoustackError, OSError, ValueError) as exc:
-        log.error(
-            "the bundled model cannot be loaded (%s): a program whose detection.model is "
-            "batdetect2 will fail its check; build it with `make model`",
-            exc,
-        )
     return run_worker(settings)
 
 

@@ -24,7 +24,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
@@ -39,8 +39,9 @@ from acoustack.errors import (
     bounded,
 )
 from acoustack.names import DetectArguments, Task
-from acoustack_detector.pipeline import Detector, ModelRun, Result
-from acoustack_detector.remote_model import ModelServerError
+
+if TYPE_CHECKING:  # imported by the task itself: only in a pool child (wiring.run_worker)
+    from acoustack_detector.pipeline import Detector, ModelRun, Result
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ def register_detect_task(app: Celery, make_detector: Callable[[], Detector]):
         return built[0]
 
     def detect(task: Any, arguments: DetectArguments) -> dict:
+        from acoustack_detector.pipeline import Result
+        from acoustack_detector.remote_model import ModelServerError
+
         recording_id = str(arguments.recording_id)
 
         def mark_failed(reason: str) -> dict:
