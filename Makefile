@@ -110,7 +110,8 @@ SERVICES := storage detector recorder messenger scheduler dashboard hub
 WHEELHOUSE ?= build/wheelhouse
 WHEEL_PLATFORM ?=
 
-wheelhouse: ## wheels each service image installs offline (WHEELHOUSE/<service>, from uv.lock)
+wheelhouse: ## wheels each service image installs offline (WHEELHOUSE/<service>, and WHEELHOUSE/common for the layer all share; from uv.lock)
+	UV=$(UV) WHEEL_PLATFORM="$(WHEEL_PLATFORM)" scripts/wheelhouse.sh acoustack "$(WHEELHOUSE)/common"
 	@for service in $(SERVICES); do \
 		extras=""; [ "$$service" = recorder ] && extras=microphone; \
 		UV=$(UV) EXTRAS="$$extras" WHEEL_PLATFORM="$(WHEEL_PLATFORM)" \

@@ -30,6 +30,7 @@ for image in $INFRA; do
     echo "== acoustack/$image:$TAG ${PLATFORM:+($PLATFORM)}"
     "${build[@]}" -t "acoustack/$image:$TAG" "compose/images/$image"
 done
+[ -d "$WHEELHOUSE/common" ] || die "no wheelhouse $WHEELHOUSE/common: run make wheelhouse"
 for service in $SERVICES; do
     [ -d "$WHEELHOUSE/$service" ] || die "no wheelhouse $WHEELHOUSE/$service: run make wheelhouse"
     echo "== acoustack/$service:$TAG ${PLATFORM:+($PLATFORM)}"

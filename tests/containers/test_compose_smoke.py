@@ -387,3 +387,42 @@ def test_the_dashboard_serves_its_pages_behind_the_generated_password(stack: Sta
     )
     response, page = get("/", session)
     assert response.status == 200 and "Overview" in page and "Program <b>" in page
+
+
+SERVICE_IMAGES = ("storage", "detector", "recorder", "messenger", "scheduler", "dashboard", "hub")
+
+
+def image_layers(docker: str, image: str) -> list[str]:
+    done = run([docker, "image", "inspect", "-f", "{{json .RootFS.Layers}}", image], 60, None)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def layer_sizes(docker: str, image: str) -> list[int]:
+    """The sizes of the image's layers that hold files, oldest first (docker history)."""
+    done = run([docker, "history", "--no-trunc", "--format", "{{.Size}}", "--human=false",
+                image], 60, None)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [int(size) for size in reversed(done.stdout.split()) if int(size) > 0]
+
+
+def test_the_service_images_share_one_layer_of_the_common_packages(stack: Stack):
+    """What a card holds: the Python packages every service uses are one layer, the same in all
+    seven images, so the card stores it once (and the device caches its files once)."""
+    docker = stack.env["DOCKER"]
+    tag = stack.env.get("ACOUSTACK_VERSION") or next(
+        line.split("=", 1)[1].strip()
+        for line in (REPO / "compose" / ".env").read_text().splitlines()
+        if line.startswith("ACOUSTACK_VERSION=")
+    )
+    layers = {name: image_layers(docker, f"acoustack/{name}:{tag}") for name in SERVICE_IMAGES}
+    # Debian, its Python and the common venv: the first three layers of every image.
+    shared = layers["storage"][:3]
+    for name, chain in layers.items():
+        assert chain[:3] == shared, f"acoustack/{name}:{tag} does not start with storage's layers"
+        assert len(chain) > 3, f"acoustack/{name}:{tag} has no layer of its own"
+    common_venv = layer_sizes(docker, f"acoustack/messenger:{tag}")[2]
+    assert common_venv > 30_000_000, f"the shared venv layer is only {common_venv} bytes"
+    # The messenger's own layer holds its package, not a second copy of the common ones.
+    own = layer_sizes(docker, f"acoustack/messenger:{tag}")[-1]
+    assert own < 5_000_000, f"the messenger's own venv layer is {own} bytes"
