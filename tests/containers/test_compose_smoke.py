@@ -410,11 +410,10 @@ def test_the_service_images_share_one_layer_of_the_common_packages(stack: Stack)
     """What a card holds: the Python packages every service uses are one layer, the same in all
     seven images, so the card stores it once (and the device caches its files once)."""
     docker = stack.env["DOCKER"]
-    tag = stack.env.get("ACOUSTACK_VERSION") or next(
-        line.split("=", 1)[1].strip()
-        for line in (REPO / "compose" / ".env").read_text().splitlines()
-        if line.startswith("ACOUSTACK_VERSION=")
-    )
+    # The tag the stack runs, as compose resolves it (the hub's image, not in this stack, has it too).
+    images = run([*stack.compose, "config", "--images"], 60, stack.env)
+    assert images.returncode == 0, images.stderr
+    tag = next(i for i in images.stdout.split() if i.startswith("acoustack/storage:")).split(":")[1]
     layers = {name: image_layers(docker, f"acoustack/{name}:{tag}") for name in SERVICE_IMAGES}
     # Debian, its Python and the common venv: the first three layers of every image.
     shared = layers["storage"][:3]
