@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from acoustack.errors import InvalidArgumentError
+from acoustack_recorder import sources
 from acoustack_recorder.resample import resample
 from acoustack_recorder.sources import (
     DeviceUnavailableError,
@@ -206,6 +207,49 @@ def test_replay_resamples_with_the_spectrum_and_plays_every_channel_alike(tmp_pa
         original = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
     assert np.array_equal(stereo[:, 0], resample(original, 500_000, 384_000))
     assert np.array_equal(stereo[:, 0], stereo[:, 1])
+
+
+def test_sources_on_the_same_folder_share_one_resampling_until_a_file_changes(tmp_path):
+    # The start-up check's test recording and the first recording each build a source: one run of
+    # the resampling process serves both.
+    for wav in AUDIO.glob("*.wav"):
+        shutil.copy(wav, tmp_path / wav.name)
+    sources._replay_loop.cache_clear()
+    first = ReplaySource(tmp_path, 384_000, real_time=False)
+    second = ReplaySource(tmp_path, 384_000, real_time=False)
+    assert first.record(1.0) == second.record(1.0)
+    assert sources._replay_loop.cache_info().misses == 1
+    # A file replaced in the folder is read again.
+    myotis = tmp_path / "20170701_213954-MYOMYS-LR_0_0.5.wav"
+    with wave.open(str(myotis), "rb") as wav:
+        params, frames = wav.getparams(), wav.readframes(wav.getnframes())
+    with wave.open(str(myotis), "wb") as wav:
+        wav.setparams(params)
+        wav.writeframes(bytes(len(frames) // 2))  # shorter, silent: size and content differ
+    changed = ReplaySource(tmp_path, 384_000, real_time=False)
+    assert changed.loop != first.loop and sources._replay_loop.cache_info().misses == 2
+
+
+def test_the_resampling_process_loads_numpy_and_the_standard_library_only():
+    # Each process that ends takes what it used out of memory; a light one leaves less behind and
+    # starts sooner (on a Pi 3, grpcio alone is seconds).
+    code = (
+        "import sys, acoustack_recorder.resample; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'grpc', 'acoustack', 'pydantic', 'google', 'celery', 'ssl'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_file_that_cannot_be_resampled_is_named(tmp_path):
+    # Readable by the source at start, broken by the time the resampling process reads it.
+    myotis = AUDIO / "20170701_213954-MYOMYS-LR_0_0.5.wav"
+    shutil.copy(myotis, tmp_path / myotis.name)
+    source = ReplaySource(tmp_path, 384_000, real_time=False)
+    (tmp_path / myotis.name).write_bytes(b"RIFF....WAVEjunk")
+    with pytest.raises(InvalidArgumentError, match="MYOMYS-LR_0_0.5.wav: not a readable WAV file"):
+        source.record(0.5)
 
 
 def test_replay_of_an_unreadable_file_names_it(tmp_path):

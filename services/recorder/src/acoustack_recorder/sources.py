@@ -9,17 +9,18 @@ off and report it.
 from __future__ import annotations
 
 import array
+import functools
 import logging
 import subprocess
 import sys
 import time
-import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from acoustack.errors import AcoustackError, InvalidArgumentError, UnavailableError
+from acoustack_recorder import first_channel
 from acoustack_recorder.wavfile import Pcm
 
 log = logging.getLogger(__name__)
@@ -104,31 +105,31 @@ class SyntheticSource:
 def read_first_channel(path: Path) -> tuple[bytes, int]:
     """A WAV file's first channel, as 16-bit PCM bytes, and its rate."""
     try:
-        with wave.open(str(path), "rb") as wav:
-            if wav.getsampwidth() != 2:
-                raise InvalidArgumentError(f"{path}: only 16-bit PCM WAV can be replayed")
-            data, channels = wav.readframes(wav.getnframes()), wav.getnchannels()
-            rate = wav.getframerate()
-    except (OSError, EOFError, RuntimeError, wave.Error) as exc:
-        raise InvalidArgumentError(f"{path}: not a readable WAV file ({exc})") from None
-    if channels > 1:
-        data = array.array("h", data)[::channels].tobytes()  # bytes as they are: no byte swap
-    return data, rate
+        return first_channel.read_first_channel(path)
+    except first_channel.UnreadableWav as exc:
+        raise InvalidArgumentError(str(exc)) from None
 
 
-def _resampled(path: Path, to_hz: int) -> bytes:
-    """``path``'s first channel at ``to_hz``, by acoustack_recorder.resample in a process of its
-    own: numpy stays out of the recorder's processes, which keep running for months."""
+@functools.lru_cache(maxsize=1)
+def _replay_loop(files: tuple[tuple[Path, int, int, int], ...], samplerate_hz: int) -> bytes:
+    """The files (path, size, mtime_ns, rate: a changed file is read again) one after the other at
+    ``samplerate_hz``, made once per process: the start-up check's test recording and the first
+    recording share it. Files at another rate are resampled all in one run of
+    acoustack_recorder.resample, in a process of its own: numpy stays out of the recorder's
+    processes, which keep running for months."""
+    paths = [path for path, *_ in files]
+    if all(rate == samplerate_hz for *_, rate in files):
+        return b"".join(read_first_channel(path)[0] for path in paths)
     done = subprocess.run(
-        [sys.executable, "-m", "acoustack_recorder.resample", str(path), str(to_hz)],
+        [sys.executable, "-m", "acoustack_recorder.resample", str(samplerate_hz), *map(str, paths)],
         capture_output=True,
         timeout=120,
         check=False,
     )
     if done.returncode != 0:
         raise InvalidArgumentError(
-            f"{path}: could not be resampled to {to_hz} Hz for replay: "
-            f"{done.stderr.decode(errors='replace').strip()[-300:]}"
+            f"{' '.join(map(str, paths))}: could not be resampled to {samplerate_hz} Hz for "
+            f"replay: {done.stderr.decode(errors='replace').strip()[-300:]}"
         )
     return done.stdout
 
@@ -174,12 +175,11 @@ class ReplaySource:
         """The files one after the other at the configured rate, 16-bit PCM: made at the first
         recording (so a start-up check of the folder resamples nothing), then sliced."""
         if self._loop is None:
-            self._loop = b"".join(
-                read_first_channel(p)[0]
-                if rate == self.samplerate_hz
-                else _resampled(p, self.samplerate_hz)
+            files = tuple(
+                (p, (st := p.stat()).st_size, st.st_mtime_ns, rate)
                 for p, rate in self._rates.items()
             )
+            self._loop = _replay_loop(files, self.samplerate_hz)
         return self._loop
 
     def record(self, duration_s: float) -> Pcm:
