@@ -1,18 +1,20 @@
-"""The container health check, `python -m acoustack.healthcheck`, against a real gRPC server: it
-says what grpcio's own health client says, and loads no grpcio to say it."""
+"""The containers' health check, `acoustack-grpc-health` (bash), against a real gRPC server: it says
+what grpcio's own health client says, with nothing but bash and coreutils."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
 from acoustack import self_check
 from acoustack.grpc_server import start_server
-from acoustack.healthcheck import check, probe
+from acoustack.healthcheck import check
 from acoustack.testing.servers import free_port
 
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "acoustack-grpc-health"
 SELF_CHECK = "acoustack.v1.SelfCheck"
 
 
@@ -23,41 +25,43 @@ def server():
     running.stop(0)
 
 
-def command(target: str, *service: str) -> subprocess.CompletedProcess[str]:
-    # -X importtime lists every module the command loads, on stderr.
-    return subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "acoustack.healthcheck", target, *service],
-        capture_output=True, text=True, timeout=30, check=False,
+@pytest.fixture(scope="module")
+def tools_only(tmp_path_factory) -> dict[str, str]:
+    # A PATH with the programs the script may run and nothing else: no Python.
+    folder = tmp_path_factory.mktemp("path")
+    for tool in ("bash", "timeout", "cat", "od", "tr"):
+        (folder / tool).symlink_to(shutil.which(tool))
+    return {"PATH": str(folder), "ACOUSTACK_HEALTH_READ_S": "0.5"}
+
+
+def health(env: dict[str, str], *args: str) -> tuple[int, str]:
+    done = subprocess.run(
+        [env["PATH"] + "/bash", str(SCRIPT), *args],
+        capture_output=True, text=True, timeout=30, env=env, check=False,
     )  # fmt: skip
+    return done.returncode, done.stdout.strip()
 
 
-def test_the_probe_agrees_with_grpcio_on_serving_and_not_serving(server):
+def test_the_script_agrees_with_grpcio_on_serving_and_not_serving(server, tools_only):
     target = f"127.0.0.1:{server.port}"
     for service in ("", SELF_CHECK):
-        assert probe(target, service) == check(target, service) == (True, f"{target}: SERVING")
+        assert check(target, service) == (True, f"{target}: SERVING")
+        assert health(tools_only, target, *[service][: bool(service)]) == (0, f"{target}: SERVING")
     server.set_serving(False)
     for service in ("", SELF_CHECK):
-        assert probe(target, service) == check(target, service) == (False, f"{target}: NOT_SERVING")
+        assert check(target, service) == (False, f"{target}: NOT_SERVING")
+        assert health(tools_only, target, *[service][: bool(service)]) == (
+            1,
+            f"{target}: NOT_SERVING",
+        )
 
 
-def test_an_unknown_service_or_no_server_is_not_healthy(server):
+def test_an_unknown_service_no_server_or_a_bad_target_is_not_healthy(server, tools_only):
     target = f"127.0.0.1:{server.port}"
-    assert not probe(target, "acoustack.v1.Nothing")[0]
     assert not check(target, "acoustack.v1.Nothing")[0]
+    code, text = health(tools_only, target, "acoustack.v1.Nothing")
+    assert code == 1 and "no health status in the answer" in text
     nobody = f"127.0.0.1:{free_port()}"
-    ok, text = probe(nobody)
-    assert not ok and text.startswith(f"{nobody}: UNAVAILABLE")
-    assert probe("storage") == (False, "storage: not HOST:PORT")
-
-
-def test_the_command_exits_by_health_without_loading_grpcio(server):
-    target = f"127.0.0.1:{server.port}"
-    serving = command(target)
-    assert (serving.returncode, serving.stdout.strip()) == (0, f"{target}: SERVING")
-    loaded = {line.split("|")[-1].strip() for line in serving.stderr.splitlines()}
-    assert "acoustack" in loaded  # the listing is complete: the package was loaded
-    assert not any(name == "grpc" or name.startswith("grpc.") for name in loaded)
-    server.set_serving(False)
-    assert command(target, SELF_CHECK).returncode == 1
-    bad = command("storage")
-    assert (bad.returncode, bad.stdout.strip()) == (1, "storage: not HOST:PORT")
+    assert health(tools_only, nobody) == (1, f"{nobody}: UNAVAILABLE: nothing answers there")
+    assert health(tools_only, "storage") == (2, "storage: not HOST:PORT")
+    assert health(tools_only, "127.0.0.1:port") == (2, "127.0.0.1:port: not HOST:PORT")

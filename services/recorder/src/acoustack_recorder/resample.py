@@ -5,8 +5,8 @@ A process of its own, because numpy, which it needs, would otherwise stay reside
 recorder's processes (about 13 MB each) for a resampling done once per start. It imports numpy and
 the standard library only, and runs once for all the files: each process that ends unmaps what it
 used, and the kernel moves library pages that two exiting processes used to its active list, where
-`docker stats` counts them against whichever container read them first (grpcio's, numpy's: about
-17 MB when this ran once per file and per source, with the shared library imported).
+`docker stats` counts them against whichever container read them first. Run once per source, with
+grpcio loaded, it put about 17 MiB there on a cold start (bench/README.md).
 """
 
 from __future__ import annotations
