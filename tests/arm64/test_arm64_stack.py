@@ -39,7 +39,7 @@ MODEL_LOAD_TIMEOUT_S = 2400
 DETECTION_TIMEOUT_S = 1800
 # Short recordings, seldom: a second of audio costs minutes of emulated CPU.
 RECORDING = {"recording.duration_s": "0.5", "recording.interval_s": "60"}
-# Emulated, a health check's Python takes seconds just to start.
+# Emulated, a health check's answer can take seconds (acoustack-grpc-health reads it for READ_S).
 SLOW_HEALTH = {"timeout": "60s", "interval": "20s", "start_period": "600s", "retries": 10}
 # qemu's translated code counts in a container's memory: the messenger's 256 MB was OOM-killed.
 EMULATED_MEM_LIMIT = "1g"
@@ -89,7 +89,10 @@ def test_the_arm64_stack_stores_a_detection_from_the_bundled_model(tmp_path: Pat
         yaml.safe_dump(
             {
                 "services": {
-                    n: {"mem_limit": EMULATED_MEM_LIMIT, "environment": {"QEMU_CPU": QEMU_CPU}}
+                    n: {
+                        "mem_limit": EMULATED_MEM_LIMIT,
+                        "environment": {"QEMU_CPU": QEMU_CPU, "ACOUSTACK_HEALTH_READ_S": "10"},
+                    }
                     | ({"healthcheck": SLOW_HEALTH} if "healthcheck" in services[n] else {})
                     for n in running
                 }
